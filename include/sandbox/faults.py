@@ -1,0 +1,136 @@
+"""Injected failures: the queue behind POST /_sandbox/faults and the responses it forges."""
+
+from __future__ import annotations
+
+import threading
+from http import HTTPStatus
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from sandbox.web import Response
+
+# "status"/"html" replace the response; "delay" sleeps then answers normally;
+# "reset"/"truncate" answer normally but break the transfer (see server.py).
+KINDS = frozenset({"status", "delay", "reset", "truncate", "html"})
+_DEFAULT_ERRORS = {401: "invalid_authentication", 429: "ratelimited"}
+
+
+@dataclass
+class Fault:
+    kind: str
+    match: str = "/"  # path prefix
+    count: int = 1  # how many matching requests it applies to
+    after: int = 0  # matching requests to let through first
+    status: int | None = None
+    headers: dict[str, str] | None = None  # None: defaults (Retry-After: 1 on 429)
+    body: str | None = None
+    seconds: float = 0.0  # for "delay"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_fault(raw: Any) -> Fault:
+    """Validate one fault spec from the admin API; raises ValueError with a readable reason."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("each fault must be an object")
+    allowed = set(Fault.__dataclass_fields__)
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValueError(f"unknown fault keys {sorted(unknown)}")
+    if raw.get("kind") not in KINDS:
+        raise ValueError(f"fault kind must be one of {sorted(KINDS)}")
+    try:
+        fault = Fault(**raw)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(fault.match, str) or not fault.match.startswith("/"):
+        raise ValueError("match must be a path prefix starting with /")
+    if not isinstance(fault.count, int) or fault.count < 1 or not isinstance(fault.after, int) or fault.after < 0:
+        raise ValueError("count must be an int >= 1 and after an int >= 0")
+    if fault.status is not None and not (isinstance(fault.status, int) and 100 <= fault.status <= 599):
+        raise ValueError("status must be an HTTP status code")
+    if fault.headers is not None and not (
+        isinstance(fault.headers, Mapping) and all(isinstance(v, str) for v in fault.headers.values())
+    ):
+        raise ValueError("headers must map names to strings")
+    if fault.body is not None and not isinstance(fault.body, str):
+        raise ValueError("body must be a string")
+    if not isinstance(fault.seconds, (int, float)) or fault.seconds < 0:
+        raise ValueError("seconds must be a number >= 0")
+    return fault
+
+
+class FaultQueue:
+    """FIFO of faults: each request consumes the earliest queued fault whose prefix matches its path."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, faults: list[Fault]) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.to_dict() for f in self._faults]
+
+    def take(self, path: str) -> Fault | None:
+        """The fault to apply to this request, if any; advances the matching fault's counters."""
+        with self._lock:
+            for fault in self._faults:
+                if not path.startswith(fault.match):
+                    continue
+                if fault.after:
+                    fault.after -= 1
+                    return None
+                fault.count -= 1
+                if not fault.count:
+                    self._faults.remove(fault)
+                return fault
+            return None
+
+
+def fault_response(fault: Fault) -> Response:
+    """The forged response of a "status" or "html" fault."""
+    if fault.kind == "html":
+        status = fault.status or 502
+        body = fault.body or _html_page(status)
+        headers = {"Content-Type": "text/html; charset=utf-8"}
+    else:
+        status = fault.status or 500
+        body = fault.body or orjson.dumps({"ok": False, "error": _DEFAULT_ERRORS.get(status, "sandbox_fault")}).decode()
+        headers = {"Content-Type": _content_type(body)}
+        if status == 429 and fault.headers is None:
+            headers["Retry-After"] = "1"
+    headers.update(fault.headers or {})
+    return Response(status, body.encode(), headers)
+
+
+def _content_type(body: str) -> str:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "text/plain; charset=utf-8"
+    return "application/json; charset=utf-8"
+
+
+def _html_page(status: int) -> str:
+    """What a load balancer in front of a SaaS API typically returns instead of JSON."""
+    try:
+        title = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        title = str(status)
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n"
+        f"<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    )

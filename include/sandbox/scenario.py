@@ -1,0 +1,96 @@
+"""Scenario: the knobs that define what a sandbox serves (seed, rates, tokens, limits).
+
+A scenario fully determines the event stream, so the server and the test suite can
+both derive the same ground truth from it without talking to each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+DEFAULT_SCENARIO_PATH = os.path.join(os.path.dirname(__file__), "scenario.yaml")
+
+
+@dataclass(frozen=True)
+class LagProfile:
+    """A seeded fraction `p_late` of events arrives 1..max_lag_seconds after it happened."""
+
+    p_late: float
+    max_lag_seconds: int
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    events_per_hour: float = 600
+    burst_fraction: float = 0.2
+    token: str = "xoxp-sandbox-token"
+    # None or 0 disables rate limiting.
+    rate_limit_per_minute: int | None = 50
+    lag: LagProfile | None = None
+    # Events older than now - retention_days are not served; also bounds scans without `oldest`.
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int
+    sources: Mapping[str, SourceConfig] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_scenario(source: Scenario | Mapping[str, Any] | str | os.PathLike[str] | None = None) -> Scenario:
+    """Build a validated Scenario from a Scenario, a dict, or a YAML/JSON file (None: the default file)."""
+    if isinstance(source, Scenario):
+        return source
+    if source is None:
+        source = DEFAULT_SCENARIO_PATH
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, encoding="utf-8") as fh:
+            source = yaml.safe_load(fh)
+    if not isinstance(source, Mapping):
+        raise ValueError("scenario must be a mapping")
+    _reject_unknown(source, {"seed", "sources"}, "scenario")
+    sources = source.get("sources") or {}
+    if not isinstance(sources, Mapping):
+        raise ValueError("scenario.sources must be a mapping")
+    return Scenario(
+        seed=int(source.get("seed", 0)),
+        sources={str(name): _source_config(name, cfg or {}) for name, cfg in sources.items()},
+    )
+
+
+def _source_config(name: str, raw: Mapping[str, Any]) -> SourceConfig:
+    where = f"scenario.sources.{name}"
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be a mapping")
+    _reject_unknown(raw, {f.name for f in dataclasses.fields(SourceConfig)}, where)
+    values = dict(raw)
+    lag = values.get("lag")
+    if lag is not None:
+        if not isinstance(lag, Mapping):
+            raise ValueError(f"{where}.lag must be a mapping or null")
+        _reject_unknown(lag, {"p_late", "max_lag_seconds"}, f"{where}.lag")
+        values["lag"] = LagProfile(p_late=float(lag.get("p_late", 0.0)), max_lag_seconds=int(lag.get("max_lag_seconds", 0)))
+    cfg = SourceConfig(**values)
+    if cfg.events_per_hour < 0:
+        raise ValueError(f"{where}.events_per_hour must be >= 0")
+    if not 0 <= cfg.burst_fraction <= 1:
+        raise ValueError(f"{where}.burst_fraction must be within [0, 1]")
+    if cfg.lag is not None and (not 0 <= cfg.lag.p_late <= 1 or cfg.lag.max_lag_seconds < 1):
+        raise ValueError(f"{where}.lag needs 0 <= p_late <= 1 and max_lag_seconds >= 1")
+    return cfg
+
+
+def _reject_unknown(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    """Typos in a scenario would silently fall back to defaults; fail loudly instead."""
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -1,0 +1,42 @@
+"""Registry of the SaaS APIs the sandbox can impersonate: one module per API.
+
+Adding an API = a module with `make_renderer(seed)` and an API class taking
+(config, store, clock) with `routes()` and `reset()`, registered below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sandbox import slack
+from sandbox.events import Clock, EventStore, Renderer
+from sandbox.scenario import Scenario, SourceConfig
+from sandbox.web import Route
+
+
+class Api(Protocol):
+    def routes(self) -> list[Route]: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceType:
+    make_renderer: Callable[[int], Renderer]
+    make_api: Callable[[SourceConfig, EventStore, Clock], Api]
+
+
+SOURCE_TYPES: dict[str, SourceType] = {
+    slack.NAME: SourceType(slack.make_renderer, slack.SlackApi),
+}
+
+
+def event_store(scenario: Scenario, source: str) -> EventStore:
+    """The EventStore of `source` as configured by `scenario`."""
+    if source not in SOURCE_TYPES:
+        raise ValueError(f"unknown source {source!r}; known: {sorted(SOURCE_TYPES)}")
+    if source not in scenario.sources:
+        raise ValueError(f"source {source!r} is not configured in the scenario")
+    return EventStore(scenario.seed, source, scenario.sources[source], SOURCE_TYPES[source].make_renderer(scenario.seed))
