@@ -1,0 +1,229 @@
+"""One HTTP client for every source: timeouts, bounded retries of the same page, rate-limit waits, scrubbing.
+
+The client retries what a retry can fix (429, 5xx, broken connections, unreadable bodies) a bounded number
+of times with a bounded total wait, then raises so that Airflow's task retries take over. Credentials live
+in session headers only, never in URLs, so no exception text or log line can carry them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import requests
+
+from auditlogs.errors import (
+    AuthError,
+    MalformedResponseError,
+    PaginationError,
+    RateLimitedError,
+    RequestRejectedError,
+    TransientError,
+    excerpt,
+)
+
+log = logging.getLogger(__name__)
+
+_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class _Retryable(Exception):
+    def __init__(self, error: Exception, delay: float):
+        self.error, self.delay = error, delay
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    #: A path below the connection's base URL, or an absolute URL the API handed us (next links).
+    url: str
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: Any
+    body: Any
+    size: int
+
+
+@dataclass
+class RetryBudget:
+    """How hard one page is retried inside a task before the task fails and Airflow retries it."""
+
+    max_attempts: int = 5
+    max_total_wait: float = 600.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    #: Server-requested waits are floored (Retry-After: 0 must not cause a burst) and capped.
+    min_rate_limit_wait: float = 1.0
+    max_rate_limit_wait: float = 300.0
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    transient_failures: int = 0
+    bytes_received: int = 0
+    waited_seconds: float = 0.0
+    connections: set = field(default_factory=set, repr=False)
+
+
+def base_url_of(connection: Any) -> str:
+    """The API base URL from an Airflow connection: host as given, or schema://host:port."""
+    host = (connection.host or "").strip()
+    if not host:
+        raise ValueError(f"connection '{connection.conn_id}' has no host: set it to the API base URL")
+    if "://" not in host:
+        scheme = connection.schema or "https"
+        host = f"{scheme}://{host}"
+        if connection.port:
+            host = f"{host}:{connection.port}"
+    return host.rstrip("/") + "/"
+
+
+class ApiClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        session: requests.Session,
+        timeout: float,
+        where: str,
+        conn_id: str,
+        permission: str,
+        secrets: tuple[str, ...],
+        budget: RetryBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url
+        self.session = session
+        self.timeout = timeout
+        self.where = where
+        self.conn_id = conn_id
+        self.permission = permission
+        self.secrets = secrets
+        self.budget = budget or RetryBudget()
+        self.sleep = sleep
+        self.stats = ClientStats()
+        self._origin = urlsplit(base_url)[:2]
+
+    def resolve(self, url: str) -> str:
+        """Join a path to the base URL; refuse an absolute URL on another scheme or host (the token would follow)."""
+        absolute = urljoin(self.base_url, url.lstrip("/")) if "://" not in url else url
+        if urlsplit(absolute)[:2] != self._origin:
+            raise PaginationError(
+                f"the API sent a next-page URL on another host or scheme ({urlsplit(absolute).scheme}://"
+                f"{urlsplit(absolute).netloc}); refusing to send the credential there",
+                where=self.where,
+                hint="check the connection's host; if the API really moved, point the connection at the new host",
+            )
+        return absolute
+
+    def send(self, request: ApiRequest) -> ApiResponse:
+        url = self.resolve(request.url)
+        waited = 0.0
+        for attempt in range(1, self.budget.max_attempts + 1):
+            try:
+                return self._attempt(request, url, attempt)
+            except _Retryable as retryable:
+                failure, delay = retryable.error, retryable.delay
+            if attempt == self.budget.max_attempts or waited + delay > self.budget.max_total_wait:
+                raise failure
+            log.warning(
+                "%s: %s; retrying the same page in %.1fs (attempt %d of %d)",
+                self.where, failure.what, delay, attempt, self.budget.max_attempts,
+            )
+            self.sleep(delay)
+            waited += delay
+            self.stats.retries += 1
+            self.stats.waited_seconds += delay
+
+    def _attempt(self, request: ApiRequest, url: str, attempt: int) -> ApiResponse:
+        """One request: the response, or _Retryable with the error to raise once the budget is spent."""
+        self.stats.requests += 1
+        try:
+            response = self.session.request(
+                request.method, url, params=request.params, json=request.json,
+                timeout=self.timeout, allow_redirects=False,
+            )
+            content = response.content
+        except _NETWORK_ERRORS as exc:
+            self.stats.transient_failures += 1
+            raise _Retryable(TransientError(f"network error ({type(exc).__name__})", where=self.where), self._backoff(attempt))
+
+        status = response.status_code
+        self.stats.bytes_received += len(content)
+        body_excerpt = excerpt(content, self.secrets)
+        if 200 <= status < 300:
+            try:
+                body = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                error = MalformedResponseError(
+                    "the API answered success with a body that is not JSON (truncated or an error page)",
+                    where=self.where, status=status, body_excerpt=body_excerpt,
+                )
+                raise _Retryable(error, self._backoff(attempt))
+            return ApiResponse(status, response.headers, body, len(content))
+        if status == 429:
+            self.stats.rate_limited += 1
+            wait = self._rate_limit_wait(response.headers, attempt)
+            raise _Retryable(RateLimitedError(
+                "the API kept rate-limiting (HTTP 429)", reset_after=wait, where=self.where,
+                status=status, body_excerpt=body_excerpt,
+            ), wait)
+        if status in (401, 403):
+            raise AuthError(
+                "the API refused the credential",
+                where=self.where, status=status, body_excerpt=body_excerpt,
+                hint=(
+                    f"fix the token in Airflow connection '{self.conn_id}' (it is wrong, revoked or lacks "
+                    f"{self.permission}); the task is not retried so that the account is not locked"
+                ),
+            )
+        if status >= 500 or status == 408:
+            self.stats.transient_failures += 1
+            raise _Retryable(TransientError(
+                "the API failed", where=self.where, status=status, body_excerpt=body_excerpt
+            ), self._backoff(attempt))
+        raise RequestRejectedError(
+            "the API rejected the request", where=self.where, status=status, body_excerpt=body_excerpt
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.budget.backoff_cap, self.budget.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _rate_limit_wait(self, headers: Any, attempt: int) -> float:
+        """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (epoch), floored, capped and jittered."""
+        wait = _retry_after(headers.get("Retry-After"))
+        if wait is None:
+            reset = headers.get("X-RateLimit-Reset") or headers.get("X-Rate-Limit-Reset")
+            if reset is not None and reset.strip().isdigit():
+                wait = int(reset) - time.time()
+        if wait is None:
+            wait = self._backoff(attempt)
+        wait = min(max(wait, self.budget.min_rate_limit_wait), self.budget.max_rate_limit_wait)
+        return wait + random.uniform(0, 0.1 * wait)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return parsed.timestamp() - time.time() if parsed else None

@@ -1,0 +1,104 @@
+"""The DAG factory: one DAG per configured source, built from the YAML config without any I/O but the
+config file itself (no network, no connection look-ups), so parsing stays cheap."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
+from airflow.sdk.exceptions import AirflowFailException
+
+from auditlogs.config import SourceConfig, format_duration, load_config
+from auditlogs.operators.collect import AuditLogToGCSOperator
+from auditlogs.sink.gcs import MANIFEST_NAME
+
+log = logging.getLogger(__name__)
+
+DAG_ID_PREFIX = "auditlogs_"
+#: Placeholder DAGs of broken sources start here: they never run on a schedule.
+_EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
+
+
+def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
+    """Every source's DAG by dag_id; a broken source gets a placeholder DAG that shows its config error."""
+    loaded = load_config(config_path)
+    dags = {source.dag_id: source_dag(source) for source in loaded.sources.values()}
+    for name, error in loaded.errors.items():
+        log.error("auditlogs config error: %s", error)
+        dag = config_error_dag(name, error)
+        dags[dag.dag_id] = dag
+    return dags
+
+
+def source_dag(source: SourceConfig) -> DAG:
+    dag = DAG(
+        dag_id=source.dag_id,
+        description=f"{source.type} audit logs into gs://{source.bucket}/{source.prefix}".rstrip("/"),
+        schedule=CronDataIntervalTimetable(source.schedule, timezone="UTC"),
+        start_date=source.start_date,
+        catchup=source.catchup,
+        max_active_runs=source.max_active_runs,
+        tags=["auditlogs", source.type],
+        doc_md=_doc(source),
+        default_args={
+            "retries": source.retries,
+            "retry_delay": source.retry_delay,
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(hours=1),
+            **({"pool": source.pool} if source.pool else {}),
+        },
+    )
+    for stream in source.stream_names():
+        AuditLogToGCSOperator(task_id=f"collect_{stream}", source=source, stream=stream, dag=dag)
+    return dag
+
+
+def _doc(source: SourceConfig) -> str:
+    folder = "/".join(p for p in (source.bucket, source.prefix, source.name) if p)
+    delay = format_duration(source.delay)
+    return f"""\
+### {source.type} audit logs: `{source.name}`
+
+Each run collects its data interval `[start, end)` **widened back by the ingestion delay of {delay}**: the
+API is asked for `[start - {delay}, end)` and events are kept by their own timestamp in exactly that
+half-open window (UTC). Consecutive runs therefore overlap by {delay}: events that reached the API late are
+still collected; an event can appear in two intervals, so de-duplicate downstream by event id.
+
+* Destination: `gs://{folder}/<stream>/dt=YYYY-MM-DD/<start>_<end>/part-NNNNN.ndjson.gz`, gzip NDJSON, one
+  API event object per line, plus `{MANIFEST_NAME}` written last (event counts, sha256 of each part,
+  requests, timings). An interval folder without a manifest is incomplete.
+* A rerun of an interval replaces its objects; it never duplicates them.
+* Connection: `{source.conn_id}` (host = API base URL, password = token); GCS: `{source.gcp_conn_id}`.
+* Streams: {", ".join(f"`{s}`" for s in source.stream_names())}. Schedule: `{source.schedule}` (UTC).
+"""
+
+
+def config_error_dag(name: str, error: str) -> DAG:
+    """Shown in the DAG list with the error, so one bad entry is visible and the other sources still load."""
+    dag = DAG(
+        dag_id=DAG_ID_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", name),
+        description=f"CONFIG ERROR: {error}"[:1000],
+        schedule=None,
+        start_date=_EPOCH,
+        tags=["auditlogs", "config-error"],
+        doc_md=f"### This source's config is invalid\n\n```\n{error}\n```\n\nFix the config file; "
+        "this DAG collects nothing until then.",
+    )
+    ConfigErrorOperator(task_id="config_error", error=error, dag=dag)
+    return dag
+
+
+class ConfigErrorOperator(BaseOperator):
+    """Fails with the config error when someone triggers the broken source's DAG."""
+
+    ui_color = "#f8d7da"
+
+    def __init__(self, *, error: str, **kwargs):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def execute(self, context):
+        raise AirflowFailException(self.error)

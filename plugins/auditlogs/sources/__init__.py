@@ -1,0 +1,10 @@
+"""The registry of source types: one module per API, each exporting a `SPEC`."""
+
+from __future__ import annotations
+
+from auditlogs.config import SourceConfig
+from auditlogs.sources import slack
+from auditlogs.sources.base import SourceSpec
+
+SPECS: dict[str, SourceSpec] = {spec.type: spec for spec in (slack.SPEC,)}
+SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}
