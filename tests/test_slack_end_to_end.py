@@ -118,3 +118,21 @@ def test_rerun_replaces_the_interval_and_removes_leftover_parts(stack):
     parts = [name for name in after if name.endswith(".ndjson.gz")]
     assert all(after[name] == before[name] for name in parts)  # deterministic bytes: same events, same order
     assert read_manifest(stack.gcs, BUCKET, folder)["events"] == len(truth_ids(start - DELAY, end))
+
+
+def test_a_rejected_token_fails_at_once_naming_the_connection_without_leaking_it(stack, tmp_path):
+    bad_token = "xoxp-revoked-e2e-token-5c5c"
+    config = write_config(
+        tmp_path / "sources.yaml", {"slack": {"type": "slack", "conn_id": "slack_audit"}},
+        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=2, retry_delay="1s",
+    )
+    stack.api.admin.clear_requests()
+    env = {**stack.env, "AUDITLOGS_CONFIG": str(config), **http_connection_env("slack_audit", stack.api.url, bad_token)}
+    result = dags_test("auditlogs_slack", "2026-03-01T12:00:00+00:00", env)
+    assert result.returncode != 0
+    assert "AirflowFailException" in result.output
+    assert "the API refused the credential. HTTP status 401" in result.output
+    assert "fix the token in Airflow connection 'slack_audit'" in result.output
+    assert bad_token not in result.output
+    assert len(stack.api.admin.requests()) == 1  # neither the page nor the task (retries: 2) was retried
+    assert not stack.gcs.list(BUCKET, folder_of(datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 1, 12, tzinfo=UTC)))

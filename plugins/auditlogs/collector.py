@@ -108,4 +108,5 @@ def collect(
             "%s: page %d: %d events, %d kept (%d written so far)",
             client.where, result.pages, len(events), kept, result.written,
         )
+        del response, events  # release this page before the loop fetches the next
     return result

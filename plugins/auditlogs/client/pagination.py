@@ -67,3 +67,4 @@ def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pag
         pages += 1
         yield response
         request = paginator.next_request(request, response)
+        del response  # hold one page at a time, not two, while the next one is fetched

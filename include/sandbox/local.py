@@ -1,0 +1,131 @@
+"""`make run`: the product on one machine against the sandbox, with Airflow's embedded default.
+
+Starts the sandbox API and the GCS emulator, runs `airflow standalone` (SQLite, LocalExecutor) with the
+DAGs of include/sources.yaml pointed at them, unpauses every auditlogs DAG, waits until an interval's
+manifest is in the bucket, and prints where the objects landed and where the UI is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from sandbox.gcs import GcsEmulatorProcess
+from sandbox.process import SandboxProcess
+from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+SOURCES = ROOT / "include" / "sources.yaml"
+
+
+def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
+    """Airflow config and connections for the demo, all through the environment (nothing to clean up)."""
+    scenario = load_scenario(DEFAULT_SCENARIO_PATH)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(args.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(args.ui_port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{args.ui_port}",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AUDITLOGS_CONFIG": str(SOURCES),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),  # standalone runs `airflow`
+        **gcs.connection_env(),
+    }
+    for name, source in yaml.safe_load(SOURCES.read_text())["sources"].items():
+        token = scenario.sources[source["type"]].token
+        env[f"AIRFLOW_CONN_{source['conn_id'].upper()}"] = json.dumps(
+            {"conn_type": "http", "host": api_url, "password": token}
+        )
+    return env
+
+
+def wait_for(what: str, check, timeout: float, poll: float = 2.0):
+    """Condition polling with a deadline: the demo waits on real processes it does not control."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(poll)
+    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.local", description=__doc__)
+    parser.add_argument("--api-port", type=int, default=8931)
+    parser.add_argument("--gcs-port", type=int, default=9023)
+    parser.add_argument("--ui-port", type=int, default=8080)
+    parser.add_argument("--airflow-home", type=Path, default=ROOT / ".airflow")
+    parser.add_argument("--exit-after-first-interval", action="store_true", help="stop once data landed (smoke test)")
+    args = parser.parse_args(argv)
+    args.airflow_home.mkdir(parents=True, exist_ok=True)
+    bucket = yaml.safe_load(SOURCES.read_text())["defaults"]["bucket"]
+    dag_ids = [f"auditlogs_{name}" for name in yaml.safe_load(SOURCES.read_text())["sources"]]
+
+    with SandboxProcess(DEFAULT_SCENARIO_PATH, port=args.api_port) as api, \
+            GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs:
+        env = environment(args, api.url, gcs)
+        print(f"sandbox API on {api.url}, GCS emulator on {gcs.url}, AIRFLOW_HOME={args.airflow_home}", flush=True)
+        subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+        log_path = args.airflow_home / "standalone.log"
+        with open(log_path, "ab") as log:
+            standalone = subprocess.Popen(
+                [AIRFLOW, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            print(f"airflow standalone starting (log: {log_path}) ...", flush=True)
+            for dag_id in dag_ids:
+                wait_for(
+                    f"{dag_id} to be parsed",
+                    lambda: subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, capture_output=True).returncode == 0,
+                    timeout=300,
+                )
+            print(f"unpaused {', '.join(dag_ids)}; waiting for the latest interval to land ...", flush=True)
+            manifests = wait_for(
+                "the first manifest", lambda: [n for n in gcs.list(bucket) if n.endswith("_manifest.json")], timeout=600
+            )
+            report(gcs, bucket, manifests, args)
+            if not args.exit_after_first_interval:
+                print("Ctrl-C stops Airflow, the sandbox and the emulator.", flush=True)
+                standalone.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            os.killpg(standalone.pid, signal.SIGTERM)
+            try:
+                standalone.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(standalone.pid, signal.SIGKILL)
+    return 0
+
+
+def report(gcs: GcsEmulatorProcess, bucket: str, manifests: list[str], args) -> None:
+    print("\nCollected:", flush=True)
+    for name in manifests:
+        manifest = json.loads(gcs.read(bucket, name))
+        folder = name.rsplit("/", 1)[0]
+        print(f"  gs://{bucket}/{folder}/  ({manifest['events']} events, {len(manifest['parts'])} part(s), "
+              f"window {manifest['window']['start']} .. {manifest['window']['end']})")
+        for part in manifest["parts"]:
+            print(f"    {part['name']}  {part['events']} events  {part['bytes']} bytes  sha256 {part['sha256'][:12]}...")
+    password_file = args.airflow_home / "simple_auth_manager_passwords.json.generated"
+    password = json.loads(password_file.read_text()).get("admin") if password_file.exists() else "(see the log)"
+    print(f"\nObjects are in the GCS emulator at {gcs.url} (e.g. {gcs.url}/storage/v1/b/{bucket}/o).")
+    print(f"Airflow UI: http://localhost:{args.ui_port}  user admin, password {password}\n", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
