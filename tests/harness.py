@@ -144,3 +144,23 @@ def assert_interval_holds(gcs, bucket: str, folder: str, id_field: str, expected
     manifest = read_manifest(gcs, bucket, folder)
     assert manifest["events"] == len(ids) == sum(part["events"] for part in manifest["parts"])
     return manifest
+
+
+def sandbox_fixtures(scenario: dict, now):
+    """`server, api = sandbox_fixtures(SCENARIO, NOW)` in a test module: one in-thread sandbox per module,
+    and per test the same sandbox reset with its clock frozen at `now` (a datetime or Unix seconds)."""
+    import pytest
+    from sandbox import SandboxServer
+
+    @pytest.fixture(scope="module")
+    def server():
+        with SandboxServer(scenario) as srv:
+            yield srv
+
+    @pytest.fixture
+    def api(server):
+        server.reset()
+        server.clock.set(now if isinstance(now, (int, float)) else now.timestamp())
+        return server
+
+    return server, api

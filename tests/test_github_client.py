@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from harness import Connection, collect_window
+from harness import Connection, collect_window, sandbox_fixtures
 from sandbox import SandboxServer, ground_truth
 from sandbox.github import ENTERPRISE, ORG
 
@@ -23,17 +23,7 @@ WINDOW = Window(datetime(2026, 3, 1, 4, 0, 0, 250000, tzinfo=UTC), datetime(2026
 ORG_PATH = f"/orgs/{ORG}/audit-log"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        yield srv
-
-
-@pytest.fixture
-def api(server):
-    server.reset()
-    server.clock.set(NOW.timestamp())
-    return server
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def expected_ids(window: Window, include: str = "web", newest_first: bool = False) -> list[str]:

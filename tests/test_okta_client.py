@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox import SandboxServer, ground_truth
+from harness import Connection, collect_window, sandbox_fixtures
+from sandbox import ground_truth
 from sandbox.vendor import parse_rfc3339
 
 from auditlogs.errors import AuthError, ConfigError, MalformedResponseError
@@ -21,17 +21,7 @@ WINDOW = Window(datetime(2026, 3, 1, 4, 0, 0, 500000, tzinfo=UTC), datetime(2026
 LOGS = "/api/v1/logs"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        yield srv
-
-
-@pytest.fixture
-def api(server):
-    server.reset()
-    server.clock.set(NOW.timestamp())
-    return server
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def expected_uuids(window: Window) -> list[str]:

@@ -8,8 +8,8 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox import SandboxServer, ground_truth
+from harness import Connection, collect_window, sandbox_fixtures
+from sandbox import ground_truth
 from sandbox.onepassword import item_time, stream_of_item
 
 from auditlogs.errors import AuthError, MalformedResponseError
@@ -24,17 +24,7 @@ WINDOW = Window(datetime(2026, 3, 1, 4, 0, 0, 250000, tzinfo=UTC), datetime(2026
 PATH = "/api/v2/signinattempts"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        yield srv
-
-
-@pytest.fixture
-def api(server):
-    server.reset()
-    server.clock.set(NOW.timestamp())
-    return server
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def expected_uuids(stream: str, window: Window) -> list[str]:
