@@ -100,6 +100,21 @@ class EventStore:
                 if event.ts + event.lag <= now:
                     yield event
 
+    def iter_asc(self, lo: int, hi: int, now: float, after: tuple[int, str] | None = None) -> Iterator[Event]:
+        """Like iter_desc, oldest first; `after` resumes strictly after a previously returned (ts, id)."""
+        lo = max(lo, int(now) - self.config.retention_days * 86400)
+        hi = min(hi, int(now))
+        if after is not None:
+            lo = max(lo, after[0])
+        for hour in range(lo // HOUR, hi // HOUR + 1):
+            events = self.bucket(hour)
+            bottom = bisect_left(events, (lo,))
+            if after is not None:
+                bottom = max(bottom, bisect_left(events, (*after, float("inf"))))
+            for event in events[bottom : bisect_left(events, (hi + 1,))]:
+                if event.ts + event.lag <= now:
+                    yield event
+
     def _generate(self, hour: int) -> list[Event]:
         cfg = self.config
         rng = random.Random(f"{self.seed}:{self.source}:{hour}")

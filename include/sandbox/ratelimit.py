@@ -36,6 +36,16 @@ class SlidingWindowLimiter:
             calls.append(now)
             return None
 
+    def usage(self, key: str) -> tuple[int, int, int]:
+        """(limit, remaining, seconds until a call frees up) for the X-RateLimit-* headers; limit 0 when off."""
+        if not self._limit:
+            return 0, 0, 0
+        now = time.monotonic()
+        with self._lock:
+            calls = [t for t in self._calls[key] if t > now - WINDOW_SECONDS]
+        reset_in = math.ceil(calls[0] + WINDOW_SECONDS - now) if calls else 0
+        return self._limit, max(0, self._limit - len(calls)), reset_in
+
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()

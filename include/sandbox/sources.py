@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sandbox import slack
+from sandbox import onepassword
+from sandbox import github
+from sandbox import okta
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -30,6 +33,9 @@ class SourceType:
 
 SOURCE_TYPES: dict[str, SourceType] = {
     slack.NAME: SourceType(slack.make_renderer, slack.SlackApi),
+    onepassword.NAME: SourceType(onepassword.make_renderer, onepassword.OnePasswordApi),
+    github.NAME: SourceType(github.make_renderer, github.GitHubApi),
+    okta.NAME: SourceType(okta.make_renderer, okta.OktaApi),
 }
 
 

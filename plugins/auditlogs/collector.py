@@ -73,7 +73,7 @@ def collect(
     max_pages: int,
 ) -> CollectResult:
     result = CollectResult()
-    dedup = EdgeDeduplicator(spec.order)
+    dedup = EdgeDeduplicator(spec.order_for(config))
     first = spec.first_request(config, stream, window)
     for response in paginate(client, spec.paginator, first, max_pages):
         result.pages += 1

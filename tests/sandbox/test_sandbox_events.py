@@ -95,7 +95,7 @@ def test_unix_seconds_equal_datetimes_and_naive_datetimes_are_rejected():
     with pytest.raises(ValueError, match="naive"):
         ground_truth("slack", datetime(2025, 6, 2), NOW, SCENARIO, now=NOW)
     with pytest.raises(ValueError, match="unknown source"):
-        ground_truth("okta", NOW - HOUR, NOW, SCENARIO, now=NOW)
+        ground_truth("no_such_api", NOW - HOUR, NOW, SCENARIO, now=NOW)
 
 
 def test_scenarios_load_from_file_and_dict_and_reject_typos():

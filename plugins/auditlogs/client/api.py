@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
+#: Decides whether a non-429 response is a rate limit (GitHub answers 403 for both limits and permissions).
+RateLimitTest = Callable[[int, Any, bytes], bool]
+
+
 class _Retryable(Exception):
     def __init__(self, error: Exception, delay: float):
         self.error, self.delay = error, delay
@@ -106,6 +110,7 @@ class ApiClient:
         secrets: tuple[str, ...],
         budget: RetryBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        is_rate_limited: RateLimitTest | None = None,
     ):
         self.base_url = base_url
         self.session = session
@@ -116,8 +121,11 @@ class ApiClient:
         self.secrets = secrets
         self.budget = budget or RetryBudget()
         self.sleep = sleep
+        self.is_rate_limited = is_rate_limited
         self.stats = ClientStats()
         self._origin = urlsplit(base_url)[:2]
+        #: Seconds to wait before the next request: the API said its quota is used up until its reset.
+        self._quota_wait = 0.0
 
     def resolve(self, url: str) -> str:
         """Join a path to the base URL; refuse an absolute URL on another scheme or host (the token would follow)."""
@@ -134,6 +142,11 @@ class ApiClient:
     def send(self, request: ApiRequest) -> ApiResponse:
         url = self.resolve(request.url)
         waited = 0.0
+        if self._quota_wait:
+            log.info("%s: the API's rate-limit quota is used up; waiting %.1fs for its reset", self.where, self._quota_wait)
+            self.sleep(self._quota_wait)
+            self.stats.waited_seconds += self._quota_wait
+            self._quota_wait = 0.0
         for attempt in range(1, self.budget.max_attempts + 1):
             try:
                 return self._attempt(request, url, attempt)
@@ -175,12 +188,13 @@ class ApiClient:
                     where=self.where, status=status, body_excerpt=body_excerpt,
                 )
                 raise _Retryable(error, self._backoff(attempt))
+            self._quota_wait = self._quota_exhausted_wait(response.headers)
             return ApiResponse(status, response.headers, body, len(content))
-        if status == 429:
+        if status == 429 or (self.is_rate_limited and self.is_rate_limited(status, response.headers, content)):
             self.stats.rate_limited += 1
             wait = self._rate_limit_wait(response.headers, attempt)
             raise _Retryable(RateLimitedError(
-                "the API kept rate-limiting (HTTP 429)", reset_after=wait, where=self.where,
+                f"the API kept rate-limiting (HTTP {status})", reset_after=wait, where=self.where,
                 status=status, body_excerpt=body_excerpt,
             ), wait)
         if status in (401, 403):
@@ -209,13 +223,32 @@ class ApiClient:
         """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (epoch), floored, capped and jittered."""
         wait = _retry_after(headers.get("Retry-After"))
         if wait is None:
-            reset = headers.get("X-RateLimit-Reset") or headers.get("X-Rate-Limit-Reset")
-            if reset is not None and reset.strip().isdigit():
-                wait = int(reset) - time.time()
+            wait = _reset_in(headers)
         if wait is None:
             wait = self._backoff(attempt)
         wait = min(max(wait, self.budget.min_rate_limit_wait), self.budget.max_rate_limit_wait)
         return wait + random.uniform(0, 0.1 * wait)
+
+    def _quota_exhausted_wait(self, headers: Any) -> float:
+        """After a success that used the last request of the quota (remaining 0), the wait until its reset,
+        capped; asking earlier would only earn a rate-limit answer."""
+        remaining = headers.get("X-RateLimit-Remaining") or headers.get("X-Rate-Limit-Remaining")
+        if remaining is None or remaining.strip() != "0":
+            return 0.0
+        wait = _reset_in(headers)
+        if wait is None:
+            return self.budget.min_rate_limit_wait
+        if wait <= 0:
+            return 0.0
+        return min(max(wait, self.budget.min_rate_limit_wait), self.budget.max_rate_limit_wait)
+
+
+def _reset_in(headers: Any) -> float | None:
+    """Seconds until X-RateLimit-Reset / X-Rate-Limit-Reset (UTC epoch seconds), if the API sent one."""
+    reset = headers.get("X-RateLimit-Reset") or headers.get("X-Rate-Limit-Reset")
+    if reset is None or not reset.strip().isdigit():
+        return None
+    return int(reset) - time.time()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from requests.utils import parse_header_links
+
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
-from auditlogs.errors import PaginationError
+from auditlogs.errors import MalformedResponseError, PaginationError
 
 DEFAULT_MAX_PAGES = 100_000
 
@@ -19,6 +21,10 @@ DEFAULT_MAX_PAGES = 100_000
 class Paginator(Protocol):
     def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
         """The request for the page after `response`, or None when the API says there is none."""
+
+
+class BadPage(ValueError):
+    """A page whose paging fields are missing or of the wrong type: the loop reports it as malformed."""
 
 
 def _dig(body: Any, path: tuple[str, ...]) -> Any:
@@ -44,6 +50,38 @@ class BodyCursor:
         return replace(previous, params={**(previous.params or {}), self.cursor_param: cursor})
 
 
+@dataclass(frozen=True)
+class LinkHeaderNext:
+    """The next page is the Link header's rel="next" URL, followed as given: it carries the filters and
+    the API's cursor. No rel="next" ends paging (GitHub, Okta bounded requests)."""
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        links = parse_header_links(response.headers.get("Link") or "")
+        url = next((link.get("url") for link in links if "next" in link.get("rel", "").split()), None)
+        return ApiRequest("GET", url) if url else None
+
+
+@dataclass(frozen=True)
+class PostedCursor:
+    """A JSON body `{"cursor": ...}` POSTed back while `has_more` is true (1Password). The first request
+    is the API's reset cursor. A cursor also comes back on the last page (it is the tail position for
+    later polls), so `has_more`, never the cursor's presence, ends paging."""
+
+    cursor_field: str = "cursor"
+    more_field: str = "has_more"
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        more = _dig(response.body, (self.more_field,))
+        if not isinstance(more, bool):
+            raise BadPage(f"page has no boolean '{self.more_field}'")
+        if not more:
+            return None
+        cursor = _dig(response.body, (self.cursor_field,))
+        if not isinstance(cursor, str) or not cursor:
+            raise BadPage(f"page says {self.more_field}=true but has no '{self.cursor_field}'")
+        return replace(previous, json={self.cursor_field: cursor})
+
+
 def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pages: int) -> Iterator[ApiResponse]:
     """Every page of one window, in the API's order."""
     seen: set[str] = set()
@@ -66,5 +104,8 @@ def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pag
         response = client.send(request)
         pages += 1
         yield response
-        request = paginator.next_request(request, response)
+        try:
+            request = paginator.next_request(request, response)
+        except BadPage as exc:
+            raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
         del response  # hold one page at a time, not two, while the next one is fetched

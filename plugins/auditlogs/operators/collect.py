@@ -24,6 +24,7 @@ from auditlogs.errors import AuthError, ConfigError, RequestRejectedError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources import SPECS
+from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
 #: Errors a task retry cannot fix: fail at once instead of locking accounts or hammering the API.
@@ -120,20 +121,27 @@ class AuditLogToGCSOperator(BaseOperator):
         return {"events": result.written, "manifest": location.uri(MANIFEST_NAME)}
 
     def _client(self, spec, where: str) -> ApiClient:
-        connection = BaseHook.get_connection(self.source.conn_id)
-        session = requests.Session()
-        session.headers.update({"Accept": "application/json", "User-Agent": f"auditlogs/{auditlogs.__version__}"})
-        spec.auth(connection, session)
-        try:
-            base_url = base_url_of(connection)
-        except ValueError as exc:
-            raise ConfigError(str(exc), where=where) from None
-        return ApiClient(
-            base_url=base_url,
-            session=session,
-            timeout=self.source.request_timeout.total_seconds(),
-            where=where,
-            conn_id=self.source.conn_id,
-            permission=spec.permission,
-            secrets=tuple(s for s in (connection.password, connection.login) if s),
-        )
+        return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where)
+
+
+def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where: str, **options: Any) -> ApiClient:
+    """The source's HTTP client from its Airflow connection (also used by tests, with `options` such as sleep)."""
+    session = requests.Session()
+    session.headers.update({"Accept": "application/json", "User-Agent": f"auditlogs/{auditlogs.__version__}"})
+    session.headers.update(spec.headers)
+    spec.auth(connection, session)
+    try:
+        base_url = base_url_of(connection)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where=where) from None
+    return ApiClient(
+        base_url=base_url,
+        session=session,
+        timeout=source.request_timeout.total_seconds(),
+        where=where,
+        conn_id=source.conn_id,
+        permission=spec.permission,
+        secrets=tuple(s for s in (connection.password, connection.login) if s),
+        is_rate_limited=spec.is_rate_limited,
+        **options,
+    )

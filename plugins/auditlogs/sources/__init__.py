@@ -1,10 +1,21 @@
-"""The registry of source types: one module per API, each exporting a `SPEC`."""
+"""The registry of source types: one module per API, each exporting a `SPEC` (one line per source)."""
 
 from __future__ import annotations
 
 from auditlogs.config import SourceConfig
 from auditlogs.sources import slack
+from auditlogs.sources import onepassword
+from auditlogs.sources import github
+from auditlogs.sources import okta
 from auditlogs.sources.base import SourceSpec
 
-SPECS: dict[str, SourceSpec] = {spec.type: spec for spec in (slack.SPEC,)}
+SPECS: dict[str, SourceSpec] = {
+    spec.type: spec
+    for spec in (
+        slack.SPEC,
+        onepassword.SPEC,
+        github.SPEC,
+        okta.SPEC,
+    )
+}
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}
