@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sandbox import slack
+from sandbox import twilio
+from sandbox import sendgrid
+from sandbox import google_workspace
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -30,6 +33,9 @@ class SourceType:
 
 SOURCE_TYPES: dict[str, SourceType] = {
     slack.NAME: SourceType(slack.make_renderer, slack.SlackApi),
+    twilio.NAME: SourceType(twilio.make_renderer, twilio.TwilioApi),
+    sendgrid.NAME: SourceType(sendgrid.make_renderer, sendgrid.SendGridApi),
+    google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
 }
 
 

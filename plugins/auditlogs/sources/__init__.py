@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from auditlogs.config import SourceConfig
 from auditlogs.sources import slack
+from auditlogs.sources import twilio
+from auditlogs.sources import sendgrid
+from auditlogs.sources import google_workspace
 from auditlogs.sources.base import SourceSpec
 
-SPECS: dict[str, SourceSpec] = {spec.type: spec for spec in (slack.SPEC,)}
+SPECS: dict[str, SourceSpec] = {spec.type: spec for spec in (
+    slack.SPEC,
+    twilio.SPEC,
+    sendgrid.SPEC,
+    google_workspace.SPEC,
+)}
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}
