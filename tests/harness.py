@@ -139,6 +139,7 @@ def collect_window(spec, config, stream, client, window, staging: Path, now=None
     from auditlogs.collector import collect
     from auditlogs.sink.parts import PartWriter
 
+    staging.mkdir(parents=True, exist_ok=True)
     writer = PartWriter(staging, 1 << 20)
     result = collect(spec, config, stream, client, window, writer, max_pages=1000, now=now)
     events = [json.loads(line) for part in writer.close() for line in gzip.decompress(part.path.read_bytes()).splitlines()]
