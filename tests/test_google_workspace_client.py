@@ -51,14 +51,14 @@ def test_each_application_pages_with_the_same_parameters_re_sent(server, tmp_pat
         assert events == truth(app) and result.pages > 2
         sent = server.requests.entries()
         assert {r["path"] for r in sent} == {PATH + app}
-        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T10:00:00.000Z"], "maxResults": ["50"]}
+        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T09:59:59.999Z"], "maxResults": ["50"]}
         assert sent[0]["query"] == first
         for request in sent[1:]:
             assert {k: v for k, v in request["query"].items() if k != "pageToken"} == first and request["query"]["pageToken"]
 
 
 def test_an_empty_window_is_zero_events_not_an_error(server, tmp_path):
-    quiet = Window(NOW - timedelta(seconds=1), NOW - timedelta(seconds=1))
+    quiet = Window(NOW - timedelta(seconds=2), NOW - timedelta(seconds=1))
     result, events = collect_window(SPEC, config(), "groups", static_client(server), quiet, tmp_path)
     assert events == [] and result.pages == 1
 

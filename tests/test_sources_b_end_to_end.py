@@ -90,7 +90,7 @@ def test_twilio_interval_holds_exactly_the_widened_windows_events(stack):
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 10
     for number, request in enumerate(sent):
         assert request["query"]["StartDate"] == [f"{START - DELAY:%Y-%m-%dT%H:%M:%SZ}"]
-        assert request["query"]["EndDate"] == [f"{END:%Y-%m-%dT%H:%M:%SZ}"]
+        assert request["query"]["EndDate"] == [f"{END - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"]
         assert ("PageToken" in request["query"]) == (number > 0) and request["auth_ok"]
 
 

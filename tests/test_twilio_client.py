@@ -40,15 +40,23 @@ def test_pages_follow_next_page_url_verbatim_and_keep_the_half_open_window(serve
     result, events = collect_window(SPEC, config(page_size=100), "events", client(server), WINDOW, tmp_path)
     assert events == ground_truth("twilio", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)
     sent = server.requests.entries()
-    assert len(sent) == result.pages == -(-(len(events) + result.outside_window) // 100) > 5
+    assert len(sent) == result.pages == -(-len(events) // 100) > 5
     first = sent[0]["query"]
-    assert first == {"StartDate": ["2025-06-02T09:30:00Z"], "EndDate": ["2025-06-02T11:00:00Z"], "PageSize": ["100"]}
+    assert first == {"StartDate": ["2025-06-02T09:30:00Z"], "EndDate": ["2025-06-02T10:59:59Z"], "PageSize": ["100"]}
     assert all(r["auth_scheme"] == "Basic" and r["auth_ok"] for r in sent)
     for number, request in enumerate(sent[1:], start=1):
         assert request["query"]["Page"] == [str(number)] and request["query"]["PageToken"]
         assert {k: request["query"][k] for k in first} == first
-    # EndDate is inclusive: an event at exactly the window's end is fetched and dropped, never written.
-    assert result.outside_window == sum(1 for e in ground_truth("twilio", WINDOW.end, WINDOW.end + timedelta(seconds=1), SCENARIO, now=NOW))
+    assert result.outside_window == 0
+
+
+def test_end_date_is_the_last_second_before_the_windows_end(server, tmp_path):
+    """EndDate is inclusive: events at exactly the window's end are neither fetched nor written."""
+    edge = datetime.fromisoformat(ground_truth("twilio", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)[3]["event_date"])
+    window = Window(WINDOW.start, edge)
+    result, events = collect_window(SPEC, config(), "events", client(server), window, tmp_path)
+    assert events == ground_truth("twilio", window.start, window.end, SCENARIO, now=NOW) and result.outside_window == 0
+    assert server.requests.entries()[0]["query"]["EndDate"] == [f"{edge - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"]
 
 
 def test_wrong_secret_fails_at_once_naming_connection_and_permission(server, tmp_path):

@@ -56,10 +56,11 @@ def _millis(epoch_ms: int) -> str:
 
 
 def first_request(config: GoogleWorkspaceConfig, stream: str, window: Window) -> ApiRequest:
-    # Both bounds are inclusive (milliseconds); the collector trims to the exact half-open window.
+    # Both bounds are inclusive and `id.time` has milliseconds: the last millisecond before the window's end
+    # is the exact inclusive end. The collector still trims to the half-open window.
     params = {
         "startTime": _millis(math.floor(window.start.timestamp() * 1000)),
-        "endTime": _millis(math.ceil(window.end.timestamp() * 1000)),
+        "endTime": _millis(math.ceil(window.end.timestamp() * 1000) - 1),
         "maxResults": config.max_results,
     }
     return ApiRequest("GET", f"admin/reports/v1/activity/users/all/applications/{stream}", params=params)

@@ -31,10 +31,11 @@ def _second(epoch: float) -> str:
 
 
 def first_request(config: TwilioConfig, stream: str, window: Window) -> ApiRequest:
-    # Both bounds are inclusive whole seconds; the collector trims to the exact half-open window.
+    # Both bounds are inclusive and event times whole seconds, so the last second before the window's end
+    # is the exact inclusive end (asking for the end second itself costs an extra page at page boundaries).
     params = {
         "StartDate": _second(math.floor(window.start.timestamp())),
-        "EndDate": _second(math.ceil(window.end.timestamp())),
+        "EndDate": _second(math.ceil(window.end.timestamp()) - 1),
         "PageSize": config.page_size,
     }
     return ApiRequest("GET", "v1/Events", params=params)
