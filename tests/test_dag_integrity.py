@@ -4,14 +4,15 @@ tags and docs; a broken source shows up in the DAG list without hiding the other
 from __future__ import annotations
 
 import time
+from pathlib import Path
 import pytest
 from harness import write_config
 
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
-from conftest import ROOT
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"bucket": "sec-logs", "prefix": "raw", "start_date": "2026-01-01", "delay": "30m"}
 
 

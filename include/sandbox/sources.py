@@ -14,6 +14,9 @@ from sandbox import slack
 from sandbox import onepassword
 from sandbox import github
 from sandbox import okta
+from sandbox import twilio
+from sandbox import sendgrid
+from sandbox import google_workspace
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -36,6 +39,9 @@ SOURCE_TYPES: dict[str, SourceType] = {
     onepassword.NAME: SourceType(onepassword.make_renderer, onepassword.OnePasswordApi),
     github.NAME: SourceType(github.make_renderer, github.GitHubApi),
     okta.NAME: SourceType(okta.make_renderer, okta.OktaApi),
+    twilio.NAME: SourceType(twilio.make_renderer, twilio.TwilioApi),
+    sendgrid.NAME: SourceType(sendgrid.make_renderer, sendgrid.SendGridApi),
+    google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
 }
 
 

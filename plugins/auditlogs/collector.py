@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import orjson
 
@@ -71,9 +71,13 @@ def collect(
     window: Window,
     writer: PartWriter,
     max_pages: int,
+    now: datetime | None = None,
 ) -> CollectResult:
     result = CollectResult()
     dedup = EdgeDeduplicator(spec.order_for(config))
+    if spec.snapshot is not None:
+        spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
+    oldest: datetime | None = None
     first = spec.first_request(config, stream, window)
     for response in paginate(client, spec.paginator, first, max_pages):
         result.pages += 1
@@ -91,6 +95,7 @@ def collect(
                 raise MalformedResponseError(
                     f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status
                 ) from None
+            oldest = moment if oldest is None or moment < oldest else oldest
             if not window.contains(moment):
                 result.outside_window += 1
                 continue
@@ -109,4 +114,6 @@ def collect(
             client.where, result.pages, len(events), kept, result.written,
         )
         del response, events  # release this page before the loop fetches the next
+    if spec.snapshot is not None:
+        spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result

@@ -110,6 +110,10 @@ class MalformedResponseError(AuditLogError):
     hint = "the task retries; if it repeats the API changed or is failing, report it with this excerpt"
 
 
+class IncompleteWindowError(AuditLogError):
+    """The API cannot show the whole window (a snapshot API asked about the past): never written as complete."""
+
+
 class PaginationError(AuditLogError):
     """The API's paging went wrong (a cursor repeated, a foreign next URL, too many pages): never loop."""
 

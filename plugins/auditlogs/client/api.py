@@ -84,9 +84,9 @@ class ClientStats:
     connections: set = field(default_factory=set, repr=False)
 
 
-def base_url_of(connection: Any) -> str:
-    """The API base URL from an Airflow connection: host as given, or schema://host:port."""
-    host = (connection.host or "").strip()
+def base_url_of(connection: Any, default: str | None = None) -> str:
+    """The API base URL from an Airflow connection: host as given, or schema://host:port; else `default`."""
+    host = (connection.host or "").strip() or (default or "")
     if not host:
         raise ValueError(f"connection '{connection.conn_id}' has no host: set it to the API base URL")
     if "://" not in host:

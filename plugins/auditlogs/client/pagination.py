@@ -82,6 +82,31 @@ class PostedCursor:
         return replace(previous, json={self.cursor_field: cursor})
 
 
+@dataclass(frozen=True)
+class BodyNextUrl:
+    """An absolute next-page URL in the body that already carries every parameter (filters, page size, page
+    token): followed verbatim, nothing added. A null, empty or missing URL ends paging. The client refuses
+    a URL on another host, so the credential never follows it elsewhere."""
+
+    url_path: tuple[str, ...]
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        url = _dig(response.body, self.url_path)
+        if not url:
+            return None
+        if not isinstance(url, str):
+            raise PaginationError(f"the API's next-page URL ('{'.'.join(self.url_path)}') is {url!r}, not a URL")
+        return ApiRequest(previous.method, url)
+
+
+@dataclass(frozen=True)
+class SinglePage:
+    """An API without paging: the first answer is the whole answer."""
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        return None
+
+
 def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pages: int) -> Iterator[ApiResponse]:
     """Every page of one window, in the API's order."""
     seen: set[str] = set()

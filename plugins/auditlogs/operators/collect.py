@@ -20,7 +20,7 @@ import auditlogs
 from auditlogs.client.api import ApiClient, base_url_of
 from auditlogs.collector import collect
 from auditlogs.config import SourceConfig
-from auditlogs.errors import AuthError, ConfigError, RequestRejectedError
+from auditlogs.errors import AuthError, ConfigError, IncompleteWindowError, RequestRejectedError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources import SPECS
@@ -28,7 +28,7 @@ from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
 #: Errors a task retry cannot fix: fail at once instead of locking accounts or hammering the API.
-NOT_RETRYABLE = (AuthError, ConfigError, RequestRejectedError)
+NOT_RETRYABLE = (AuthError, ConfigError, IncompleteWindowError, RequestRejectedError)
 
 
 class AuditLogToGCSOperator(BaseOperator):
@@ -131,7 +131,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
     session.headers.update(spec.headers)
     spec.auth(connection, session)
     try:
-        base_url = base_url_of(connection)
+        base_url = base_url_of(connection, spec.default_base_url)
     except ValueError as exc:
         raise ConfigError(str(exc), where=where) from None
     return ApiClient(

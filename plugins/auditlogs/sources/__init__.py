@@ -7,6 +7,9 @@ from auditlogs.sources import slack
 from auditlogs.sources import onepassword
 from auditlogs.sources import github
 from auditlogs.sources import okta
+from auditlogs.sources import twilio
+from auditlogs.sources import sendgrid
+from auditlogs.sources import google_workspace
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -16,6 +19,9 @@ SPECS: dict[str, SourceSpec] = {
         onepassword.SPEC,
         github.SPEC,
         okta.SPEC,
+        twilio.SPEC,
+        sendgrid.SPEC,
+        google_workspace.SPEC,
     )
 }
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}

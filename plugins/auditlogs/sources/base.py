@@ -8,15 +8,19 @@ documented limits. Functions appear only where an API is truly odd.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
+
 from auditlogs.client.api import ApiRequest, RateLimitTest
 from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
+from auditlogs.errors import IncompleteWindowError
 from auditlogs.window import Window
 
 
@@ -52,9 +56,48 @@ class SourceSpec:
     is_rate_limited: RateLimitTest | None = None
     #: For APIs whose order is a request parameter the config chooses (GitHub's `order`).
     config_order: Callable[[SourceConfig], Order] | None = None
+    #: The API's base URL when the connection has no host (a connection host always wins).
+    default_base_url: str | None = None
+    #: Set for an API that shows only a recent snapshot: the window is checked to be within its reach.
+    snapshot: Snapshot | None = None
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An API with no time filter and no paging that shows only its most recent `limit` rows.
+
+    It cannot answer for the past, so a window it cannot cover fails loudly instead of being written as an
+    empty or short "complete" interval: a window starting more than `horizon` ago fails before any request,
+    and a full answer (`limit` rows, so older ones may have been cut off) whose oldest row is not older than
+    the window's start fails after it.
+    """
+
+    horizon: Callable[[SourceConfig], timedelta]
+    limit: Callable[[SourceConfig], int]
+
+    def check_reach(self, config: SourceConfig, window: Window, now: datetime, where: str) -> None:
+        horizon = self.horizon(config)
+        if window.start < now - horizon:
+            raise IncompleteWindowError(
+                f"the window starts more than the snapshot horizon of {horizon} before now ({now.isoformat()}): "
+                "the API only shows recent rows and cannot answer for it; nothing was written",
+                where=where,
+                hint="this source cannot be backfilled or caught up; run it on a short schedule without catchup, "
+                "or raise 'horizon' if the API really keeps rows longer",
+            )
+
+    def check_complete(self, config: SourceConfig, window: Window, rows: int, oldest: datetime | None, where: str) -> None:
+        limit = self.limit(config)
+        if rows >= limit and oldest is not None and oldest >= window.start:
+            raise IncompleteWindowError(
+                f"the snapshot is full ({rows} rows, the limit) and its oldest row ({oldest.isoformat()}) is not "
+                "older than the window's start, so rows of this window may have been cut off; nothing was written",
+                where=where,
+                hint="raise the source's 'limit', or run it more often",
+            )
 
 
 def field(*path: str) -> Callable[[dict], Any]:
@@ -83,23 +126,44 @@ def unix_seconds(*path: str) -> Callable[[dict], datetime]:
     return parse
 
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
 def rfc3339(*path: str) -> Callable[[dict], datetime]:
-    """A strict RFC 3339 date-time with a zone ('Z' or an offset), as UTC; anything else is a bad event."""
+    """A strict RFC 3339 timestamp with a time zone ('2014-10-03T16:48:25Z', '...:25.123+02:00'), as UTC."""
     read = field(*path)
 
     def parse(event: dict) -> datetime:
         value = read(event)
-        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-            raise BadEventError(f"'{'.'.join(path)}' is {value!r}, expected an RFC 3339 date-time with a zone")
+        match = _RFC3339.match(value) if isinstance(value, str) else None
+        if not match:
+            raise BadEventError(f"'{'.'.join(path)}' is {value!r}, expected an RFC 3339 timestamp with a time zone")
+        text = value.replace("Z", "+00:00")
+        if match.group(1) and len(match.group(1)) > 7:  # Python reads at most microseconds
+            text = text.replace(match.group(1), match.group(1)[:7])
         try:
-            return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(timezone.utc)
+            return datetime.fromisoformat(text).astimezone(timezone.utc)
         except ValueError:
-            raise BadEventError(f"'{'.'.join(path)}' is {value!r}, not a valid date-time") from None
+            raise BadEventError(f"'{'.'.join(path)}' is {value!r}, not a real date and time") from None
 
     return parse
+
+
+def event_key(*paths: tuple[str, ...]) -> Callable[[dict], str]:
+    """The event's id: one field, or several joined with '|' when the API's id is a tuple.
+
+    An event lacking any of them is keyed by 'sha256:' and the SHA-256 of its canonical JSON (sorted keys),
+    which is the same on every page and every run, so such an event is still de-duplicated, never dropped.
+    """
+    readers = [field(*path) for path in paths]
+
+    def key(event: dict) -> str:
+        try:
+            return "|".join(str(read(event)) for read in readers)
+        except BadEventError:
+            return "sha256:" + hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    return key
 
 
 def epoch_millis(*path: str) -> Callable[[dict], datetime]:
@@ -122,8 +186,9 @@ def rfc3339_text(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def events_at(*path: str) -> Callable[[Any], list]:
-    """The event list of a page (no path: the body is the list); a page without it is malformed."""
+def events_at(*path: str, omitted_when_empty: bool = False) -> Callable[[Any], list]:
+    """The event list of a page (no path: the body is the list); a page without it is malformed, unless
+    the API omits an empty list (`omitted_when_empty`, as Google's do) and the page is a JSON object."""
     read = field(*path)
     name = f"'{'.'.join(path)}'" if path else "body"
 
@@ -131,9 +196,21 @@ def events_at(*path: str) -> Callable[[Any], list]:
         try:
             events = read(body)
         except BadEventError:
+            if omitted_when_empty and isinstance(body, dict) and _absent(body, path):
+                return []
             raise BadEventError(f"page has no {name} list") from None
         if not isinstance(events, list):
             raise BadEventError(f"page's {name} is not a list")
         return events
 
     return extract
+
+
+def _absent(body: dict, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if key not in body:
+            return True
+        body = body[key]
+        if not isinstance(body, dict):
+            return False
+    return False
