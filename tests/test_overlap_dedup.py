@@ -333,3 +333,23 @@ def test_advisor_messages_and_hook():
     finally:
         advisor.HOOKS.remove(heard.append)
     assert heard == [short]
+
+
+def test_overhead_report_sums_the_manifests_per_stream(stack):
+    from auditlogs.report import overhead
+
+    _, _, hook = stack
+    figures = {}
+    for dedup in (True, False):
+        case = Case("slack", "audit", timedelta(minutes=30), f"report-{dedup}", dedup=dedup)
+        manifests = [run(stack, case, k) for k in range(3)]
+        keys = stored(stack, case)
+        report = overhead(hook, case.config(), T0.date(), T0.date())
+        total = report["streams"]["audit"]
+        assert total["intervals"] == 3 and total["written"] == sum(keys.values())
+        assert total["unique_stored"] == len(keys)
+        assert total["fetched"] == sum(m["fetched"] for m in manifests)
+        assert total["overhead_fetched_per_unique"] == round(total["fetched"] / len(keys), 4)
+        assert total["bytes_written"] == sum(p["bytes"] for m in manifests for p in m["parts"])
+        figures[dedup] = total["stored_per_unique"]
+    assert figures[True] == 1.0 and figures[False] > 1.2
