@@ -4,6 +4,7 @@ window once each, stream them into the part writer. Plain Python, driven by the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -27,6 +28,8 @@ class CollectResult:
     written: int = 0
     outside_window: int = 0
     duplicates: int = 0
+    #: Skipped because an earlier, overlapping run already stored them (see sink/overlap.py).
+    already_stored: int = 0
     out_of_order: int = 0
     first_event_time: datetime | None = None
     last_event_time: datetime | None = None
@@ -72,7 +75,9 @@ def collect(
     writer: PartWriter,
     max_pages: int,
     now: datetime | None = None,
+    admit: Callable[[str, datetime], bool] | None = None,
 ) -> CollectResult:
+    """`admit(event_id, event_time)` returning False skips an in-window event that another run stored."""
     result = CollectResult()
     dedup = EdgeDeduplicator(spec.order_for(config))
     if spec.snapshot is not None:
@@ -105,6 +110,9 @@ def collect(
                 continue
             if repeat is None:
                 result.out_of_order += 1
+            if admit is not None and not admit(event_id, moment):
+                result.already_stored += 1
+                continue
             writer.write(orjson.dumps(event) + b"\n")
             result.note_time(moment)
             kept += 1

@@ -81,6 +81,11 @@ class SourceConfig(BaseModel):
     request_timeout: timedelta = timedelta(seconds=60)
     pool: str | None = None
     max_pages: int = Field(100_000, ge=1)
+    #: Skip events an earlier, overlapping interval already stored (README: De-duplication and late arrivals).
+    dedup: bool = True
+    #: Trailing range a separate daily DAG re-fetches to recover events later than `delay` (None: no sweep).
+    sweep: timedelta | None = None
+    sweep_schedule: str = "@daily"
 
     #: Streams this type collects; a source with several streams gets one task per stream.
     streams: ClassVar[tuple[str, ...]] = ()
@@ -107,7 +112,7 @@ class SourceConfig(BaseModel):
     def _prefix(cls, value: str) -> str:
         return value.strip("/")
 
-    @field_validator("schedule")
+    @field_validator("schedule", "sweep_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
         from croniter import croniter
@@ -134,6 +139,11 @@ class SourceConfig(BaseModel):
     def _durations(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _sweep(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
     @field_validator("part_size", mode="before")
     @classmethod
     def _part_size(cls, value: Any) -> int:
@@ -143,6 +153,8 @@ class SourceConfig(BaseModel):
     def _positive_timeout(self) -> SourceConfig:
         if self.request_timeout <= timedelta(0):
             raise ValueError("request_timeout must be more than 0s")
+        if self.sweep is not None and self.sweep <= timedelta(0):
+            raise ValueError("sweep must be more than 0s (or left out for no sweep)")
         return self
 
     @property
