@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from auditlogs.config import SourceConfig, format_duration, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
+from auditlogs.operators.retry import AuditLogRetryPolicy
 from auditlogs.sink.gcs import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def source_dag(source: SourceConfig) -> DAG:
             "retries": source.retries,
             "retry_delay": source.retry_delay,
             "retry_exponential_backoff": 2.0,
-            "max_retry_delay": timedelta(hours=1),
+            "max_retry_delay": source.max_retry_delay,
+            "retry_policy": AuditLogRetryPolicy(source.retry_delay, source.max_retry_delay),
             **({"pool": source.pool} if source.pool else {}),
         },
     )

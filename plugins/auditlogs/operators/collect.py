@@ -17,19 +17,16 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 import auditlogs
-from auditlogs.client.api import ApiClient, base_url_of
+from auditlogs.client.api import ApiClient, RetryBudget, base_url_of
+from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket, task_rate
 from auditlogs.collector import collect
 from auditlogs.config import SourceConfig
-from auditlogs.errors import AuthError, ConfigError, IncompleteWindowError, RequestRejectedError
+from auditlogs.errors import ConfigError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources import SPECS
 from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
-
-#: Errors a task retry cannot fix: fail at once instead of locking accounts or hammering the API.
-NOT_RETRYABLE = (AuthError, ConfigError, IncompleteWindowError, RequestRejectedError)
-
 
 class AuditLogToGCSOperator(BaseOperator):
     """Collects one stream of one source for the run's data interval into GCS."""
@@ -49,11 +46,8 @@ class AuditLogToGCSOperator(BaseOperator):
                 "Trigger it with a logical date (airflow dags trigger -l ..., or the UI's trigger with a date) "
                 "or use airflow backfill create."
             )
-        interval = Window(start, end)
-        try:
-            return self._collect(context, interval)
-        except NOT_RETRYABLE as exc:
-            raise AirflowFailException(str(exc)) from None
+        # Which failures are retried, and when, is the task's retry_policy (operators/retry.py).
+        return self._collect(context, Window(start, end))
 
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -111,7 +105,9 @@ class AuditLogToGCSOperator(BaseOperator):
                     "fetch_seconds": round(fetch_seconds, 3),
                 },
             }
-            IntervalStore(GCSHook(gcp_conn_id=source.gcp_conn_id)).publish(location, parts, manifest)
+            IntervalStore(GCSHook(gcp_conn_id=source.gcp_conn_id), where=where).publish(
+                location, parts, manifest, allow_shrink=source.allow_shrink
+            )
         self.log.info(
             "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
             "%d requests, %d retries) in %.1fs",
@@ -122,6 +118,11 @@ class AuditLogToGCSOperator(BaseOperator):
 
     def _client(self, spec, where: str) -> ApiClient:
         return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where)
+
+
+def request_budget(spec: SourceSpec, source: SourceConfig) -> int:
+    """The credential's requests per minute: configured, else the API's documented limit, else a default."""
+    return source.requests_per_minute or spec.requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
 
 
 def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where: str, **options: Any) -> ApiClient:
@@ -143,5 +144,11 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         permission=spec.permission,
         secrets=tuple(s for s in (connection.password, connection.login) if s),
         is_rate_limited=spec.is_rate_limited,
-        **options,
+        **{
+            "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
+            "rate": TokenBucket(
+                task_rate(request_budget(spec, source), source.concurrent_tasks()), sleep=options.get("sleep", time.sleep)
+            ),
+            **options,
+        },
     )
