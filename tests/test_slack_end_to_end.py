@@ -132,7 +132,7 @@ def test_a_rejected_token_fails_at_once_naming_the_connection_without_leaking_it
     env = {**stack.env, "AUDITLOGS_CONFIG": str(config), **http_connection_env("slack_audit", stack.api.url, bad_token)}
     result = dags_test("auditlogs_slack", "2026-03-01T12:00:00+00:00", env)
     assert result.returncode != 0
-    assert "AirflowFailException" in result.output
+    assert "AuthError: a retry cannot fix this, failing without retrying" in result.output  # the retry policy
     assert "the API refused the credential. HTTP status 401" in result.output
     assert "fix the token in Airflow connection 'slack_audit'" in result.output
     assert bad_token not in result.output

@@ -13,7 +13,7 @@ import orjson
 from auditlogs.client.api import ApiClient
 from auditlogs.client.pagination import paginate
 from auditlogs.config import SourceConfig
-from auditlogs.errors import MalformedResponseError
+from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources.base import BadEventError, Order, SourceSpec
 from auditlogs.window import Window
@@ -84,7 +84,7 @@ def collect(
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     oldest: datetime | None = None
     first = spec.first_request(config, stream, window)
-    for response in paginate(client, spec.paginator, first, max_pages):
+    for response in paginate(client, spec.paginator, first, max_pages, is_empty=_page_is_empty(spec)):
         result.pages += 1
         try:
             events = spec.events(response.body)
@@ -97,8 +97,9 @@ def collect(
                 event_id = str(spec.event_id(event))
                 moment = spec.event_time(event)
             except BadEventError as exc:
-                raise MalformedResponseError(
-                    f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status
+                raise MalformedEventError(
+                    f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status,
+                    body_excerpt=excerpt(orjson.dumps(event), client.secrets),
                 ) from None
             oldest = moment if oldest is None or moment < oldest else oldest
             if not window.contains(moment):
@@ -125,3 +126,13 @@ def collect(
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result
+
+
+def _page_is_empty(spec: SourceSpec):
+    def is_empty(response) -> bool:
+        try:
+            return not spec.events(response.body)
+        except BadEventError:
+            return False  # the collector reports the malformed page itself
+
+    return is_empty

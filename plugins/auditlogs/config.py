@@ -76,16 +76,26 @@ class SourceConfig(BaseModel):
     catchup: bool = False
     retries: int = Field(3, ge=0, le=50)
     retry_delay: timedelta = timedelta(minutes=5)
+    max_retry_delay: timedelta = timedelta(hours=1)
     max_active_runs: int = Field(1, ge=1, le=64)
     part_size: int = Field(64 * 1024**2, ge=1024)
     request_timeout: timedelta = timedelta(seconds=60)
     pool: str | None = None
+    #: Slots of `pool` (what `python -m auditlogs.setup pools` creates): tasks sharing the credential at once.
+    pool_slots: int = Field(1, ge=1, le=64)
     max_pages: int = Field(100_000, ge=1)
     #: Skip events an earlier, overlapping interval already stored (README: De-duplication and late arrivals).
     dedup: bool = True
     #: Trailing range a separate daily DAG re-fetches to recover events later than `delay` (None: no sweep).
     sweep: timedelta | None = None
     sweep_schedule: str = "@daily"
+    #: The credential's request budget; None: the API's documented limit (see sources/), or 60 if none is.
+    requests_per_minute: int | None = Field(None, ge=1)
+    #: In-task retries of one page (429, 5xx, network, unreadable body) before the task fails and retries.
+    page_attempts: int = Field(5, ge=1, le=50)
+    page_max_wait: timedelta = timedelta(minutes=10)
+    #: A rerun with fewer events than the interval's manifest records fails unless this is set.
+    allow_shrink: bool = False
 
     #: Streams this type collects; a source with several streams gets one task per stream.
     streams: ClassVar[tuple[str, ...]] = ()
@@ -134,7 +144,7 @@ class SourceConfig(BaseModel):
             value = value.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
         return value
 
-    @field_validator("delay", "retry_delay", "request_timeout", mode="before")
+    @field_validator("delay", "retry_delay", "max_retry_delay", "request_timeout", "page_max_wait", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> timedelta:
         return parse_duration(value)
@@ -163,6 +173,11 @@ class SourceConfig(BaseModel):
 
     def stream_names(self) -> tuple[str, ...]:
         return self.streams
+
+    def concurrent_tasks(self) -> int:
+        """How many of this source's tasks can hold its credential at once: the pool's slots, or else every
+        stream of every active run."""
+        return self.pool_slots if self.pool else len(self.stream_names()) * self.max_active_runs
 
 
 @dataclass

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from auditlogs.config import SourceConfig, format_duration, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.operators.sweep import SweepOperator
+from auditlogs.operators.retry import AuditLogRetryPolicy
 from auditlogs.sink.gcs import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def _default_args(source: SourceConfig) -> dict:
         "retries": source.retries,
         "retry_delay": source.retry_delay,
         "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(hours=1),
+        "max_retry_delay": source.max_retry_delay,
+        "retry_policy": AuditLogRetryPolicy(source.retry_delay, source.max_retry_delay),
         **({"pool": source.pool} if source.pool else {}),
     }
 

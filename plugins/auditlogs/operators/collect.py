@@ -21,10 +21,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 import auditlogs
 from auditlogs.advisor import advise, publish as publish_advice
-from auditlogs.client.api import ApiClient, base_url_of
+from auditlogs.client.api import ApiClient, RetryBudget, base_url_of
+from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket, task_rate
 from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig
-from auditlogs.errors import AuthError, ConfigError, IncompleteWindowError, RequestRejectedError
+from auditlogs.errors import ConfigError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import PartWriter, StagedPart
@@ -33,9 +34,6 @@ from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
-
-#: Errors a task retry cannot fix: fail at once instead of locking accounts or hammering the API.
-NOT_RETRYABLE = (AuthError, ConfigError, IncompleteWindowError, RequestRejectedError)
 
 
 class AuditLogToGCSOperator(BaseOperator):
@@ -56,11 +54,8 @@ class AuditLogToGCSOperator(BaseOperator):
                 "Trigger it with a logical date (airflow dags trigger -l ..., or the UI's trigger with a date) "
                 "or use airflow backfill create."
             )
-        interval = Window(start, end)
-        try:
-            return self._collect(context, interval)
-        except NOT_RETRYABLE as exc:
-            raise AirflowFailException(str(exc)) from None
+        # Which failures are retried, and when, is the task's retry_policy (operators/retry.py).
+        return self._collect(context, Window(start, end))
 
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -114,7 +109,7 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
              "requests": client.stats.requests},
         )
         manifest["advice"] = advice and advice.record()
-        IntervalStore(hook).publish(location, parts, manifest)
+        IntervalStore(hook, where=where).publish(location, parts, manifest, allow_shrink=source.allow_shrink)
     late = overlap.late
     log.info(
         "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
@@ -187,6 +182,11 @@ def run_manifest(source: SourceConfig, stream: str, dag_id: str, run_id: str, tr
     }
 
 
+def request_budget(spec: SourceSpec, source: SourceConfig) -> int:
+    """The credential's requests per minute: configured, else the API's documented limit, else a default."""
+    return source.requests_per_minute or spec.requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
+
+
 def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where: str, **options: Any) -> ApiClient:
     """The source's HTTP client from its Airflow connection (also used by tests, with `options` such as sleep)."""
     session = requests.Session()
@@ -206,5 +206,11 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         permission=spec.permission,
         secrets=tuple(s for s in (connection.password, connection.login) if s),
         is_rate_limited=spec.is_rate_limited,
-        **options,
+        **{
+            "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
+            "rate": TokenBucket(
+                task_rate(request_budget(spec, source), source.concurrent_tasks()), sleep=options.get("sleep", time.sleep)
+            ),
+            **options,
+        },
     )
