@@ -72,8 +72,8 @@ class AuditLogToGCSOperator(BaseOperator):
         where = f"source '{source.name}' stream '{self.stream}' window {window}"
         if source.retention and window.start < datetime.now(timezone.utc) - source.retention:
             raise OutsideRetentionError(
-                f"the window reaches back past the API's retention of {format_duration(source.retention)}, so its events are "
-                "gone and the interval would be written empty but complete", where=where,
+                f"the window reaches back past the API's retention of {format_duration(source.retention)}, so "
+                "its events are gone and the interval would be written empty but complete", where=where,
                 hint="backfill only intervals within the retention; raise 'retention' if the API keeps more",
             )
         client = self._client(spec, where)
