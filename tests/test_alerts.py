@@ -36,7 +36,7 @@ def deadline_context(**run) -> dict:
 def test_a_running_scheduled_run_past_its_deadline_notifies_with_the_run_link():
     note, _ = deadline_notification(deadline_context(), "slack", "1h30m")
     assert note.kind == "deadline_missed"
-    assert (note.interval_start, note.interval_end) == ("2026-03-01T04:00:00Z", "2026-03-01T05:00:00Z")
+    assert (note.interval_start, note.interval_end) == ("2026-03-01T04:00:00+00:00", "2026-03-01T05:00:00+00:00")
     assert note.details["deadline"] == "1h30m after the interval ends (2026-03-01T06:30:00+00:00)"
     assert note.url == "http://localhost:8080/dags/auditlogs_slack/runs/scheduled__2026-03-01T04%3A00%3A00%2B00%3A00"
     assert "note" not in note.details

@@ -82,8 +82,8 @@ def deadline_notification(context: dict, source: str, deadline: str) -> tuple[No
         source=source,
         dag_id=run["dag_id"],
         run_id=run.get("dag_run_id"),
-        interval_start=run.get("data_interval_start"),
-        interval_end=run.get("data_interval_end"),
+        interval_start=_iso(run.get("data_interval_start")),
+        interval_end=_iso(run.get("data_interval_end")),
         url=run_url(run["dag_id"], run.get("dag_run_id")),
         details=details,
     ), ""

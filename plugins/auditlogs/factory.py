@@ -14,7 +14,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from auditlogs import alerts
 from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig, format_duration, load_config
-from auditlogs.downstream import bigquery_dags
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.sink.gcs import MANIFEST_NAME
 
@@ -30,7 +29,10 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     loaded = load_config(config_path)
     dags = {source.dag_id: source_dag(source) for source in loaded.sources.values()}
     for source in loaded.sources.values():
-        dags.update(bigquery_dags(source))
+        if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
+            from auditlogs.downstream import bigquery_dags
+
+            dags.update(bigquery_dags(source))
     for name, error in loaded.errors.items():
         log.error("auditlogs config error: %s", error)
         dag = config_error_dag(name, error)
