@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install run test lock clean
+.PHONY: install run test pools lock clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ run: install
 ## The whole test suite (PostgreSQL/Redis-free: SQLite and in-process only).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Create the Airflow pools named in the config (AUDITLOGS_CONFIG or include/sources.yaml).
+pools: install
+	$(BIN)/python -m auditlogs.setup pools
 
 ## Regenerate the full pinned lock from requirements.in.
 lock:

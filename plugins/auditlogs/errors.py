@@ -159,3 +159,10 @@ class PaginationError(AuditLogError):
     never loop, never stop short. Retryable unless the error says otherwise (a page cap or a foreign host)."""
 
     hint = "the interval was not written; report the excerpt, the run is safe to retry"
+
+
+class OutsideRetentionError(AuditLogError):
+    """The window reaches back past what the API still keeps: collecting would write an empty "complete"
+    interval. Never retried."""
+
+    retryable = False

@@ -11,6 +11,8 @@ from pathlib import Path
 from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException
 
+from auditlogs import alerts
+from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig, format_duration, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.operators.sweep import SweepOperator
@@ -32,6 +34,10 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
         if source.sweep is not None:
             dag = sweep_dag(source)
             dags[dag.dag_id] = dag
+        if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
+            from auditlogs.downstream import bigquery_dags
+
+            dags.update(bigquery_dags(source))
     for name, error in loaded.errors.items():
         log.error("auditlogs config error: %s", error)
         dag = config_error_dag(name, error)
@@ -49,10 +55,13 @@ def source_dag(source: SourceConfig) -> DAG:
         max_active_runs=source.max_active_runs,
         tags=["auditlogs", source.type],
         doc_md=_doc(source),
+        deadline=alerts.deadline_alerts(source),
         default_args=_default_args(source),
     )
     for stream in source.stream_names():
-        AuditLogToGCSOperator(task_id=f"collect_{stream}", source=source, stream=stream, dag=dag)
+        AuditLogToGCSOperator(
+            task_id=f"collect_{stream}", source=source, stream=stream, outlets=[stream_asset(source, stream)], dag=dag
+        )
     return dag
 
 
@@ -64,6 +73,7 @@ def _default_args(source: SourceConfig) -> dict:
         "max_retry_delay": source.max_retry_delay,
         "retry_policy": AuditLogRetryPolicy(source.retry_delay, source.max_retry_delay),
         **({"pool": source.pool} if source.pool else {}),
+        "on_failure_callback": alerts.on_task_failed,
     }
 
 

@@ -20,12 +20,14 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 import auditlogs
+from auditlogs import alerts
 from auditlogs.advisor import advise, publish as publish_advice
+from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, RetryBudget, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket, task_rate
 from auditlogs.collector import CollectResult, collect
-from auditlogs.config import SourceConfig
-from auditlogs.errors import ConfigError
+from auditlogs.config import SourceConfig, format_duration
+from auditlogs.errors import ConfigError, OutsideRetentionError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import PartWriter, StagedPart
@@ -60,13 +62,27 @@ class AuditLogToGCSOperator(BaseOperator):
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        spec = SPECS[self.source.type]
-        where = f"source '{self.source.name}' stream '{self.stream}' window {interval.widened(self.source.delay)}"
+        source, spec = self.source, SPECS[self.source.type]
+        where = f"source '{source.name}' stream '{self.stream}' window {interval.widened(source.delay)}"
+        if source.retention and interval.widened(source.delay).start < datetime.now(timezone.utc) - source.retention:
+            raise OutsideRetentionError(
+                f"the window reaches back past the API's retention of {format_duration(source.retention)}, so "
+                "its events are gone and the interval would be written empty but complete", where=where,
+                hint="backfill only intervals within the retention; raise 'retention' if the API keeps more",
+            )
+        hook = GCSHook(gcp_conn_id=source.gcp_conn_id)
         manifest = collect_interval(
-            self.source, self.stream, interval, self._client(spec, where), GCSHook(gcp_conn_id=self.source.gcp_conn_id),
+            source, self.stream, interval, self._client(spec, where), hook,
             dag_id=self.dag_id, run_id=context["run_id"], try_number=context["ti"].try_number,
         )
-        location = IntervalLocation(self.source.bucket, self.source.prefix, self.source.name, self.stream, interval)
+        location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = event_extra(location, manifest["events"])
+        store = IntervalStore(hook, where=where)
+        alerts.notify_if_silent(
+            source, self.stream, interval.start, manifest["events"],
+            lambda start, end: store.read_manifest(location.of(Window(start, end))), context,
+        )
         return {"events": manifest["events"], "manifest": location.uri(MANIFEST_NAME)}
 
     def _client(self, spec, where: str) -> ApiClient:

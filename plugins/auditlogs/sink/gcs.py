@@ -68,6 +68,10 @@ class IntervalLocation:
     def uri(self, name: str = "") -> str:
         return f"gs://{self.bucket}/{self.object_name(name)}"
 
+    def of(self, interval: Window) -> IntervalLocation:
+        """The same stream's location for another interval."""
+        return IntervalLocation(self.bucket, self.prefix, self.source, self.stream, interval)
+
 
 def events_found(manifest: dict) -> int:
     """Events a run found in its window, written or not: skipping what an earlier interval stored
@@ -87,6 +91,13 @@ class IntervalStore:
 
     def existing_objects(self, location: IntervalLocation) -> list[str]:
         return self._call(f"list {location.uri()}", lambda: self.hook.list(location.bucket, prefix=location.folder + "/"))
+
+    def read_manifest(self, location: IntervalLocation) -> dict | None:
+        """The interval's manifest, or None while the interval is not complete."""
+        name = location.object_name(MANIFEST_NAME)
+        if not self._call(f"check {name}", lambda: self.hook.exists(location.bucket, name)):
+            return None
+        return json.loads(self._call(f"read {name}", lambda: self.hook.download(location.bucket, name)))
 
     def publish(self, location: IntervalLocation, parts: list[StagedPart], manifest: dict, allow_shrink: bool = False) -> None:
         existing = set(self.existing_objects(location))
