@@ -108,4 +108,5 @@ def collect(
             "%s: page %d: %d events, %d kept (%d written so far)",
             client.where, result.pages, len(events), kept, result.written,
         )
+        response = events = event = None  # let the page go before the next one is fetched: memory is one page
     return result

@@ -67,3 +67,4 @@ def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pag
         pages += 1
         yield response
         request = paginator.next_request(request, response)
+        del response  # one parsed page alive at a time: not the previous one while the next is fetched

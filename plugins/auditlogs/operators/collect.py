@@ -66,9 +66,9 @@ class AuditLogToGCSOperator(BaseOperator):
         started = time.monotonic()
         started_at = datetime.now(timezone.utc)
         with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
-            writer = PartWriter(Path(staging), source.part_size)
-            result = collect(spec, source, self.stream, client, window, writer, source.max_pages)
-            parts = writer.close()
+            with PartWriter(Path(staging), source.part_size) as writer:
+                result = collect(spec, source, self.stream, client, window, writer, source.max_pages)
+                parts = writer.close()
             fetched_at = datetime.now(timezone.utc)
             fetch_seconds = time.monotonic() - started
             manifest = {

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "_manifest.json"
 PART_CONTENT_TYPE = "application/x-ndjson"
+#: Parts go up as resumable uploads in chunks of this size (a multiple of 256 KiB): without it the client
+#: library reads up to 100 MiB of a part into memory at once.
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class IntervalStore:
             object_name = location.object_name(part.path.name)
             self.hook.upload(
                 location.bucket, object_name, filename=str(part.path), mime_type=PART_CONTENT_TYPE,
+                chunk_size=UPLOAD_CHUNK_BYTES,
             )
             written.add(object_name)
         for leftover in sorted(existing - written - {manifest_object}):
