@@ -28,6 +28,7 @@ def _frame(raw: str) -> str:
 def summarise(collapsed: Path, pipeline: str, top: int = 25) -> str:
     """Only the samples inside the pipeline's work (imports excluded), from every thread it started."""
     own, total, samples = collections.Counter(), collections.Counter(), 0
+    callers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         count = int(count)
@@ -39,10 +40,15 @@ def summarise(collapsed: Path, pipeline: str, top: int = 25) -> str:
             continue
         samples += count
         own[frames[-1]] += count
+        python_frames = [f for f in frames if ".py" in f]
+        callers[frames[-1]][python_frames[-1] if python_frames else "?"] += count
         for frame in set(frames):
             total[frame] += count
     lines = [f"{samples} samples", "", "self (leaf) share:"]
     lines += [f"  {100 * c / samples:5.1f}%  {name}" for name, c in own.most_common(top)]
+    lines += ["", "callers of the top native leaves (python frame above them):"]
+    for name, _ in own.most_common(6):
+        lines += [f"  {name}:"] + [f"    {100 * c / samples:5.1f}%  {caller}" for caller, c in callers[name].most_common(3)]
     lines += ["", "total (inclusive) share:"]
     lines += [f"  {100 * c / samples:5.1f}%  {name}" for name, c in total.most_common(top)]
     return "\n".join(lines)

@@ -99,3 +99,27 @@ def test_a_window_costs_the_minimum_requests_on_one_connection(windows, events):
 def test_peak_memory_does_not_grow_with_the_window(windows):
     small, large = windows[SMALL]["peak_rss_kb"] / 1024, windows[LARGE]["peak_rss_kb"] / 1024
     assert large - small < MAX_GROWTH_MB, f"peak RSS {small:.0f} MB at {SMALL:,} events, {large:.0f} MB at {LARGE:,}"
+
+
+def test_the_garbage_collector_runs_again_when_a_window_fails_mid_page():
+    """Paging pauses the cyclic GC for the life of each page; a consumer that fails must not leave it off."""
+    import gc
+
+    from auditlogs.client.api import ApiRequest, ApiResponse
+    from auditlogs.client.pagination import BodyCursor, paginate
+
+    class OnePageClient:
+        where = "guard"
+
+        def send(self, request):
+            return ApiResponse(200, {}, {"entries": [], "next": "more"}, 2)
+
+    def consume():
+        for _ in paginate(OnePageClient(), BodyCursor(("next",), "cursor"), ApiRequest("GET", "x"), max_pages=5):
+            assert not gc.isenabled()
+            raise RuntimeError("the window failed")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="the window failed"):
+        consume()
+    assert gc.isenabled()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 COMPRESSION_LEVEL = 6
-CHUNK_BYTES = 1024 * 1024
-QUEUE_CHUNKS = 4
+CHUNK_BYTES = 2 * 1024 * 1024
+QUEUE_CHUNKS = 2
 
 
 @dataclass(frozen=True)
