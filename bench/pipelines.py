@@ -106,7 +106,8 @@ def collector(shape, url: str, n: int, workdir: Path) -> dict:
     }
     result = operator.execute(context)
     manifest = _read_manifest(result["manifest"])
-    return {"events": manifest["events"], "parts": len(manifest["parts"]), "client_requests": manifest["requests"]["count"]}
+    return {"events": manifest["events"], "parts": len(manifest["parts"]), "client_requests": manifest["requests"]["count"],
+            "fetch_seconds": manifest["timings"]["fetch_seconds"]}
 
 
 def _read_manifest(uri: str) -> dict:

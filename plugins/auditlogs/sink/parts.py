@@ -54,8 +54,9 @@ class _HashingFile:
 
 class PartWriter:
     """Writes one NDJSON line per event, starting a new part when the current one has reached `part_size`
-    compressed bytes (checked after each chunk of about `CHUNK_BYTES`, so a part overshoots by at most one
-    compressed chunk). Always yields at least one part, so an empty interval is visibly empty."""
+    compressed bytes (checked before each chunk of about min(`CHUNK_BYTES`, `part_size`) raw bytes, so a
+    part overshoots by at most one compressed chunk). Always yields at least one part, so an empty interval
+    is visibly empty."""
 
     def __init__(self, staging_dir: Path, part_size: int):
         self.staging_dir = Path(staging_dir)
@@ -63,6 +64,7 @@ class PartWriter:
         self.parts: list[StagedPart] = []
         self._lines: list[bytes] = []
         self._buffered = 0
+        self._chunk_bytes = min(CHUNK_BYTES, part_size)
         self._error: BaseException | None = None
         self._chunks: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._thread = threading.Thread(target=self._compress, name="auditlogs-part-writer", daemon=True)
@@ -81,7 +83,7 @@ class PartWriter:
     def write(self, line: bytes) -> None:
         self._lines.append(line)
         self._buffered += len(line)
-        if self._buffered >= CHUNK_BYTES:
+        if self._buffered >= self._chunk_bytes:
             self._flush()
 
     def close(self) -> list[StagedPart]:
@@ -104,10 +106,10 @@ class PartWriter:
 
     def _compress(self) -> None:
         """The thread: compresses chunks into parts; after an error it drains the queue so `write` never blocks."""
-        part = None
+        part, done = None, False
         try:
             part = _OpenPart(self.staging_dir / f"part-{len(self.parts):05d}.ndjson.gz")
-            while (item := self._chunks.get()) is not None:
+            while not (done := (item := self._chunks.get()) is None):
                 if part.events and part.raw.size >= self.part_size:
                     self.parts.append(part.close())
                     part = _OpenPart(self.staging_dir / f"part-{len(self.parts):05d}.ndjson.gz")
@@ -119,8 +121,8 @@ class PartWriter:
             self._error = exc
             if part is not None:
                 part.raw.close()
-            while self._chunks.get() is not None:
-                pass
+            while not done:
+                done = self._chunks.get() is None
 
 
 class _OpenPart:
