@@ -5,14 +5,16 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install run test pools lock clean
+.PHONY: install run test pools lock clean bench
+
+BENCH_VENV := bench/.venv
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) venv --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -r requirements.txt
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements.txt
 	@touch $@
 
 ## The local sandbox: fake Slack API + GCS emulator + `airflow standalone`, collecting real intervals.
@@ -27,9 +29,20 @@ test: install
 pools: install
 	$(BIN)/python -m auditlogs.setup pools
 
+## The side-by-side benchmark (BENCHMARKS.md): its own venv with the product's lock plus dlt and profilers.
+## Pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--events 100000 --shapes slack"`.
+bench: $(BENCH_VENV)/.installed
+	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR) $(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: requirements.txt bench/requirements.txt
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --allow-existing --python $(PYTHON) $(BENCH_VENV)
+	$(UV) pip install --quiet --python $(BENCH_VENV)/bin/python -r requirements.txt -r bench/requirements.txt
+	@touch $@
+
 ## Regenerate the full pinned lock from requirements.in.
 lock:
 	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.txt
 
 clean:
-	rm -rf $(VENV) .airflow
+	rm -rf $(VENV) $(BENCH_VENV) .airflow

@@ -122,7 +122,7 @@ def collect(
             "%s: page %d: %d events, %d kept (%d written so far)",
             client.where, result.pages, len(events), kept, result.written,
         )
-        del response, events  # release this page before the loop fetches the next
+        response = events = event = None  # let the page go before the next one is fetched: memory is one page
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result

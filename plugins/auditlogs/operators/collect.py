@@ -112,10 +112,10 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     started = time.monotonic()
     started_at = clock()
     with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
-        writer = PartWriter(Path(staging), source.part_size)
-        result = collect(spec, source, stream, client, window, writer, source.max_pages, now=started_at,
-                         admit=overlap.admit)
-        parts = writer.close()
+        with PartWriter(Path(staging), source.part_size) as writer:  # stops the compression thread on errors
+            result = collect(spec, source, stream, client, window, writer, source.max_pages, now=started_at,
+                             admit=overlap.admit)
+            parts = writer.close()
         manifest = run_manifest(source, stream, dag_id, run_id, try_number, location, window, result, parts,
                                 client, started_at, clock(), time.monotonic() - started)
         manifest["overlap"] = overlap.manifest_section()

@@ -125,9 +125,9 @@ def sweep(source: SourceConfig, stream: str, run_interval: Window, client: ApiCl
     location = replace(home, stream=f"{stream}/{SWEEP_FOLDER}")
     started, started_at = time.monotonic(), clock()
     with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
-        writer = PartWriter(Path(staging), source.part_size)
-        result = collect(spec, source, stream, client, swept, writer, source.max_pages, now=started_at, admit=admit)
-        parts = writer.close()
+        with PartWriter(Path(staging), source.part_size) as writer:  # stops the compression thread on errors
+            result = collect(spec, source, stream, client, swept, writer, source.max_pages, now=started_at, admit=admit)
+            parts = writer.close()
         manifest = run_manifest(source, stream, dag_id, run_id, try_number, location, swept, result, parts, client,
                                 started_at, clock(), time.monotonic() - started)
         in_range = result.written + result.already_stored

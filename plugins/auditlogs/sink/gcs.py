@@ -47,6 +47,9 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
         return True
     return getattr(exc, "code", None) in _TRANSIENT_STATUS
+#: Parts go up as resumable uploads in chunks of this size (a multiple of 256 KiB): without it the client
+#: library reads up to 100 MiB of a part into memory at once.
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class IntervalStore:
             object_name = location.object_name(part.path.name)
             self._call(f"upload {object_name}", lambda: self.hook.upload(
                 location.bucket, object_name, filename=str(part.path), mime_type=PART_CONTENT_TYPE,
+                chunk_size=UPLOAD_CHUNK_BYTES,
             ))
             written.add(object_name)
         for leftover in sorted(existing - written - {manifest_object}):
