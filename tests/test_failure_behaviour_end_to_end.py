@@ -46,8 +46,9 @@ class Stack:
 def config(stack: Stack, name: str, **options) -> dict:
     path = write_config(
         stack.config_dir / f"{name}.yaml",
+        # De-duplication off: every interval here must hold its whole widened window on its own.
         {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 100, "page_attempts": 2,
-                   "requests_per_minute": 6000, **options}},
+                   "requests_per_minute": 6000, "dedup": False, **options}},
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=3,
         retry_delay="1s", max_retry_delay="4s",
     )

@@ -76,8 +76,9 @@ def ops(tmp_path_factory):
             # Zero events: notify on the second silent interval in a row.
             "quiet": {"type": "slack", "conn_id": "quiet_api", "silence_after": 2},
             # Backfilled through a one-slot pool although four runs may be active.
+            # De-duplication off: each interval must hold its whole widened window, checked one by one.
             "history": {"type": "slack", "conn_id": "busy_api", "pool": "busy_api", "pool_slots": 1,
-                        "max_active_runs": 4, "deadline": "1m"},
+                        "max_active_runs": 4, "deadline": "1m", "dedup": False},
         },
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="10m", retries=0,
         deadline="off", notify={"slack": "alerts_slack", "webhook": "alerts_webhook"},
