@@ -53,10 +53,50 @@ def parse_size(value: Any) -> int:
     return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
 
 
+def schedule_period(schedule: str, at: datetime) -> timedelta:
+    """The length of the first schedule interval after `at` (one cron step)."""
+    from croniter import croniter
+
+    cron = croniter(schedule, at)
+    start = cron.get_next(datetime)
+    return cron.get_next(datetime) - start
+
+
+def previous_intervals(schedule: str, start: datetime, count: int) -> list[tuple[datetime, datetime]]:
+    """The `count` schedule intervals before the one starting at `start`, newest first."""
+    from croniter import croniter
+
+    cron = croniter(schedule, start)
+    intervals, end = [], start
+    for _ in range(count):
+        begin = cron.get_prev(datetime)
+        intervals.append((begin, end))
+        end = begin
+    return intervals
+
+
 def format_duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
     return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
+class NotifyConfig(BaseModel):
+    """Where notifications go. Channels are Airflow connection ids: no secret ever sits in the config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: A Slack incoming webhook: the connection's password (or host) is the webhook URL.
+    slack: str | None = None
+    #: A generic JSON webhook: host = URL; a password, if set, is sent as a Bearer token.
+    webhook: str | None = None
+    #: Addresses mailed through the SMTP provider's connection `smtp_conn_id`.
+    email: tuple[str, ...] = ()
+    smtp_conn_id: str = "smtp_default"
+
+    @property
+    def channels(self) -> list[str]:
+        return [name for name, on in (("slack", self.slack), ("webhook", self.webhook), ("email", self.email)) if on]
 
 
 class SourceConfig(BaseModel):
@@ -81,6 +121,17 @@ class SourceConfig(BaseModel):
     request_timeout: timedelta = timedelta(seconds=60)
     pool: str | None = None
     max_pages: int = Field(100_000, ge=1)
+    #: Slots of `pool` when `python -m auditlogs.setup pools` creates it (sources sharing a credential share it).
+    pool_slots: int = Field(1, ge=1, le=128)
+    #: Logs due in GCS this long after the interval ends; None: derived (see `deadline_after_end`); 0: off.
+    deadline: timedelta | None = None
+    notify: NotifyConfig = NotifyConfig()
+    #: Notify when this many consecutive intervals had zero events; None: off (for quiet sources).
+    silence_after: int | None = Field(None, ge=1, le=1000)
+    #: How far back the API keeps events; intervals older than this fail instead of writing nothing.
+    retention: timedelta | None = None
+    #: `project.dataset`: also generate the example downstream DAG loading each interval into BigQuery.
+    bigquery_dataset: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
 
     #: Streams this type collects; a source with several streams gets one task per stream.
     streams: ClassVar[tuple[str, ...]] = ()
@@ -134,6 +185,15 @@ class SourceConfig(BaseModel):
     def _durations(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
+    @field_validator("deadline", "retention", mode="before")
+    @classmethod
+    def _optional_durations(cls, value: Any) -> timedelta | None:
+        if value is None:
+            return None
+        if value is False or str(value).strip().lower() == "off":
+            return timedelta(0)
+        return parse_duration(value)
+
     @field_validator("part_size", mode="before")
     @classmethod
     def _part_size(cls, value: Any) -> int:
@@ -151,6 +211,18 @@ class SourceConfig(BaseModel):
 
     def stream_names(self) -> tuple[str, ...]:
         return self.streams
+
+    @property
+    def period(self) -> timedelta:
+        return schedule_period(self.schedule, self.start_date)
+
+    @property
+    def deadline_after_end(self) -> timedelta | None:
+        """How long after an interval ends its logs must be in GCS: `deadline`, else one period plus the
+        delay (hourly with a 30m delay: 1h30m), None when switched off."""
+        if self.deadline is None:
+            return self.period + self.delay
+        return self.deadline or None
 
 
 @dataclass

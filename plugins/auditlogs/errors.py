@@ -118,3 +118,8 @@ class PaginationError(AuditLogError):
     """The API's paging went wrong (a cursor repeated, a foreign next URL, too many pages): never loop."""
 
     hint = "the interval was not written; report the excerpt, the run is safe to retry"
+
+
+class OutsideRetentionError(AuditLogError):
+    """The window reaches back past what the API still keeps: collecting would write an empty "complete"
+    interval. Never retried."""

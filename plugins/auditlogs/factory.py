@@ -11,7 +11,10 @@ from pathlib import Path
 from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException
 
+from auditlogs import alerts
+from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig, format_duration, load_config
+from auditlogs.downstream import bigquery_dags
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.sink.gcs import MANIFEST_NAME
 
@@ -26,6 +29,8 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     """Every source's DAG by dag_id; a broken source gets a placeholder DAG that shows its config error."""
     loaded = load_config(config_path)
     dags = {source.dag_id: source_dag(source) for source in loaded.sources.values()}
+    for source in loaded.sources.values():
+        dags.update(bigquery_dags(source))
     for name, error in loaded.errors.items():
         log.error("auditlogs config error: %s", error)
         dag = config_error_dag(name, error)
@@ -43,16 +48,20 @@ def source_dag(source: SourceConfig) -> DAG:
         max_active_runs=source.max_active_runs,
         tags=["auditlogs", source.type],
         doc_md=_doc(source),
+        deadline=alerts.deadline_alerts(source),
         default_args={
             "retries": source.retries,
             "retry_delay": source.retry_delay,
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(hours=1),
             **({"pool": source.pool} if source.pool else {}),
+            "on_failure_callback": alerts.on_task_failed,
         },
     )
     for stream in source.stream_names():
-        AuditLogToGCSOperator(task_id=f"collect_{stream}", source=source, stream=stream, dag=dag)
+        AuditLogToGCSOperator(
+            task_id=f"collect_{stream}", source=source, stream=stream, outlets=[stream_asset(source, stream)], dag=dag
+        )
     return dag
 
 

@@ -17,10 +17,18 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 import auditlogs
+from auditlogs import alerts
+from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, base_url_of
 from auditlogs.collector import collect
-from auditlogs.config import SourceConfig
-from auditlogs.errors import AuthError, ConfigError, IncompleteWindowError, RequestRejectedError
+from auditlogs.config import SourceConfig, format_duration
+from auditlogs.errors import (
+    AuthError,
+    ConfigError,
+    IncompleteWindowError,
+    OutsideRetentionError,
+    RequestRejectedError,
+)
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources import SPECS
@@ -28,7 +36,15 @@ from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
 #: Errors a task retry cannot fix: fail at once instead of locking accounts or hammering the API.
-NOT_RETRYABLE = (AuthError, ConfigError, IncompleteWindowError, RequestRejectedError)
+NOT_RETRYABLE = (AuthError, ConfigError, IncompleteWindowError, RequestRejectedError, OutsideRetentionError)
+
+
+class NotRetried(AirflowFailException):
+    """Fails the task at once, keeping the original error for the failure notification."""
+
+    def __init__(self, cause: Exception):
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class AuditLogToGCSOperator(BaseOperator):
@@ -53,7 +69,7 @@ class AuditLogToGCSOperator(BaseOperator):
         try:
             return self._collect(context, interval)
         except NOT_RETRYABLE as exc:
-            raise AirflowFailException(str(exc)) from None
+            raise NotRetried(exc) from None
 
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -61,6 +77,12 @@ class AuditLogToGCSOperator(BaseOperator):
         source, spec = self.source, SPECS[self.source.type]
         window = interval.widened(source.delay)
         where = f"source '{source.name}' stream '{self.stream}' window {window}"
+        if source.retention and window.start < datetime.now(timezone.utc) - source.retention:
+            raise OutsideRetentionError(
+                f"the window reaches back past the API's retention of {format_duration(source.retention)}, so its events are "
+                "gone and the interval would be written empty but complete", where=where,
+                hint="backfill only intervals within the retention; raise 'retention' if the API keeps more",
+            )
         client = self._client(spec, where)
         location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
 
@@ -111,12 +133,19 @@ class AuditLogToGCSOperator(BaseOperator):
                     "fetch_seconds": round(fetch_seconds, 3),
                 },
             }
-            IntervalStore(GCSHook(gcp_conn_id=source.gcp_conn_id)).publish(location, parts, manifest)
+            store = IntervalStore(GCSHook(gcp_conn_id=source.gcp_conn_id))
+            store.publish(location, parts, manifest)
         self.log.info(
             "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
             "%d requests, %d retries) in %.1fs",
             where, result.written, len(parts), location.uri(), result.fetched, result.outside_window,
             result.duplicates, client.stats.requests, client.stats.retries, time.monotonic() - started,
+        )
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = event_extra(location, result.written)
+        alerts.notify_if_silent(
+            source, self.stream, interval.start, result.written,
+            lambda start, end: store.read_manifest(location.of(Window(start, end))), context,
         )
         return {"events": result.written, "manifest": location.uri(MANIFEST_NAME)}
 

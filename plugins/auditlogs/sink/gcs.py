@@ -39,6 +39,10 @@ class IntervalLocation:
     def uri(self, name: str = "") -> str:
         return f"gs://{self.bucket}/{self.object_name(name)}"
 
+    def of(self, interval: Window) -> IntervalLocation:
+        """The same stream's location for another interval."""
+        return IntervalLocation(self.bucket, self.prefix, self.source, self.stream, interval)
+
 
 class IntervalStore:
     """Publishes an interval's staged parts and manifest through the google provider's GCSHook."""
@@ -48,6 +52,13 @@ class IntervalStore:
 
     def existing_objects(self, location: IntervalLocation) -> list[str]:
         return self.hook.list(location.bucket, prefix=location.folder + "/")
+
+    def read_manifest(self, location: IntervalLocation) -> dict | None:
+        """The interval's manifest, or None while the interval is not complete."""
+        name = location.object_name(MANIFEST_NAME)
+        if not self.hook.exists(location.bucket, name):
+            return None
+        return json.loads(self.hook.download(location.bucket, name))
 
     def publish(self, location: IntervalLocation, parts: list[StagedPart], manifest: dict) -> None:
         existing = set(self.existing_objects(location))

@@ -1,0 +1,77 @@
+"""Example downstream DAG: load each finished interval into BigQuery when its Asset event arrives.
+
+Generated only for sources that set `bigquery_dataset: project.dataset` (off by default): one DAG per
+stream, `auditlogs_<source>_<stream>_to_bigquery`, scheduled on the stream's Asset. It appends the parts
+of every interval announced since its last run to the table `<source>_<stream>` with schema autodetection.
+Intervals overlap by the source's delay and reruns rewrite an interval, so de-duplicate by event id when
+querying. It is an example to adapt (a fixed schema, partitioning), not a warehouse design.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQueryOperator
+from airflow.sdk import DAG, Asset
+from airflow.sdk.exceptions import AirflowSkipException
+
+from auditlogs.assets import stream_asset
+from auditlogs.config import SourceConfig
+
+
+def bigquery_dags(source: SourceConfig) -> dict[str, DAG]:
+    if not source.bigquery_dataset:
+        return {}
+    dags = {}
+    for stream in source.stream_names():
+        asset = stream_asset(source, stream)
+        dag = DAG(
+            dag_id=f"{source.dag_id}_{stream}_to_bigquery",
+            description=f"Example: load {asset.uri} intervals into BigQuery",
+            schedule=[asset],
+            start_date=source.start_date,
+            catchup=False,
+            max_active_runs=1,
+            tags=["auditlogs", "bigquery", "example"],
+        )
+        LoadIntervalsToBigQueryOperator(
+            task_id="load_intervals",
+            asset=asset,
+            bucket=source.bucket,
+            destination_project_dataset_table=f"{source.bigquery_dataset}.{source.name}_{stream}",
+            gcp_conn_id=source.gcp_conn_id,
+            dag=dag,
+        )
+        dags[dag.dag_id] = dag
+    return dags
+
+
+class LoadIntervalsToBigQueryOperator(GCSToBigQueryOperator):
+    """GCSToBigQueryOperator whose source objects are the parts of the intervals in the triggering events."""
+
+    def __init__(self, *, asset: Asset, **kwargs: Any):
+        kwargs = {
+            "source_objects": [],
+            "source_format": "NEWLINE_DELIMITED_JSON",
+            "compression": "GZIP",
+            "autodetect": True,
+            "ignore_unknown_values": True,
+            "write_disposition": "WRITE_APPEND",
+            "create_disposition": "CREATE_IF_NEEDED",
+            **kwargs,
+        }
+        super().__init__(**kwargs)
+        self.asset = asset
+
+    def execute(self, context: Any):
+        self.source_objects = interval_objects(context["triggering_asset_events"][self.asset])
+        if not self.source_objects:
+            raise AirflowSkipException("the triggering events name no interval folder")
+        self.log.info("Loading %d interval(s): %s", len(self.source_objects), self.source_objects)
+        return super().execute(context)
+
+
+def interval_objects(events) -> list[str]:
+    """Wildcards over the parts of each announced interval, in event order, each once."""
+    folders = [event.extra.get("folder") for event in events]
+    return list(dict.fromkeys(f"{folder}/part-*.ndjson.gz" for folder in folders if folder))
