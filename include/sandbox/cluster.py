@@ -58,16 +58,16 @@ def wait_for(what: str, check: Callable[[], T], timeout: float, poll: float = 1.
 
 
 def services_missing() -> str | None:
-    """Why the PostgreSQL/Redis tier cannot run here, or None when both answer."""
-    try:
-        import psycopg2
+    """Why the PostgreSQL/Redis tier cannot run here, or None when both answer (a missing driver is an
+    install problem, not a missing service: its ImportError propagates)."""
+    import psycopg2
+    import redis
 
+    try:
         psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=5).close()
     except Exception as exc:  # any failure means: no usable PostgreSQL
         return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({type(exc).__name__}: {str(exc).strip()[:200]})"
     try:
-        import redis
-
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping()
     except Exception as exc:
         return f"Redis not reachable at {REDIS_URL} ({type(exc).__name__}: {str(exc).strip()[:200]})"
