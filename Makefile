@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install run test test-distributed bench-scale lock clean
+.PHONY: install run test test-distributed pools lock clean bench bench-scale
+
+BENCH_VENV := bench/.venv
 
 install: $(VENV)/.installed
 
@@ -32,9 +34,24 @@ test-distributed: install
 bench-scale: install
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 
+## Create the Airflow pools named in the config (AUDITLOGS_CONFIG or include/sources.yaml).
+pools: install
+	$(BIN)/python -m auditlogs.setup pools
+
+## The side-by-side benchmark (BENCHMARKS.md): its own venv with the product's lock plus dlt and profilers.
+## Pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--events 100000 --shapes slack"`.
+bench: $(BENCH_VENV)/.installed
+	PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR) $(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: requirements.txt bench/requirements.txt
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) venv --allow-existing --python $(PYTHON) $(BENCH_VENV)
+	$(UV) pip install --quiet --python $(BENCH_VENV)/bin/python -r requirements.txt -r bench/requirements.txt
+	@touch $@
+
 ## Regenerate the full pinned lock from requirements.in.
 lock:
 	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.txt
 
 clean:
-	rm -rf $(VENV) .airflow
+	rm -rf $(VENV) $(BENCH_VENV) .airflow

@@ -156,7 +156,8 @@ def test_retries_are_bounded_then_the_error_says_what_happened(server, tmp_path)
         run_collect(server, tmp_path, budget=RetryBudget(max_attempts=3))
     message = str(raised.value)
     assert len(api_requests(server)) == 3
-    assert message.startswith("source 'slack' stream 'audit': the API failed. HTTP status 503. response body: ")
+    assert message.startswith("source 'slack' stream 'audit': the API failed (gave up on this page after 3 attempts and ")
+    assert "s of waits). HTTP status 503. response body: " in message
     assert "fatal_error" in message and TOKEN not in message
 
 

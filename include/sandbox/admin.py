@@ -39,6 +39,10 @@ class SandboxAdmin:
     def add_faults(self, *faults: dict[str, Any]) -> None:
         self._call("POST", "faults", {"faults": list(faults)})
 
+    def add_random_faults(self, seed: int, **options: Any) -> list[dict[str, Any]]:
+        """A seeded fault schedule (see sandbox.faults.random_schedule); returns the faults queued."""
+        return self._call("POST", "faults/random", {"seed": seed, **options})["faults"]
+
     def pending_faults(self) -> list[dict[str, Any]]:
         return self._call("GET", "faults")["faults"]
 

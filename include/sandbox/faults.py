@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from http import HTTPStatus
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ class Fault:
     headers: dict[str, str] | None = None  # None: defaults (Retry-After: 1 on 429)
     body: str | None = None
     seconds: float = 0.0  # for "delay"
+    label: str | None = None  # what the request log records (default: kind); seeded schedules name the fault
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +63,55 @@ def parse_fault(raw: Any) -> Fault:
         raise ValueError("body must be a string")
     if not isinstance(fault.seconds, (int, float)) or fault.seconds < 0:
         raise ValueError("seconds must be a number >= 0")
+    if fault.label is not None and not isinstance(fault.label, str):
+        raise ValueError("label must be a string")
     return fault
+
+
+#: What a seeded schedule draws from: (label, fault template). 429 storms with `Retry-After: 1`, with
+#: `Retry-After: 0` and without it; 5xx bursts; HTML error pages; resets mid-body; slow answers (past the
+#: client's timeout when `slow_seconds` exceeds it); truncated bodies.
+SCHEDULE_KINDS: dict[str, dict[str, Any]] = {
+    "429_retry_after": {"kind": "status", "status": 429, "headers": {"Retry-After": "1"}},
+    "429_retry_after_0": {"kind": "status", "status": 429, "headers": {"Retry-After": "0"}},
+    "429_no_retry_after": {"kind": "status", "status": 429, "headers": {}},
+    "5xx": {"kind": "status"},
+    "html": {"kind": "html"},
+    "reset": {"kind": "reset"},
+    "slow": {"kind": "delay"},
+    "truncate": {"kind": "truncate"},
+}
+
+
+def random_schedule(
+    seed: int,
+    match: str = "/",
+    *,
+    faults: int = 4,
+    max_gap: int = 3,
+    max_burst: int = 3,
+    slow_seconds: float = 1.0,
+    kinds: list[str] | None = None,
+) -> list[Fault]:
+    """A seeded, reproducible fault schedule: `faults` bursts, each after 0..`max_gap` good requests (so they
+    land mid-pagination), of 1..`max_burst` hits (a slow answer hits once: it costs real time)."""
+    rng = random.Random(f"faults:{seed}")
+    names = kinds or sorted(SCHEDULE_KINDS)
+    unknown = set(names) - set(SCHEDULE_KINDS)
+    if unknown:
+        raise ValueError(f"unknown schedule kinds {sorted(unknown)}; known: {sorted(SCHEDULE_KINDS)}")
+    schedule = []
+    for _ in range(faults):
+        label = rng.choice(names)
+        template = dict(SCHEDULE_KINDS[label])
+        if label == "5xx":
+            template["status"] = rng.choice([500, 502, 503, 504])
+        count = 1 if label == "slow" else rng.randint(1, max_burst)
+        schedule.append(Fault(
+            **template, match=match, count=count, after=rng.randint(0, max_gap), label=label,
+            seconds=slow_seconds if label == "slow" else 0.0,
+        ))
+    return schedule
 
 
 class FaultQueue:

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import requests
 import yaml
 
 from sandbox.gcs import GcsEmulatorProcess
@@ -38,6 +39,7 @@ def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__API__PORT": str(args.ui_port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{args.ui_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.ui_port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AUDITLOGS_CONFIG": str(SOURCES),
         "NO_PROXY": "127.0.0.1,localhost",
@@ -63,6 +65,22 @@ def wait_for(what: str, check, timeout: float, poll: float = 2.0):
     raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s")
 
 
+def api_server_up(port: int) -> bool:
+    try:
+        return requests.get(f"http://localhost:{port}/api/v2/version", timeout=5).ok
+    except requests.RequestException:
+        return False
+
+
+def parsed_dag_ids(env: dict[str, str]) -> set[str]:
+    listing = subprocess.run([AIRFLOW, "dags", "list", "-o", "json"], env=env, capture_output=True, text=True)
+    lines = listing.stdout.strip().splitlines()  # warnings may precede the JSON on stdout
+    try:
+        return {dag["dag_id"] for dag in json.loads(lines[-1])} if lines else set()
+    except ValueError:
+        return set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.local", description=__doc__)
     parser.add_argument("--api-port", type=int, default=8931)
@@ -71,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--airflow-home", type=Path, default=ROOT / ".airflow")
     parser.add_argument("--exit-after-first-interval", action="store_true", help="stop once data landed (smoke test)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Airflow's process group on SIGTERM too
     args.airflow_home.mkdir(parents=True, exist_ok=True)
     bucket = yaml.safe_load(SOURCES.read_text())["defaults"]["bucket"]
     dag_ids = [f"auditlogs_{name}" for name in yaml.safe_load(SOURCES.read_text())["sources"]]
@@ -87,12 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         try:
             print(f"airflow standalone starting (log: {log_path}) ...", flush=True)
+            # Tasks report to the API server: unpause only once it answers, or a first run could fail early.
+            wait_for("the API server", lambda: api_server_up(args.ui_port), timeout=300)
+            wait_for("the DAGs to be parsed", lambda: set(dag_ids) <= parsed_dag_ids(env), timeout=300)
             for dag_id in dag_ids:
-                wait_for(
-                    f"{dag_id} to be parsed",
-                    lambda: subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, capture_output=True).returncode == 0,
-                    timeout=300,
-                )
+                subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, check=True, capture_output=True)
             print(f"unpaused {', '.join(dag_ids)}; waiting for the latest interval to land ...", flush=True)
             manifests = wait_for(
                 "the first manifest", lambda: [n for n in gcs.list(bucket) if n.endswith("_manifest.json")], timeout=600

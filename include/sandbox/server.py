@@ -22,7 +22,7 @@ import orjson
 
 from sandbox.admin import SandboxAdmin
 from sandbox.events import Clock
-from sandbox.faults import FaultQueue, fault_response, parse_fault
+from sandbox.faults import FaultQueue, fault_response, parse_fault, random_schedule
 from sandbox.scenario import Scenario, load_scenario
 from sandbox.sources import SOURCE_TYPES, event_store
 from sandbox.truth import truth_events
@@ -162,6 +162,7 @@ class SandboxServer:
             Route("DELETE", p + "requests", lambda req: _ok(self.requests.clear())),
             Route("GET", p + "faults", lambda req: json_response(200, {"faults": self.faults.pending()})),
             Route("POST", p + "faults", self._add_faults),
+            Route("POST", p + "faults/random", self._add_random_faults),
             Route("DELETE", p + "faults", lambda req: _ok(self.faults.clear())),
             Route("GET", p + "clock", lambda req: json_response(200, self._clock_state())),
             Route("POST", p + "clock", self._set_clock),
@@ -179,6 +180,17 @@ class SandboxServer:
             return json_response(400, {"ok": False, "error": "invalid_fault", "detail": str(exc)})
         self.faults.add(faults)
         return json_response(200, {"ok": True, "pending": len(self.faults.pending())})
+
+    def _add_random_faults(self, req: Request) -> Response:
+        try:
+            body = orjson.loads(req.body or b"null")
+            if not isinstance(body, dict) or not isinstance(body.get("seed"), int):
+                raise ValueError('expected {"seed": N, ...}')
+            faults = random_schedule(**body)
+        except (ValueError, TypeError) as exc:
+            return json_response(400, {"ok": False, "error": "invalid_fault", "detail": str(exc)})
+        self.faults.add(faults)
+        return json_response(200, {"ok": True, "faults": [f.to_dict() for f in faults]})
 
     def _clock_state(self) -> dict[str, Any]:
         return {"ok": True, "now": self.clock.now(), "frozen": self.clock.fixed is not None}
@@ -263,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and kind == "delay":
             time.sleep(fault.seconds)
         resp = fault_response(fault) if fault is not None and kind in ("status", "html") else sandbox.dispatch(req)
-        sandbox.requests.record(req, resp.status, at, kind)
+        sandbox.requests.record(req, resp.status, at, fault and (fault.label or kind))
         if kind == "reset":
             self._send_reset(resp)
         else:

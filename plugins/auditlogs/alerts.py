@@ -82,8 +82,8 @@ def deadline_notification(context: dict, source: str, deadline: str) -> tuple[No
         source=source,
         dag_id=run["dag_id"],
         run_id=run.get("dag_run_id"),
-        interval_start=run.get("data_interval_start"),
-        interval_end=run.get("data_interval_end"),
+        interval_start=_iso(run.get("data_interval_start")),
+        interval_end=_iso(run.get("data_interval_end")),
         url=run_url(run["dag_id"], run.get("dag_run_id")),
         details=details,
     ), ""
@@ -98,8 +98,7 @@ def on_task_failed(context: Any) -> None:
 def failure_notification(context: Any) -> Notification:
     task, ti = context["task"], context["ti"]
     source: SourceConfig = task.source
-    failure = context.get("exception")
-    error = getattr(failure, "cause", None) or failure
+    error = context.get("exception")
     details: dict[str, Any] = {
         "task": task.task_id,
         "attempts": ti.try_number,

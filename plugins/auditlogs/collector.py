@@ -4,6 +4,7 @@ window once each, stream them into the part writer. Plain Python, driven by the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -12,7 +13,7 @@ import orjson
 from auditlogs.client.api import ApiClient
 from auditlogs.client.pagination import paginate
 from auditlogs.config import SourceConfig
-from auditlogs.errors import MalformedResponseError
+from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources.base import BadEventError, Order, SourceSpec
 from auditlogs.window import Window
@@ -27,6 +28,8 @@ class CollectResult:
     written: int = 0
     outside_window: int = 0
     duplicates: int = 0
+    #: Skipped because an earlier, overlapping run already stored them (see sink/overlap.py).
+    already_stored: int = 0
     out_of_order: int = 0
     first_event_time: datetime | None = None
     last_event_time: datetime | None = None
@@ -72,14 +75,16 @@ def collect(
     writer: PartWriter,
     max_pages: int,
     now: datetime | None = None,
+    admit: Callable[[str, datetime], bool] | None = None,
 ) -> CollectResult:
+    """`admit(event_id, event_time)` returning False skips an in-window event that another run stored."""
     result = CollectResult()
     dedup = EdgeDeduplicator(spec.order_for(config))
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     oldest: datetime | None = None
     first = spec.first_request(config, stream, window)
-    for response in paginate(client, spec.paginator, first, max_pages):
+    for response in paginate(client, spec.paginator, first, max_pages, is_empty=_page_is_empty(spec)):
         result.pages += 1
         try:
             events = spec.events(response.body)
@@ -92,8 +97,9 @@ def collect(
                 event_id = str(spec.event_id(event))
                 moment = spec.event_time(event)
             except BadEventError as exc:
-                raise MalformedResponseError(
-                    f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status
+                raise MalformedEventError(
+                    f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status,
+                    body_excerpt=excerpt(orjson.dumps(event), client.secrets),
                 ) from None
             oldest = moment if oldest is None or moment < oldest else oldest
             if not window.contains(moment):
@@ -105,6 +111,9 @@ def collect(
                 continue
             if repeat is None:
                 result.out_of_order += 1
+            if admit is not None and not admit(event_id, moment):
+                result.already_stored += 1
+                continue
             writer.write(orjson.dumps(event) + b"\n")
             result.note_time(moment)
             kept += 1
@@ -113,7 +122,17 @@ def collect(
             "%s: page %d: %d events, %d kept (%d written so far)",
             client.where, result.pages, len(events), kept, result.written,
         )
-        del response, events  # release this page before the loop fetches the next
+        response = events = event = None  # let the page go before the next one is fetched: memory is one page
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result
+
+
+def _page_is_empty(spec: SourceSpec):
+    def is_empty(response) -> bool:
+        try:
+            return not spec.events(response.body)
+        except BadEventError:
+            return False  # the collector reports the malformed page itself
+
+    return is_empty

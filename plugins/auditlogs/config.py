@@ -116,13 +116,26 @@ class SourceConfig(BaseModel):
     catchup: bool = False
     retries: int = Field(3, ge=0, le=50)
     retry_delay: timedelta = timedelta(minutes=5)
+    max_retry_delay: timedelta = timedelta(hours=1)
     max_active_runs: int = Field(1, ge=1, le=64)
     part_size: int = Field(64 * 1024**2, ge=1024)
     request_timeout: timedelta = timedelta(seconds=60)
     pool: str | None = None
+    #: Slots of `pool` (what `python -m auditlogs.setup pools` creates): tasks sharing the credential at once.
+    pool_slots: int = Field(1, ge=1, le=64)
     max_pages: int = Field(100_000, ge=1)
-    #: Slots of `pool` when `python -m auditlogs.setup pools` creates it (sources sharing a credential share it).
-    pool_slots: int = Field(1, ge=1, le=128)
+    #: Skip events an earlier, overlapping interval already stored (README: De-duplication and late arrivals).
+    dedup: bool = True
+    #: Trailing range a separate daily DAG re-fetches to recover events later than `delay` (None: no sweep).
+    sweep: timedelta | None = None
+    sweep_schedule: str = "@daily"
+    #: The credential's request budget; None: the API's documented limit (see sources/), or 60 if none is.
+    requests_per_minute: int | None = Field(None, ge=1)
+    #: In-task retries of one page (429, 5xx, network, unreadable body) before the task fails and retries.
+    page_attempts: int = Field(5, ge=1, le=50)
+    page_max_wait: timedelta = timedelta(minutes=10)
+    #: A rerun with fewer events than the interval's manifest records fails unless this is set.
+    allow_shrink: bool = False
     #: Logs due in GCS this long after the interval ends; None: derived (see `deadline_after_end`); 0: off.
     deadline: timedelta | None = None
     notify: NotifyConfig = NotifyConfig()
@@ -158,7 +171,7 @@ class SourceConfig(BaseModel):
     def _prefix(cls, value: str) -> str:
         return value.strip("/")
 
-    @field_validator("schedule")
+    @field_validator("schedule", "sweep_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
         from croniter import croniter
@@ -180,10 +193,15 @@ class SourceConfig(BaseModel):
             value = value.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
         return value
 
-    @field_validator("delay", "retry_delay", "request_timeout", mode="before")
+    @field_validator("delay", "retry_delay", "max_retry_delay", "request_timeout", "page_max_wait", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _sweep(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
 
     @field_validator("deadline", "retention", mode="before")
     @classmethod
@@ -203,6 +221,8 @@ class SourceConfig(BaseModel):
     def _positive_timeout(self) -> SourceConfig:
         if self.request_timeout <= timedelta(0):
             raise ValueError("request_timeout must be more than 0s")
+        if self.sweep is not None and self.sweep <= timedelta(0):
+            raise ValueError("sweep must be more than 0s (or left out for no sweep)")
         return self
 
     @property
@@ -211,6 +231,11 @@ class SourceConfig(BaseModel):
 
     def stream_names(self) -> tuple[str, ...]:
         return self.streams
+
+    def concurrent_tasks(self) -> int:
+        """How many of this source's tasks can hold its credential at once: the pool's slots, or else every
+        stream of every active run."""
+        return self.pool_slots if self.pool else len(self.stream_names()) * self.max_active_runs
 
     @property
     def period(self) -> timedelta:

@@ -14,8 +14,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from auditlogs import alerts
 from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig, format_duration, load_config
-from auditlogs.downstream import bigquery_dags
 from auditlogs.operators.collect import AuditLogToGCSOperator
+from auditlogs.operators.sweep import SweepOperator
+from auditlogs.operators.retry import AuditLogRetryPolicy
 from auditlogs.sink.gcs import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,13 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     loaded = load_config(config_path)
     dags = {source.dag_id: source_dag(source) for source in loaded.sources.values()}
     for source in loaded.sources.values():
-        dags.update(bigquery_dags(source))
+        if source.sweep is not None:
+            dag = sweep_dag(source)
+            dags[dag.dag_id] = dag
+        if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
+            from auditlogs.downstream import bigquery_dags
+
+            dags.update(bigquery_dags(source))
     for name, error in loaded.errors.items():
         log.error("auditlogs config error: %s", error)
         dag = config_error_dag(name, error)
@@ -49,19 +56,43 @@ def source_dag(source: SourceConfig) -> DAG:
         tags=["auditlogs", source.type],
         doc_md=_doc(source),
         deadline=alerts.deadline_alerts(source),
-        default_args={
-            "retries": source.retries,
-            "retry_delay": source.retry_delay,
-            "retry_exponential_backoff": 2.0,
-            "max_retry_delay": timedelta(hours=1),
-            **({"pool": source.pool} if source.pool else {}),
-            "on_failure_callback": alerts.on_task_failed,
-        },
+        default_args=_default_args(source),
     )
     for stream in source.stream_names():
         AuditLogToGCSOperator(
             task_id=f"collect_{stream}", source=source, stream=stream, outlets=[stream_asset(source, stream)], dag=dag
         )
+    return dag
+
+
+def _default_args(source: SourceConfig) -> dict:
+    return {
+        "retries": source.retries,
+        "retry_delay": source.retry_delay,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": source.max_retry_delay,
+        "retry_policy": AuditLogRetryPolicy(source.retry_delay, source.max_retry_delay),
+        **({"pool": source.pool} if source.pool else {}),
+        "on_failure_callback": alerts.on_task_failed,
+    }
+
+
+def sweep_dag(source: SourceConfig) -> DAG:
+    """The retrospective sweep of a source with `sweep:` set (operators/sweep.py)."""
+    dag = DAG(
+        dag_id=f"{source.dag_id}_sweep",
+        description=f"recovers {source.type} audit events later than the delay, {format_duration(source.sweep)} back",
+        schedule=CronDataIntervalTimetable(source.sweep_schedule, timezone="UTC"),
+        start_date=source.start_date,
+        catchup=source.catchup,
+        max_active_runs=1,
+        tags=["auditlogs", source.type, "sweep"],
+        doc_md=f"Re-fetches `[end - delay - {format_duration(source.sweep)}, end - delay)` of `{source.name}` and "
+        "stores only events no run stored, under `<stream>/sweep/`. See the README, De-duplication and late arrivals.",
+        default_args=_default_args(source),
+    )
+    for stream in source.stream_names():
+        SweepOperator(task_id=f"sweep_{stream}", source=source, stream=stream, dag=dag)
     return dag
 
 
@@ -74,7 +105,7 @@ def _doc(source: SourceConfig) -> str:
 Each run collects its data interval `[start, end)` **widened back by the ingestion delay of {delay}**: the
 API is asked for `[start - {delay}, end)` and events are kept by their own timestamp in exactly that
 half-open window (UTC). Consecutive runs therefore overlap by {delay}: events that reached the API late are
-still collected; an event can appear in two intervals, so de-duplicate downstream by event id.
+still collected. {"A run skips events an earlier interval already stored (dedup on), and counts late arrivals." if source.dedup else "De-duplication is off: an event can appear in two intervals; de-duplicate downstream by event id."}
 
 * Destination: `gs://{folder}/<stream>/dt=YYYY-MM-DD/<start>_<end>/part-NNNNN.ndjson.gz`, gzip NDJSON, one
   API event object per line, plus `{MANIFEST_NAME}` written last (event counts, sha256 of each part,

@@ -2,7 +2,8 @@
 
 A task whose pool does not exist is never scheduled, so every `pool:` named in the config must be created
 before its DAG runs. Sources that share a credential should share a pool: the pool's slots bound how many
-of their tasks (scheduled runs and backfills together) call the API at once.
+of their tasks (scheduled runs and backfills together) call the API at once. Each task's client also paces
+itself at `requests_per_minute / pool_slots`, so the pool shares the credential's request budget.
 """
 
 from __future__ import annotations

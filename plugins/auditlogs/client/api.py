@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 
+from auditlogs.client.ratelimit import TokenBucket
 from auditlogs.errors import (
     AuthError,
     MalformedResponseError,
@@ -111,6 +112,7 @@ class ApiClient:
         budget: RetryBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         is_rate_limited: RateLimitTest | None = None,
+        rate: TokenBucket | None = None,
     ):
         self.base_url = base_url
         self.session = session
@@ -122,6 +124,8 @@ class ApiClient:
         self.budget = budget or RetryBudget()
         self.sleep = sleep
         self.is_rate_limited = is_rate_limited
+        #: The task's share of the source's request budget; every attempt, retries included, takes a token.
+        self.rate = rate
         self.stats = ClientStats()
         self._origin = urlsplit(base_url)[:2]
         #: Seconds to wait before the next request: the API said its quota is used up until its reset.
@@ -136,6 +140,7 @@ class ApiClient:
                 f"{urlsplit(absolute).netloc}); refusing to send the credential there",
                 where=self.where,
                 hint="check the connection's host; if the API really moved, point the connection at the new host",
+                retryable=False,
             )
         return absolute
 
@@ -153,7 +158,7 @@ class ApiClient:
             except _Retryable as retryable:
                 failure, delay = retryable.error, retryable.delay
             if attempt == self.budget.max_attempts or waited + delay > self.budget.max_total_wait:
-                raise failure
+                raise failure.add_note_to_what(f"(gave up on this page after {attempt} attempts and {waited:.0f}s of waits)")
             log.warning(
                 "%s: %s; retrying the same page in %.1fs (attempt %d of %d)",
                 self.where, failure.what, delay, attempt, self.budget.max_attempts,
@@ -165,6 +170,8 @@ class ApiClient:
 
     def _attempt(self, request: ApiRequest, url: str, attempt: int) -> ApiResponse:
         """One request: the response, or _Retryable with the error to raise once the budget is spent."""
+        if self.rate is not None:
+            self.stats.waited_seconds += self.rate.acquire()
         self.stats.requests += 1
         try:
             response = self.session.request(
@@ -174,7 +181,10 @@ class ApiClient:
             content = response.content
         except _NETWORK_ERRORS as exc:
             self.stats.transient_failures += 1
-            raise _Retryable(TransientError(f"network error ({type(exc).__name__})", where=self.where), self._backoff(attempt))
+            raise _Retryable(TransientError(
+                f"network error ({type(exc).__name__}): no complete answer within the request timeout of "
+                f"{self.timeout:g}s, or the connection broke", where=self.where,
+            ), self._backoff(attempt))
 
         status = response.status_code
         self.stats.bytes_received += len(content)
@@ -194,7 +204,8 @@ class ApiClient:
             self.stats.rate_limited += 1
             wait = self._rate_limit_wait(response.headers, attempt)
             raise _Retryable(RateLimitedError(
-                f"the API kept rate-limiting (HTTP {status})", reset_after=wait, where=self.where,
+                f"the API kept rate-limiting (HTTP {status}); its last answer asked to wait {wait:.0f}s",
+                reset_after=wait, where=self.where,
                 status=status, body_excerpt=body_excerpt,
             ), wait)
         if status in (401, 403):

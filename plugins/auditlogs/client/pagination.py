@@ -1,21 +1,28 @@
 """The one paging loop of the project, and the paging strategies sources choose from.
 
 A strategy only reads where the next page is (`next_request`). The loop guards every API alike: a cursor
-or next URL seen twice, or more pages than the cap, fails the task instead of looping or stopping short.
+or next URL seen twice, a run of empty pages that still say there is more (no progress), or more pages
+than the cap fails the task instead of looping or stopping short. A next URL on another host or scheme is
+refused by the client (`ApiClient.resolve`) before any request is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from requests.utils import parse_header_links
 
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
-from auditlogs.errors import MalformedResponseError, PaginationError
+from auditlogs.errors import MalformedResponseError, PaginationError, excerpt
 
 DEFAULT_MAX_PAGES = 100_000
+#: Consecutive empty pages that still point to a next page before paging counts as making no progress.
+#: Some APIs legitimately answer a few empty pages mid-window (Google's Reports API does); none answers dozens.
+MAX_EMPTY_PAGES_IN_A_ROW = 20
 
 
 class Paginator(Protocol):
@@ -95,7 +102,7 @@ class BodyNextUrl:
         if not url:
             return None
         if not isinstance(url, str):
-            raise PaginationError(f"the API's next-page URL ('{'.'.join(self.url_path)}') is {url!r}, not a URL")
+            raise BadPage(f"the API's next-page URL ('{'.'.join(self.url_path)}') is {url!r}, not a URL")
         return ApiRequest(previous.method, url)
 
 
@@ -107,16 +114,24 @@ class SinglePage:
         return None
 
 
-def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pages: int) -> Iterator[ApiResponse]:
-    """Every page of one window, in the API's order."""
+def paginate(
+    client: ApiClient,
+    paginator: Paginator,
+    first: ApiRequest,
+    max_pages: int,
+    is_empty: Callable[[ApiResponse], bool] | None = None,
+) -> Iterator[ApiResponse]:
+    """Every page of one window, in the API's order. `is_empty` tells a page without events (the guard
+    against paging that says there is more but makes no progress)."""
     seen: set[str] = set()
     request: ApiRequest | None = first
-    pages = 0
+    pages = empty_in_a_row = 0
     while request is not None:
         signature = repr((request.url, sorted((request.params or {}).items()), request.json))
         if signature in seen:
             raise PaginationError(
-                f"the API sent the same next-page position twice after {pages} pages; stopping instead of looping",
+                f"the API sent the same next-page position twice after {pages} pages ({excerpt(_position(request), client.secrets)}); "
+                "stopping instead of looping",
                 where=client.where,
             )
         seen.add(signature)
@@ -125,12 +140,45 @@ def paginate(client: ApiClient, paginator: Paginator, first: ApiRequest, max_pag
                 f"more than {max_pages} pages in one window; stopping instead of running away",
                 where=client.where,
                 hint="raise the source's max_pages if the window really is that large, or shorten the schedule",
+                retryable=False,
             )
-        response = client.send(request)
-        pages += 1
-        yield response
-        try:
-            request = paginator.next_request(request, response)
-        except BadPage as exc:
-            raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
-        del response  # hold one page at a time, not two, while the next one is fetched
+        with _gc_paused():
+            response = client.send(request)
+            pages += 1
+            empty = is_empty is not None and is_empty(response)
+            yield response
+            try:
+                request = paginator.next_request(request, response)
+            except BadPage as exc:
+                raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
+            empty_in_a_row = empty_in_a_row + 1 if empty and request is not None else 0
+            if empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW:
+                raise PaginationError(
+                    f"the API answered {empty_in_a_row} empty pages in a row that each said there is more (page "
+                    f"{pages}); stopping instead of paging without progress",
+                    where=client.where, status=response.status, body_excerpt=excerpt(repr(response.body), client.secrets),
+                )
+            del response  # hold one page at a time, not two, while the next one is fetched
+
+
+def _position(request: ApiRequest) -> str:
+    """The repeated position as a user can recognise it (the URL, cursor parameters or posted cursor)."""
+    return f"{request.method} {request.url} params={request.params or {}} json={request.json or {}}"
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the life of one page (parse, the consumer's pass, release).
+
+    A parsed page is hundreds of thousands of fresh containers that cannot be cyclic garbage, yet they wake
+    the collector hundreds of times, and each pass walks them and the task process's heap again: measured,
+    that was 45% of a task's CPU per event (BENCHMARKS.md). Resumed after every page, so the rare cycles
+    the HTTP stack leaves are still collected and memory stays flat."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

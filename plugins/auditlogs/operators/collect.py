@@ -6,8 +6,11 @@ No I/O happens at parse time; the connection is read only when the task runs.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,33 +21,21 @@ from airflow.sdk.exceptions import AirflowFailException
 
 import auditlogs
 from auditlogs import alerts
+from auditlogs.advisor import advise, publish as publish_advice
 from auditlogs.assets import event_extra
-from auditlogs.client.api import ApiClient, base_url_of
-from auditlogs.collector import collect
+from auditlogs.client.api import ApiClient, RetryBudget, base_url_of
+from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket, task_rate
+from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig, format_duration
-from auditlogs.errors import (
-    AuthError,
-    ConfigError,
-    IncompleteWindowError,
-    OutsideRetentionError,
-    RequestRejectedError,
-)
+from auditlogs.errors import ConfigError, OutsideRetentionError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
-from auditlogs.sink.parts import PartWriter
+from auditlogs.sink.overlap import Overlap, load_earlier
+from auditlogs.sink.parts import PartWriter, StagedPart
 from auditlogs.sources import SPECS
 from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
-#: Errors a task retry cannot fix: fail at once instead of locking accounts or hammering the API.
-NOT_RETRYABLE = (AuthError, ConfigError, IncompleteWindowError, RequestRejectedError, OutsideRetentionError)
-
-
-class NotRetried(AirflowFailException):
-    """Fails the task at once, keeping the original error for the failure notification."""
-
-    def __init__(self, cause: Exception):
-        super().__init__(str(cause))
-        self.cause = cause
+log = logging.getLogger(__name__)
 
 
 class AuditLogToGCSOperator(BaseOperator):
@@ -65,92 +56,151 @@ class AuditLogToGCSOperator(BaseOperator):
                 "Trigger it with a logical date (airflow dags trigger -l ..., or the UI's trigger with a date) "
                 "or use airflow backfill create."
             )
-        interval = Window(start, end)
-        try:
-            return self._collect(context, interval)
-        except NOT_RETRYABLE as exc:
-            raise NotRetried(exc) from None
+        # Which failures are retried, and when, is the task's retry_policy (operators/retry.py).
+        return self._collect(context, Window(start, end))
 
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
         source, spec = self.source, SPECS[self.source.type]
-        window = interval.widened(source.delay)
-        where = f"source '{source.name}' stream '{self.stream}' window {window}"
-        if source.retention and window.start < datetime.now(timezone.utc) - source.retention:
+        where = f"source '{source.name}' stream '{self.stream}' window {interval.widened(source.delay)}"
+        if source.retention and interval.widened(source.delay).start < datetime.now(timezone.utc) - source.retention:
             raise OutsideRetentionError(
-                f"the window reaches back past the API's retention of {format_duration(source.retention)}, so its events are "
-                "gone and the interval would be written empty but complete", where=where,
+                f"the window reaches back past the API's retention of {format_duration(source.retention)}, so "
+                "its events are gone and the interval would be written empty but complete", where=where,
                 hint="backfill only intervals within the retention; raise 'retention' if the API keeps more",
             )
-        client = self._client(spec, where)
-        location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
-
-        started = time.monotonic()
-        started_at = datetime.now(timezone.utc)
-        with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
-            writer = PartWriter(Path(staging), source.part_size)
-            result = collect(spec, source, self.stream, client, window, writer, source.max_pages)
-            parts = writer.close()
-            fetched_at = datetime.now(timezone.utc)
-            fetch_seconds = time.monotonic() - started
-            manifest = {
-                "manifest_version": 1,
-                "package_version": auditlogs.__version__,
-                "source": source.name,
-                "type": source.type,
-                "stream": self.stream,
-                "dag_id": self.dag_id,
-                "run_id": context["run_id"],
-                "try_number": context["ti"].try_number,
-                "interval": {"start": interval.start.isoformat(), "end": interval.end.isoformat()},
-                "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-                "delay_seconds": source.delay.total_seconds(),
-                "events": result.written,
-                "parts": [
-                    {"name": p.path.name, "uri": location.uri(p.path.name), "events": p.events,
-                     "bytes": p.bytes, "sha256": p.sha256}
-                    for p in parts
-                ],
-                "fetched": result.fetched,
-                "outside_window": result.outside_window,
-                "duplicates_dropped": result.duplicates,
-                "out_of_order": result.out_of_order,
-                "first_event_time": result.first_event_time and result.first_event_time.isoformat(),
-                "last_event_time": result.last_event_time and result.last_event_time.isoformat(),
-                "pages": result.pages,
-                "requests": {
-                    "count": client.stats.requests,
-                    "retries": client.stats.retries,
-                    "rate_limited": client.stats.rate_limited,
-                    "transient_failures": client.stats.transient_failures,
-                    "bytes_received": client.stats.bytes_received,
-                    "waited_seconds": round(client.stats.waited_seconds, 3),
-                },
-                "timings": {
-                    "started_at": started_at.isoformat(),
-                    "fetched_at": fetched_at.isoformat(),
-                    "fetch_seconds": round(fetch_seconds, 3),
-                },
-            }
-            store = IntervalStore(GCSHook(gcp_conn_id=source.gcp_conn_id))
-            store.publish(location, parts, manifest)
-        self.log.info(
-            "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
-            "%d requests, %d retries) in %.1fs",
-            where, result.written, len(parts), location.uri(), result.fetched, result.outside_window,
-            result.duplicates, client.stats.requests, client.stats.retries, time.monotonic() - started,
+        hook = GCSHook(gcp_conn_id=source.gcp_conn_id)
+        manifest = collect_interval(
+            source, self.stream, interval, self._client(spec, where), hook,
+            dag_id=self.dag_id, run_id=context["run_id"], try_number=context["ti"].try_number,
         )
+        location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
         for asset in self.outlets:
-            context["outlet_events"][asset].extra = event_extra(location, result.written)
+            context["outlet_events"][asset].extra = event_extra(location, manifest["events"])
+        store = IntervalStore(hook, where=where)
         alerts.notify_if_silent(
-            source, self.stream, interval.start, result.written,
+            source, self.stream, interval.start, manifest["events"],
             lambda start, end: store.read_manifest(location.of(Window(start, end))), context,
         )
-        return {"events": result.written, "manifest": location.uri(MANIFEST_NAME)}
+        return {"events": manifest["events"], "manifest": location.uri(MANIFEST_NAME)}
 
     def _client(self, spec, where: str) -> ApiClient:
         return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def collect_interval(source: SourceConfig, stream: str, interval: Window, client: ApiClient, hook: Any, *,
+                     dag_id: str, run_id: str, try_number: int, clock: Callable[[], datetime] = utc_now) -> dict:
+    """The operator's work for one interval, without Airflow: fetch the widened window, skip what earlier
+    overlapping intervals stored, publish parts and manifest, give delay advice. Returns the manifest.
+
+    `clock` is the time the run sees (tests pass the sandbox's clock)."""
+    spec = SPECS[source.type]
+    window = interval.widened(source.delay)
+    where = f"source '{source.name}' stream '{stream}' window {window}"
+    location = IntervalLocation(source.bucket, source.prefix, source.name, stream, interval)
+    earlier, missing = load_earlier(
+        hook, source.bucket, lambda other: replace(location, interval=other).object_name(MANIFEST_NAME),
+        source.schedule, interval, window, source.start_date,
+    )
+    overlap = Overlap(interval, window, earlier, missing, skip=source.dedup)
+
+    started = time.monotonic()
+    started_at = clock()
+    with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
+        with PartWriter(Path(staging), source.part_size) as writer:  # stops the compression thread on errors
+            result = collect(spec, source, stream, client, window, writer, source.max_pages, now=started_at,
+                             admit=overlap.admit)
+            parts = writer.close()
+        manifest = run_manifest(source, stream, dag_id, run_id, try_number, location, window, result, parts,
+                                client, started_at, clock(), time.monotonic() - started)
+        manifest["overlap"] = overlap.manifest_section()
+        advice = advise(
+            source.name, stream, source.delay, interval.end - interval.start, manifest["overlap"]["recent"],
+            {**manifest["storage"], "window_seconds": (window.end - window.start).total_seconds(),
+             "requests": client.stats.requests},
+        )
+        manifest["advice"] = advice and advice.record()
+        IntervalStore(hook, where=where).publish(location, parts, manifest, allow_shrink=source.allow_shrink)
+    late = overlap.late
+    log.info(
+        "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
+        "%d already stored by earlier intervals%s, %d requests, %d retries) in %.1fs",
+        where, result.written, len(parts), location.uri(), result.fetched, result.outside_window,
+        result.duplicates, overlap.already_stored, "" if source.dedup else " but written (dedup off)",
+        client.stats.requests, client.stats.retries, time.monotonic() - started,
+    )
+    log.info(
+        "%s: %d late arrivals in the overlap (events earlier runs fetched the time of but had not seen), "
+        "the latest at least %.0fs late; earlier intervals read: %s; without a manifest: %s",
+        where, late.count, late.max_seconds, manifest["overlap"]["earlier_intervals"] or "none",
+        manifest["overlap"]["missing_intervals"] or "none",
+    )
+    if advice:
+        publish_advice(advice)
+    return manifest
+
+
+def run_manifest(source: SourceConfig, stream: str, dag_id: str, run_id: str, try_number: int,
+                 location: IntervalLocation, window: Window, result: CollectResult, parts: list[StagedPart],
+                 client: ApiClient, started_at: datetime, fetched_at: datetime, fetch_seconds: float) -> dict:
+    """The manifest fields every run writes (collect and sweep): what was fetched, written, and how."""
+    return {
+        "manifest_version": 1,
+        "package_version": auditlogs.__version__,
+        "source": source.name,
+        "type": source.type,
+        "stream": stream,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "try_number": try_number,
+        "interval": {"start": location.interval.start.isoformat(), "end": location.interval.end.isoformat()},
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "delay_seconds": source.delay.total_seconds(),
+        "events": result.written,
+        "parts": [
+            {"name": p.path.name, "uri": location.uri(p.path.name), "events": p.events,
+             "bytes": p.bytes, "sha256": p.sha256}
+            for p in parts
+        ],
+        "fetched": result.fetched,
+        "outside_window": result.outside_window,
+        "duplicates_dropped": result.duplicates,
+        "out_of_order": result.out_of_order,
+        "first_event_time": result.first_event_time and result.first_event_time.isoformat(),
+        "last_event_time": result.last_event_time and result.last_event_time.isoformat(),
+        "pages": result.pages,
+        "storage": {
+            "events_fetched": result.fetched,
+            "events_in_window": result.written + result.duplicates + result.already_stored,
+            "events_already_stored": result.already_stored,
+            "events_written": result.written,
+            "bytes_received": client.stats.bytes_received,
+            "bytes_written": sum(p.bytes for p in parts),
+        },
+        "requests": {
+            "count": client.stats.requests,
+            "retries": client.stats.retries,
+            "rate_limited": client.stats.rate_limited,
+            "transient_failures": client.stats.transient_failures,
+            "bytes_received": client.stats.bytes_received,
+            "waited_seconds": round(client.stats.waited_seconds, 3),
+        },
+        "timings": {
+            "started_at": started_at.isoformat(),
+            "fetched_at": fetched_at.isoformat(),
+            "fetch_seconds": round(fetch_seconds, 3),
+        },
+    }
+
+
+def request_budget(spec: SourceSpec, source: SourceConfig) -> int:
+    """The credential's requests per minute: configured, else the API's documented limit, else a default."""
+    return source.requests_per_minute or spec.requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
 
 
 def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where: str, **options: Any) -> ApiClient:
@@ -172,5 +222,11 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         permission=spec.permission,
         secrets=tuple(s for s in (connection.password, connection.login) if s),
         is_rate_limited=spec.is_rate_limited,
-        **options,
+        **{
+            "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
+            "rate": TokenBucket(
+                task_rate(request_budget(spec, source), source.concurrent_tasks()), sleep=options.get("sleep", time.sleep)
+            ),
+            **options,
+        },
     )

@@ -1,0 +1,195 @@
+"""The fault-injection suite: for every source and many seeds, a seeded schedule of 429 storms (with and
+without Retry-After, including `Retry-After: 0`), 5xx bursts, HTML error pages, resets mid-body, slow
+answers past the timeout and truncated bodies hits the pages of one interval; the real operator runs it
+with the task's real retry policy deciding, as Airflow does, whether and when to try again. After the
+retries, each interval's GCS content must equal the ground truth exactly: no event lost, none twice.
+
+Each try is the operator's own `execute` (client, paging loop, collector, staged parts, GCSHook against
+the emulator), in one process per source; only the waits are recorded instead of slept. Real
+`airflow dags test` runs with faults and Airflow's own retries are in test_failure_behaviour_end_to_end.
+AUDITLOGS_FAULT_SEEDS sets the seeds per source (default 20).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk import BaseHook
+from airflow.sdk.definitions.retry_policy import RetryAction
+from airflow.sdk.exceptions import AirflowFailException
+from harness import assert_interval_holds_exactly, interval_folder
+
+from auditlogs.operators.collect import AuditLogToGCSOperator, build_client
+from auditlogs.operators.retry import AuditLogRetryPolicy
+from auditlogs.sources import SPECS
+from auditlogs.window import Window
+from sandbox import SandboxServer, ground_truth, load_scenario
+from sandbox.gcs import GcsEmulatorProcess
+from sandbox.github import ORG as GITHUB_ORG
+from sandbox.onepassword import stream_of_item
+from sandbox.sendgrid import snapshot
+from sandbox.sources import event_store
+
+SEEDS = int(os.environ.get("AUDITLOGS_FAULT_SEEDS", "20"))
+RETRIES = 4
+PAGE_ATTEMPTS = 3
+TIMEOUT = 0.3
+BUCKET = "fault-bucket"
+UTC = timezone.utc
+# SendGrid answers only for recent windows (real clock): intervals are the 20 hours before the last hour.
+LAST_END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+CLOCK = LAST_END + timedelta(minutes=10)
+DELAY = timedelta(minutes=10)
+
+TOKENS = {
+    "slack": "xoxp-fault-suite-token-1a2b",
+    "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJmZWF0dXJlcyI6WyJhdWRpdGV2ZW50cyJdfQ.ZmF1bHQtc3VpdGUtc2ln",
+    "github": "ghp_faultsuite0000000000000000000000001",
+    "okta": "00faultSuiteOktaToken000000000000000000",
+    "twilio": "ACfa0000000000000000000000000000ff:twilio-fault-secret-9c9c",
+    "sendgrid": "SG.fault-suite-key.1234567890abcdef",
+    "google_workspace": "ya29.fault-suite-google-token-5e5e",
+}
+SCENARIO = {"seed": 44, "sources": {
+    name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
+           "rate_limit_per_minute": 0, "retention_days": 7 if name == "sendgrid" else 120}
+    for name, token in TOKENS.items()
+}}
+#: name -> (source options, stream, connection fields)
+SOURCES = {
+    "slack": ({"limit": 40}, "audit"),
+    "onepassword": ({"limit": 20, "streams": ["signinattempts"]}, "signinattempts"),
+    "github": ({"org": GITHUB_ORG, "per_page": 20}, "audit"),
+    "okta": ({"limit": 20}, "events"),
+    "twilio": ({"page_size": 20}, "events"),
+    "sendgrid": ({"limit": 1000}, "activity"),
+    "google_workspace": ({"applications": ["login"], "max_results": 20}, "login"),
+}
+
+
+def connection_fields(source: str, url: str) -> dict:
+    token = TOKENS[source]
+    if source == "twilio":
+        login, password = token.split(":")
+        return {"conn_type": "http", "host": url, "login": login, "password": password}
+    conn_type = "google_cloud_platform" if source == "google_workspace" else "http"
+    return {"conn_type": conn_type, "host": url, "password": token}
+
+
+def expected_keys(source: str, config, stream: str, window: Window) -> set[str]:
+    spec = SPECS[source]
+    if source == "sendgrid":
+        rows = snapshot(event_store(load_scenario(SCENARIO), "sendgrid"), CLOCK.timestamp(), config.limit)
+        return {spec.event_id(r) for r in rows if window.contains(spec.event_time(r))}
+    events = ground_truth(source, window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=CLOCK)
+    belongs = {
+        "onepassword": lambda e: stream_of_item(e) == stream,
+        "google_workspace": lambda e: e["id"]["applicationName"] == stream,
+        "github": lambda e: not e["action"].startswith("git."),
+    }.get(source, lambda e: True)
+    return {spec.event_id(e) for e in events if window.contains(spec.event_time(e)) and belongs(e)}
+
+
+class RecordingOperator(AuditLogToGCSOperator):
+    """The real operator; its client records waits instead of sleeping them (a 429 storm costs no time)."""
+
+    waits: list[float]
+
+    def _client(self, spec, where):
+        return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where,
+                            sleep=self.waits.append, rate=None)
+
+
+@dataclass
+class Outcome:
+    tries: int = 0
+    succeeded: bool = False
+    errors: list[str] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+    retry_delays: list[float] = field(default_factory=list)
+
+
+def run_with_task_retries(operator: RecordingOperator, interval: Window) -> Outcome:
+    """Tries the task as Airflow does: the retry policy decides after each failure, up to `retries`."""
+    policy, outcome = operator.retry_policy, Outcome()
+    operator.waits = outcome.waits
+    for try_number in range(1, RETRIES + 2):
+        outcome.tries = try_number
+        context = {"data_interval_start": interval.start, "data_interval_end": interval.end,
+                   "run_id": f"fault_suite_{try_number}", "ti": SimpleNamespace(try_number=try_number)}
+        try:
+            operator.execute(context)
+            outcome.succeeded = True
+            return outcome
+        except AirflowFailException as exc:
+            outcome.errors.append(str(exc))
+            return outcome
+        except Exception as exc:  # noqa: BLE001 - what Airflow's task runner hands to the policy
+            outcome.errors.append(f"{type(exc).__name__}: {exc}")
+            decision = policy.evaluate(exc, try_number, RETRIES + 1)
+            if decision.action is RetryAction.FAIL:
+                return outcome
+            outcome.retry_delays.append(decision.retry_delay.total_seconds())
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def stack():
+    saved = dict(os.environ)
+    with SandboxServer(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
+        os.environ.update(gcs.connection_env())
+        for source in SOURCES:
+            os.environ[f"AIRFLOW_CONN_FAULTS_{source.upper()}"] = json.dumps(connection_fields(source, api.url))
+        yield SimpleNamespace(api=api, gcs=gcs)
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+FIGURES: dict[str, Counter] = {}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
+    options, stream = SOURCES[source]
+    config = SPECS[source].config.model_validate({
+        "name": f"faults_{source}", "type": source, "conn_id": f"faults_{source}", "bucket": BUCKET,
+        "prefix": "suite", "start_date": "2026-01-01T00:00:00Z", "delay": "10m", "retries": RETRIES,
+        "retry_delay": "1s", "max_retry_delay": "30s", "request_timeout": TIMEOUT, "page_attempts": PAGE_ATTEMPTS,
+        **options,
+    })
+    operator = RecordingOperator(
+        task_id=f"collect_{stream}", source=config, stream=stream,
+        retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay),
+    )
+    figures = FIGURES.setdefault(source, Counter())
+    for seed in range(SEEDS):
+        end = LAST_END - timedelta(hours=seed % 20)
+        interval = Window(end - timedelta(hours=1), end)
+        stack.api.reset()
+        stack.api.clock.set(CLOCK.timestamp())
+        # A schedule of at most 4 bursts of 3 hits fails at most 4 tries of 3 page attempts: within RETRIES.
+        # SendGrid's answer is one page, so its faults all land before it.
+        schedule = stack.api.admin.add_random_faults(
+            seed, faults=4, max_gap=0 if source == "sendgrid" else 3, max_burst=3, slow_seconds=TIMEOUT * 2,
+        )
+        outcome = run_with_task_retries(operator, interval)
+
+        assert outcome.succeeded, f"seed {seed}: {outcome.errors}"
+        folder = interval_folder("suite", config.name, stream, interval.start, interval.end)
+        expected = expected_keys(source, config, stream, interval.widened(DELAY))
+        manifest = assert_interval_holds_exactly(stack.gcs, BUCKET, folder, SPECS[source].event_id, expected)
+        assert manifest["try_number"] == outcome.tries
+
+        injected = Counter(r["fault"] for r in stack.api.admin.requests() if r["fault"])
+        figures.update({"runs": 1, "task_tries": outcome.tries, "task_retries": outcome.tries - 1,
+                        "in_task_waits": len(outcome.waits), "events": manifest["events"],
+                        "faults_scheduled": sum(f["count"] for f in schedule)})
+        figures.update({f"injected:{kind}": n for kind, n in injected.items()})
+    print(f"\nFAULT-SUITE {source}: " + ", ".join(f"{k}={v}" for k, v in sorted(figures.items())))
+    assert figures["runs"] == SEEDS

@@ -1,0 +1,97 @@
+"""The request budget: a token bucket per task, the credential's rate split between the tasks that can
+hold it at once, and server-requested waits floored, capped and jittered. The backfill measurement drives
+24 consecutive intervals through the real client and collector and reads the request times the sandbox saw."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from harness import Connection, collect_window, sandbox_fixtures
+
+from auditlogs.client.api import RetryBudget
+from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket
+from auditlogs.operators.collect import request_budget
+from auditlogs.sources import SPECS
+from auditlogs.window import Window
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
+TOKEN = "xoxp-budget-token-0001"
+SCENARIO = {"seed": 8, "sources": {"slack": {"events_per_hour": 300, "token": TOKEN, "rate_limit_per_minute": 0}}}
+
+server, api = sandbox_fixtures(SCENARIO, NOW)
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_the_bucket_lets_a_small_burst_through_then_paces_at_the_rate():
+    fake = FakeTime()
+    bucket = TokenBucket(120, capacity=3, clock=lambda: fake.now, sleep=fake.sleep)
+    for _ in range(7):
+        bucket.acquire()
+    assert fake.sleeps == [0.5, 0.5, 0.5, 0.5]
+    fake.now += 10  # idle time refills the burst, never beyond the capacity
+    for _ in range(4):
+        bucket.acquire()
+    assert fake.sleeps == [0.5] * 5
+
+
+def config(source_type: str, **options):
+    base = {"name": "x", "type": source_type, "conn_id": "c", "bucket": "bucket", "start_date": "2026-01-01"}
+    extra = {"github": {"org": "o"}}.get(source_type, {})
+    return SPECS[source_type].config.model_validate({**base, **extra, **options})
+
+
+def test_budget_defaults_to_the_documented_limit_and_is_shared_by_concurrent_tasks():
+    assert request_budget(SPECS["slack"], config("slack")) == 50
+    assert request_budget(SPECS["twilio"], config("twilio")) == DEFAULT_REQUESTS_PER_MINUTE  # undocumented
+    assert request_budget(SPECS["okta"], config("okta", requests_per_minute=30)) == 30
+    # 1Password's three streams run in parallel with one token; two active runs double that.
+    assert config("onepassword").concurrent_tasks() == 3
+    assert config("onepassword", max_active_runs=2).concurrent_tasks() == 6
+    # With a pool, the pool's slots bound the tasks holding the credential.
+    assert config("onepassword", pool="op_token", pool_slots=2, max_active_runs=4).concurrent_tasks() == 2
+
+
+def test_retry_after_is_floored_capped_and_jittered(api, tmp_path):
+    sleeps: list[float] = []
+    api.admin.add_faults(
+        {"kind": "status", "status": 429, "headers": {"Retry-After": "0"}},
+        {"kind": "status", "status": 429, "headers": {"Retry-After": "86400"}},
+        {"kind": "status", "status": 429, "headers": {"Retry-After": "0"}},
+    )
+    window = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 4, 10, tzinfo=UTC))
+    budget = RetryBudget(max_attempts=5, max_total_wait=10_000, min_rate_limit_wait=1.0, max_rate_limit_wait=300.0)
+    collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), window, tmp_path, sleep=sleeps.append, budget=budget)
+    assert len(sleeps) == 3
+    assert 1.0 <= sleeps[0] <= 1.1 and 1.0 <= sleeps[2] <= 1.1 and sleeps[0] != sleeps[2]  # floor, with jitter
+    assert 300.0 <= sleeps[1] <= 330.0  # cap
+
+
+def test_a_24_interval_backfill_stays_under_the_budget(api, tmp_path):
+    """One process, 24 consecutive hourly intervals, a fast budget (1,200/min = 20/s) so it runs quickly."""
+    per_minute, burst = 1200, 5
+    bucket = TokenBucket(per_minute, capacity=burst)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for hour in range(24):
+        window = Window(start + timedelta(hours=hour) - timedelta(minutes=30), start + timedelta(hours=hour + 1))
+        collect_window("slack", {"limit": 25}, "audit", Connection("slack", api.url, TOKEN), window,
+                       tmp_path / str(hour), rate=bucket)
+    times = sorted(r["at"] for r in api.admin.requests())
+    assert len(times) > 200
+    rate_per_second = per_minute / 60
+    for length in (1.0, 5.0, 10.0):
+        most = max(sum(1 for t in times[i:] if t < times[i] + length) for i in range(len(times)))
+        # A bucket never lets through more than its burst plus the rate over any span (+1 for clock edges).
+        assert most <= burst + rate_per_second * length + 1, (length, most)
+    duration = times[-1] - times[0]
+    print(f"\nRATE-BUDGET: {len(times)} requests over {duration:.1f}s = {len(times) / duration * 60:.0f}/min "
+          f"(budget {per_minute}/min); busiest 1s: {max(sum(1 for t in times[i:] if t < times[i] + 1) for i in range(len(times)))}")
