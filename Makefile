@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install run test pools lock clean bench
+.PHONY: install run test test-distributed pools lock clean bench bench-scale
 
 BENCH_VENV := bench/.venv
 
@@ -24,6 +24,15 @@ run: install
 ## The whole test suite (PostgreSQL/Redis-free: SQLite and in-process only).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The distributed tier: PostgreSQL + Redis + CeleryExecutor, every Airflow component a separate process
+## (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379; see tests/distributed/).
+test-distributed: install
+	AUDITLOGS_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed $(PYTEST_ARGS)
+
+## Scale figures (bench/SCALE.md): 20 sources x 24-interval backfills per executor set-up.
+bench-scale: install
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 
 ## Create the Airflow pools named in the config (AUDITLOGS_CONFIG or include/sources.yaml).
 pools: install
