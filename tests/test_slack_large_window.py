@@ -30,8 +30,10 @@ def scenario(events_per_hour: int) -> dict:
 
 
 def run(tmp_path, events_per_hour: int):
+    # No request budget: the figure reported is the collector's speed, not Slack's 50 requests a minute.
     config = write_config(
-        tmp_path / f"sources-{events_per_hour}.yaml", {"slack": {"type": "slack", "conn_id": "slack_audit"}},
+        tmp_path / f"sources-{events_per_hour}.yaml",
+        {"slack": {"type": "slack", "conn_id": "slack_audit", "requests_per_minute": 60000}},
         bucket=BUCKET, prefix=f"rate{events_per_hour}", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
     )
     with SandboxProcess(scenario(events_per_hour)) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
