@@ -104,7 +104,7 @@ def test_deadline_defaults_to_one_period_plus_the_delay_and_can_be_switched_off(
         "daily": {"type": "slack", "conn_id": "c", "schedule": "@daily", "delay": "2h"},
         "fixed": {"type": "slack", "conn_id": "c", "deadline": "45m"},
         "off": {"type": "slack", "conn_id": "c", "deadline": "off"},
-    }, bucket="b-1", start_date="2026-01-01", delay="30m")
+    }, bucket="b-1", start_date="2026-01-01", delay="30m", deadline=None)  # None: the derived default
     sources = load_config(config).sources
     assert sources["hourly"].deadline_after_end == timedelta(minutes=90)
     assert sources["daily"].deadline_after_end == timedelta(hours=26)
