@@ -7,7 +7,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import new_session
 
 from sandbox import SandboxServer, ground_truth
 from sandbox.google_workspace import PREFIX, SCOPE
@@ -28,12 +27,6 @@ def server():
     with SandboxServer(SCENARIO) as srv:
         srv.clock.set(NOW.timestamp())
         yield srv
-
-
-@pytest.fixture
-def http():
-    with new_session() as session:
-        yield session
 
 
 def all_pages(http, url, params, headers=AUTH):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from conftest import new_session
 
 from sandbox import SandboxServer
 from sandbox.sendgrid import snapshot
@@ -24,12 +23,6 @@ def server():
     with SandboxServer(SCENARIO) as srv:
         srv.clock.set(NOW.timestamp())
         yield srv
-
-
-@pytest.fixture
-def http():
-    with new_session() as session:
-        yield session
 
 
 def test_rows_aggregate_attempts_per_ip_and_method_newest_first(server, http):

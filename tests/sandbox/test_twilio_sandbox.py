@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import new_session
 
 from sandbox import SandboxServer, ground_truth
 
@@ -28,12 +27,6 @@ def server():
     with SandboxServer(SCENARIO) as srv:
         srv.clock.set(NOW.timestamp())
         yield srv
-
-
-@pytest.fixture
-def http():
-    with new_session() as session:
-        yield session
 
 
 def all_pages(http, first_url, params):
