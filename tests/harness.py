@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import yaml
 
@@ -45,15 +47,6 @@ def write_config(path: Path, sources: dict, **defaults) -> Path:
     return path
 
 
-def http_connection_env(
-    conn_id: str, host: str, password: str, login: str | None = None, extra: dict | None = None
-) -> dict[str, str]:
-    conn = {"conn_type": "http", "host": host, "password": password, **({"login": login} if login else {})}
-    if extra:
-        conn["extra"] = extra
-    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
-
-
 def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: float = 900) -> DagTestResult:
     completed = subprocess.run(
         [sys.executable, "-c", _MEASURE, AIRFLOW, "dags", "test", dag_id, logical_date],
@@ -62,6 +55,32 @@ def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: floa
     output = completed.stdout + completed.stderr
     peak = int(completed.stdout.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
     return DagTestResult(completed.returncode, output, peak)
+
+
+@dataclass
+class Stack:
+    """A sandbox API process and the GCS emulator, and the environment `dags_test` needs to reach them."""
+
+    api: object
+    gcs: object
+    env: dict
+    config_dir: Path | None = None  #: for modules that write a config per test
+
+
+@contextmanager
+def running_stack(scenario: dict, bucket: str, connections: Callable[[str], dict], clock=None,
+                  config: Path | None = None) -> Iterator[Stack]:
+    """Migrates the test metadata DB and starts the sandbox (its clock frozen at `clock`) and the emulator;
+    `connections(api_url)` gives the connection variables, `config` the AUDITLOGS_CONFIG."""
+    from sandbox import SandboxProcess
+    from sandbox.gcs import GcsEmulatorProcess
+
+    migrate_db()
+    with SandboxProcess(scenario) as api, GcsEmulatorProcess((bucket,)) as gcs:
+        if clock is not None:
+            api.admin.set_clock(clock)
+        env = {**gcs.connection_env(), **connections(api.url), **({"AUDITLOGS_CONFIG": str(config)} if config else {})}
+        yield Stack(api, gcs, env)
 
 
 def interval_folders(gcs, bucket: str, prefix: str) -> dict[str, list[str]]:
@@ -87,7 +106,7 @@ def read_events(gcs, bucket: str, folder: str) -> list[dict]:
     return events
 
 
-# --- Shared by the per-source client and end-to-end tests -----------------------------------------
+# --- One stream's collector without Airflow: the client the operator builds, the real paging loop ------
 
 
 @dataclass
@@ -95,12 +114,46 @@ class Connection:
     """The fields of an Airflow connection the client reads, for tests that run without Airflow."""
 
     conn_id: str
-    host: str
-    password: str
+    host: str | None = None
+    password: str | None = None
     login: str | None = None
     schema: str | None = None
     port: int | None = None
     extra_dejson: dict = field(default_factory=dict)
+
+
+def source_config(source_type: str, conn_id: str, **options):
+    """A validated source config, as the factory would build it from the YAML."""
+    from auditlogs.sources import SPECS
+
+    return SPECS[source_type].config.model_validate({
+        "name": "test", "type": source_type, "conn_id": conn_id, "bucket": "bucket",
+        "start_date": "2026-01-01T00:00:00Z", **options,
+    })
+
+
+def api_client(spec, connection: Connection, sleeps: list | None = None, config=None, **options):
+    """The operator's client (`build_client`), with waits recorded in `sleeps` instead of slept and, unless
+    `rate` is given, no request budget (that has its own tests)."""
+    from auditlogs.operators.collect import build_client
+
+    config = config or source_config(spec.type, connection.conn_id)
+    options.setdefault("sleep", (sleeps if sleeps is not None else []).append)
+    options.setdefault("rate", None)
+    return build_client(spec, config, connection, f"test {spec.type}", **options)
+
+
+def run_collector(spec, config, stream, client, window, staging: Path, now=None):
+    """Runs the collector for one window into staged parts; returns its result and the events written, in order."""
+    from auditlogs.collector import collect
+    from auditlogs.sink.parts import PartWriter
+
+    staging.mkdir(parents=True, exist_ok=True)
+    writer = PartWriter(staging, 1 << 20)
+    result = collect(spec, config, stream, client, window, writer, config.max_pages, now=now)
+    events = [json.loads(line) for part in writer.close()
+              for line in gzip.decompress(part.path.read_bytes()).splitlines()]
+    return result, events
 
 
 @dataclass
@@ -112,41 +165,37 @@ class Collected:
 
 def collect_window(source_type: str, options: dict, stream: str, connection: Connection, window, staging: Path,
                    **client_options) -> Collected:
-    """One stream's window through the real client, paging loop and collector, into staged parts."""
-    from auditlogs.collector import collect
-    from auditlogs.operators.collect import build_client
-    from auditlogs.sink.parts import PartWriter
+    """One stream's window from its source type and YAML options, through `api_client` and `run_collector`."""
     from auditlogs.sources import SPECS
 
     spec = SPECS[source_type]
-    client_options.setdefault("rate", None)  # these tests record waits; the request budget has its own tests
-    config = spec.config.model_validate({
-        "name": "test", "type": source_type, "conn_id": connection.conn_id, "bucket": "bucket",
-        "start_date": "2026-01-01T00:00:00Z", **options,
-    })
-    client = build_client(spec, config, connection, f"test {source_type} {stream}", **client_options)
-    staging.mkdir(parents=True, exist_ok=True)
-    writer = PartWriter(staging, 1 << 30)
-    result = collect(spec, config, stream, client, window, writer, config.max_pages)
-    events = []
-    for part in writer.close():
-        events += [json.loads(line) for line in gzip.decompress(part.path.read_bytes()).splitlines()]
+    config = source_config(source_type, connection.conn_id, **options)
+    client = api_client(spec, connection, config=config, **client_options)
+    result, events = run_collector(spec, config, stream, client, window, staging)
     return Collected(result, events, client)
 
 
-def folder_of(source: str, stream: str, start, end, prefix: str = "raw") -> str:
+# --- What landed in GCS ------------------------------------------------------------------------------
+
+
+def interval_folder(prefix: str, source: str, stream: str, start, end) -> str:
     return f"{prefix}/{source}/{stream}/dt={start:%Y-%m-%d}/{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}"
 
 
-def assert_interval_holds(gcs, bucket: str, folder: str, id_field: str, expected_ids: set[str]) -> dict:
-    """The interval's parts hold exactly `expected_ids`, each once, and the manifest agrees; returns it."""
-    events = read_events(gcs, bucket, folder)
-    ids = [event[id_field] for event in events]
-    repeated = sorted(i for i in set(ids) if ids.count(i) > 1)
-    assert not repeated, f"events written twice in one interval: {repeated[:5]}"
-    assert set(ids) == expected_ids, (len(set(ids) - expected_ids), len(expected_ids - set(ids)))
+def assert_interval_holds(gcs, bucket: str, folder: str, key, expected_keys: set[str]) -> dict:
+    """The interval's parts hold each expected event once and nothing else, and the manifest agrees;
+    returns the manifest. `key` is an event's id field or a function of the event."""
+    from collections import Counter
+
+    key_of = key if callable(key) else (lambda event: event[key])
+    keys = [key_of(event) for event in read_events(gcs, bucket, folder)]
+    repeated = [k for k, n in Counter(keys).items() if n > 1]
+    assert not repeated, f"written twice in one interval: {repeated[:5]}"
+    assert set(keys) == expected_keys, (
+        f"missing {sorted(expected_keys - set(keys))[:5]}, unexpected {sorted(set(keys) - expected_keys)[:5]}"
+    )
     manifest = read_manifest(gcs, bucket, folder)
-    assert manifest["events"] == len(ids) == sum(part["events"] for part in manifest["parts"])
+    assert manifest["events"] == len(keys) == sum(part["events"] for part in manifest["parts"])
     return manifest
 
 
@@ -173,64 +222,3 @@ def sandbox_fixtures(scenario: dict, now):
 def connection_env(conn_id: str, conn_type: str = "http", **fields) -> dict[str, str]:
     """An Airflow connection as an environment variable (fields: host, login, password, extra, ...)."""
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps({"conn_type": conn_type, **fields})}
-
-
-def interval_folder(prefix: str, source: str, stream: str, start, end) -> str:
-    return f"{prefix}/{source}/{stream}/dt={start:%Y-%m-%d}/{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}"
-
-
-def assert_interval_holds_exactly(gcs, bucket: str, folder: str, key, expected_keys: set[str]) -> dict:
-    """The interval's parts hold each expected event once and nothing else; returns its manifest."""
-    from collections import Counter
-
-    keys = [key(event) for event in read_events(gcs, bucket, folder)]
-    repeated = [k for k, n in Counter(keys).items() if n > 1]
-    assert not repeated, f"written twice in one interval: {repeated[:5]}"
-    assert set(keys) == expected_keys, (
-        f"missing {sorted(expected_keys - set(keys))[:5]}, unexpected {sorted(set(keys) - expected_keys)[:5]}"
-    )
-    manifest = read_manifest(gcs, bucket, folder)
-    assert manifest["events"] == len(keys) == sum(part["events"] for part in manifest["parts"])
-    return manifest
-
-
-# Client-level runs: one source's collector against an in-thread sandbox, no Airflow.
-
-@dataclass
-class FakeConnection:
-    conn_id: str
-    host: str | None = None
-    login: str | None = None
-    password: str | None = None
-    schema: str | None = None
-    port: int | None = None
-    extra_dejson: dict | None = None
-
-
-def api_client(spec, connection, sleeps: list | None = None):
-    """The client the operator would build, with waits recorded instead of slept."""
-    import requests
-
-    from auditlogs.client.api import ApiClient, RetryBudget, base_url_of
-
-    session = requests.Session()
-    session.trust_env = False
-    spec.auth(connection, session)
-    return ApiClient(
-        base_url=base_url_of(connection, spec.default_base_url), session=session, timeout=30,
-        where=f"test {spec.type}", conn_id=connection.conn_id, permission=spec.permission,
-        secrets=tuple(s for s in (connection.password, connection.login) if s),
-        budget=RetryBudget(max_attempts=4), sleep=(sleeps if sleeps is not None else []).append,
-    )
-
-
-def run_collector(spec, config, stream, client, window, staging: Path, now=None):
-    """Runs the collector for one window; returns its result and the events written, in order."""
-    from auditlogs.collector import collect
-    from auditlogs.sink.parts import PartWriter
-
-    staging.mkdir(parents=True, exist_ok=True)
-    writer = PartWriter(staging, 1 << 20)
-    result = collect(spec, config, stream, client, window, writer, max_pages=1000, now=now)
-    events = [json.loads(line) for part in writer.close() for line in gzip.decompress(part.path.read_bytes()).splitlines()]
-    return result, events

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-import pytest
 from harness import write_config
 
 from airflow.dag_processing.dagbag import DagBag

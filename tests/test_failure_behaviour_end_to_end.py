@@ -10,17 +10,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import requests
-from harness import AIRFLOW, dags_test, http_connection_env, migrate_db, read_manifest, write_config, assert_interval_holds
+from harness import AIRFLOW, Stack, assert_interval_holds, connection_env, dags_test, running_stack, write_config
 
-from sandbox import SandboxProcess, ground_truth
-from sandbox.gcs import GcsEmulatorProcess
+from sandbox import ground_truth
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +30,6 @@ SCENARIO = {"seed": 77, "sources": {"slack": {"events_per_hour": 600, "burst_fra
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 ECHO = json.dumps({"ok": False, "error": "fatal_error", "echo": f"token was {TOKEN}"})
-
-
-@dataclass
-class Stack:
-    api: SandboxProcess
-    gcs: GcsEmulatorProcess
-    env: dict
-    config_dir: Path
 
 
 def config(stack: Stack, name: str, **options) -> dict:
@@ -57,11 +46,10 @@ def config(stack: Stack, name: str, **options) -> dict:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    migrate_db()
-    with SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
-        api.admin.set_clock(NOW)
-        env = {**gcs.connection_env(), **http_connection_env("slack_audit", api.url, TOKEN)}
-        yield Stack(api, gcs, env, tmp_path_factory.mktemp("config"))
+    connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
+    with running_stack(SCENARIO, BUCKET, connections, clock=NOW) as running:
+        running.config_dir = tmp_path_factory.mktemp("config")
+        yield running
 
 
 def interval(hour: int) -> tuple[datetime, datetime, str]:

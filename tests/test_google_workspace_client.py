@@ -11,12 +11,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from harness import FakeConnection, api_client, run_collector
+from harness import Connection, api_client, run_collector, sandbox_fixtures
 
 from auditlogs.errors import AuthError, MalformedResponseError
 from auditlogs.sources.google_workspace import SCOPE, SPEC, GoogleWorkspaceConfig
 from auditlogs.window import Window
-from sandbox import SandboxServer, ground_truth
+from sandbox import ground_truth
 
 TOKEN = "ya29.client-static-token"
 NOW = datetime(2025, 6, 2, 12, tzinfo=timezone.utc)
@@ -25,11 +25,7 @@ WINDOW = Window(NOW - timedelta(hours=3, minutes=30), NOW - timedelta(hours=2))
 PATH = "/admin/reports/v1/activity/users/all/applications/"
 
 
-@pytest.fixture
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        srv.clock.set(NOW.timestamp())
-        yield srv
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def config(**overrides) -> GoogleWorkspaceConfig:
@@ -40,16 +36,16 @@ def truth(app: str) -> list[dict]:
     return [e for e in ground_truth("google_workspace", WINDOW.start, WINDOW.end, SCENARIO, now=NOW) if e["id"]["applicationName"] == app]
 
 
-def static_client(server):
-    return api_client(SPEC, FakeConnection("gws", host=server.url, password=TOKEN))
+def static_client(api):
+    return api_client(SPEC, Connection("gws", host=api.url, password=TOKEN))
 
 
-def test_each_application_pages_with_the_same_parameters_re_sent(server, tmp_path):
+def test_each_application_pages_with_the_same_parameters_re_sent(api, tmp_path):
     for app in ("login", "admin"):
-        server.requests.clear()
-        result, events = run_collector(SPEC, config(max_results=50), app, static_client(server), WINDOW, tmp_path / app)
+        api.requests.clear()
+        result, events = run_collector(SPEC, config(max_results=50), app, static_client(api), WINDOW, tmp_path / app)
         assert events == truth(app) and result.pages > 2
-        sent = server.requests.entries()
+        sent = api.requests.entries()
         assert {r["path"] for r in sent} == {PATH + app}
         first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T09:59:59.999Z"], "maxResults": ["50"]}
         assert sent[0]["query"] == first
@@ -57,9 +53,9 @@ def test_each_application_pages_with_the_same_parameters_re_sent(server, tmp_pat
             assert {k: v for k, v in request["query"].items() if k != "pageToken"} == first and request["query"]["pageToken"]
 
 
-def test_an_empty_window_is_zero_events_not_an_error(server, tmp_path):
+def test_an_empty_window_is_zero_events_not_an_error(api, tmp_path):
     quiet = Window(NOW - timedelta(seconds=2), NOW - timedelta(seconds=1))
-    result, events = run_collector(SPEC, config(), "groups", static_client(server), quiet, tmp_path)
+    result, events = run_collector(SPEC, config(), "groups", static_client(api), quiet, tmp_path)
     assert events == [] and result.pages == 1
 
 
@@ -81,41 +77,41 @@ def test_key_is_the_id_tuple_and_falls_back_to_a_content_hash():
     assert SPEC.event_time(activity()) == datetime(2025, 6, 2, 9, 0, 0, 123000, tzinfo=timezone.utc)
 
 
-def test_a_bad_id_time_is_a_clear_error(server, tmp_path):
+def test_a_bad_id_time_is_a_clear_error(api, tmp_path):
     body = {"kind": "admin#reports#activities", "items": [activity(), activity(time="2025-06-02T09:00:00.123")]}
-    server.admin.add_faults({"kind": "status", "status": 200, "body": json.dumps(body)})
+    api.admin.add_faults({"kind": "status", "status": 200, "body": json.dumps(body)})
     with pytest.raises(MalformedResponseError, match=r"event 2: 'id.time' is '2025-06-02T09:00:00.123', expected an RFC 3339"):
-        run_collector(SPEC, config(), "login", static_client(server), WINDOW, tmp_path)
+        run_collector(SPEC, config(), "login", static_client(api), WINDOW, tmp_path)
 
 
-def service_account_connection(monkeypatch, server, subject: str) -> FakeConnection:
+def service_account_connection(monkeypatch, api, subject: str) -> Connection:
     """A google_cloud_platform connection holding a (throw-away) service-account key whose token_uri is the sandbox."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     keyfile = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": pem,
-               "client_email": "collector@p.iam.gserviceaccount.com", "client_id": "1", "token_uri": server.url + "/token"}
+               "client_email": "collector@p.iam.gserviceaccount.com", "client_id": "1", "token_uri": api.url + "/token"}
     extra = {"keyfile_dict": json.dumps(keyfile), "subject": subject}
-    monkeypatch.setenv("AIRFLOW_CONN_GWS_SA", json.dumps({"conn_type": "google_cloud_platform", "host": server.url, "extra": extra}))
-    return FakeConnection("gws_sa", host=server.url, extra_dejson=extra)
+    monkeypatch.setenv("AIRFLOW_CONN_GWS_SA", json.dumps({"conn_type": "google_cloud_platform", "host": api.url, "extra": extra}))
+    return Connection("gws_sa", host=api.url, extra_dejson=extra)
 
 
-def test_production_path_delegates_to_the_subject_with_the_reports_scope(monkeypatch, server, tmp_path):
-    connection = service_account_connection(monkeypatch, server, "secops-admin@example.com")
+def test_production_path_delegates_to_the_subject_with_the_reports_scope(monkeypatch, api, tmp_path):
+    connection = service_account_connection(monkeypatch, api, "secops-admin@example.com")
     client = api_client(SPEC, connection)
     credentials = client.session.auth.credentials
     assert credentials.scopes == [SCOPE] and credentials._subject == "secops-admin@example.com"
 
     _, events = run_collector(SPEC, config(), "token", client, WINDOW, tmp_path)
     assert events == truth("token")
-    (claims,) = next(api for api in server._apis if hasattr(api, "issued")).issued()
+    (claims,) = next(app for app in api._apis if hasattr(app, "issued")).issued()
     assert claims["sub"] == "secops-admin@example.com" and claims["scope"] == SCOPE
     assert claims["iss"] == "collector@p.iam.gserviceaccount.com"
-    assert all(r["auth_ok"] and r["auth_scheme"] == "Bearer" for r in server.requests.entries() if r["path"].startswith(PATH))
+    assert all(r["auth_ok"] and r["auth_scheme"] == "Bearer" for r in api.requests.entries() if r["path"].startswith(PATH))
 
 
-def test_refused_delegation_fails_at_once_naming_the_connection(monkeypatch, server, tmp_path):
-    client = api_client(SPEC, service_account_connection(monkeypatch, server, "not-an-email"))
+def test_refused_delegation_fails_at_once_naming_the_connection(monkeypatch, api, tmp_path):
+    client = api_client(SPEC, service_account_connection(monkeypatch, api, "not-an-email"))
     with pytest.raises(AuthError) as raised:
         run_collector(SPEC, config(), "login", client, WINDOW, tmp_path)
     assert "unauthorized_client" in str(raised.value) and "'gws_sa'" in str(raised.value) and SCOPE in str(raised.value)
-    assert not [r for r in server.requests.entries() if r["path"].startswith(PATH)]
+    assert not [r for r in api.requests.entries() if r["path"].startswith(PATH)]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 from airflow_cluster import AirflowCluster, WebhookReceiver, wait_until
-from harness import http_connection_env, interval_folders, read_events, read_manifest, write_config
+from harness import connection_env, interval_folders, read_events, read_manifest, write_config
 from sandbox import SandboxProcess
 from sandbox.gcs import GcsEmulatorProcess, free_port
 
@@ -90,11 +90,11 @@ def ops(tmp_path_factory):
         env = {
             "AUDITLOGS_CONFIG": str(config),
             **gcs.connection_env(),
-            **http_connection_env("busy_api", busy.url, TOKEN),
-            **http_connection_env("slow_api", slow.url, TOKEN),
-            **http_connection_env("quiet_api", quiet.url, TOKEN),
-            **http_connection_env("broken_api", busy.url, "xoxp-revoked-token-0000"),
-            **http_connection_env("dead_api", f"http://127.0.0.1:{free_port()}", TOKEN),
+            **connection_env("busy_api", host=busy.url, password=TOKEN),
+            **connection_env("slow_api", host=slow.url, password=TOKEN),
+            **connection_env("quiet_api", host=quiet.url, password=TOKEN),
+            **connection_env("broken_api", host=busy.url, password="xoxp-revoked-token-0000"),
+            **connection_env("dead_api", host=f"http://127.0.0.1:{free_port()}", password=TOKEN),
             "AIRFLOW_CONN_ALERTS_SLACK": json.dumps({"conn_type": "http", "password": receiver.url + SLACK_HOOK_PATH}),
             "AIRFLOW_CONN_ALERTS_WEBHOOK": json.dumps(
                 {"conn_type": "http", "host": receiver.url + "/hook", "password": HOOK_TOKEN}),

@@ -8,10 +8,9 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import dags_test, http_connection_env, migrate_db, read_events, read_manifest, write_config
+from harness import connection_env, dags_test, read_events, read_manifest, running_stack, write_config
 
-from sandbox import SandboxProcess, ground_truth
-from sandbox.gcs import GcsEmulatorProcess
+from sandbox import ground_truth
 from sandbox.truth import truth_events
 
 pytestmark = pytest.mark.e2e
@@ -35,19 +34,18 @@ def folder(start: datetime, end: datetime, sub: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    migrate_db()
-    config = tmp_path_factory.mktemp("config") / "sources.yaml"
-    write_config(
-        config, {"slack": {"type": "slack", "conn_id": "slack_audit", "sweep": "2h", "sweep_schedule": "@hourly"}},
+    config = write_config(
+        tmp_path_factory.mktemp("config") / "sources.yaml",
+        {"slack": {"type": "slack", "conn_id": "slack_audit", "sweep": "2h", "sweep_schedule": "@hourly"}},
         bucket=BUCKET, prefix="raw", start_date="2026-03-03T00:00:00Z", delay="30m", retries=0,
     )
-    with SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
-        env = {"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(), **http_connection_env("slack_audit", api.url, TOKEN)}
-        yield api, gcs, env
+    connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
+    with running_stack(SCENARIO, BUCKET, connections, config=config) as running:
+        yield running
 
 
 def test_three_runs_store_each_event_once_and_the_sweep_recovers_the_late_ones(stack):
-    api, gcs, env = stack
+    api, gcs, env = stack.api, stack.gcs, stack.env
     for end in ENDS:
         api.admin.set_clock(end + RUN_AFTER)
         result = dags_test("auditlogs_slack", end.isoformat(), env)

@@ -4,15 +4,14 @@ and the windows it cannot answer for failing loudly."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
-from harness import FakeConnection, api_client, run_collector
+from harness import Connection, api_client, run_collector, sandbox_fixtures
 
 from auditlogs.errors import AuthError, IncompleteWindowError
 from auditlogs.sources.sendgrid import SPEC, SendGridConfig
 from auditlogs.window import Window
-from sandbox import SandboxServer
 from sandbox.sendgrid import snapshot
 from sandbox.sources import event_store
 
@@ -22,19 +21,15 @@ SCENARIO = {"seed": 12, "sources": {"sendgrid": {"events_per_hour": 60, "token":
 WINDOW = Window(datetime(2025, 6, 2, 10, 30, tzinfo=timezone.utc), datetime(2025, 6, 2, 12, tzinfo=timezone.utc))
 
 
-@pytest.fixture
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        srv.clock.set(NOW.timestamp())
-        yield srv
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def config(**overrides) -> SendGridConfig:
     return SendGridConfig(name="sendgrid", type="sendgrid", conn_id="sendgrid_api", bucket="bkt", start_date=NOW, **overrides)
 
 
-def client(server, sleeps=None):
-    return api_client(SPEC, FakeConnection("sendgrid_api", host=server.url, password=KEY), sleeps)
+def client(api, sleeps=None):
+    return api_client(SPEC, Connection("sendgrid_api", host=api.url, password=KEY), sleeps)
 
 
 def expected_rows(limit: int) -> list[dict]:
@@ -48,48 +43,48 @@ def _scenario():
     return load_scenario(SCENARIO)
 
 
-def test_one_request_keeps_the_rows_last_seen_in_the_window_unchanged(server, tmp_path):
-    result, rows = run_collector(SPEC, config(limit=500), "access_attempts", client(server), WINDOW, tmp_path, now=NOW)
+def test_one_request_keeps_the_rows_last_seen_in_the_window_unchanged(api, tmp_path):
+    result, rows = run_collector(SPEC, config(limit=500), "access_attempts", client(api), WINDOW, tmp_path, now=NOW)
     assert rows == expected_rows(500) and len(rows) > 10
     assert result.outside_window > 0  # rows last seen after the window (or before it) are not this window's
-    sent = server.requests.entries()
+    sent = api.requests.entries()
     assert len(sent) == 1 and sent[0]["query"] == {"limit": ["500"]} and sent[0]["auth_scheme"] == "Bearer"
     assert SPEC.event_id(rows[0]) == f"{rows[0]['ip']}|{rows[0]['auth_method']}|{rows[0]['first_at']}|{rows[0]['last_at']}"
 
 
-def test_a_window_beyond_the_horizon_fails_before_asking(server, tmp_path):
+def test_a_window_beyond_the_horizon_fails_before_asking(api, tmp_path):
     with pytest.raises(IncompleteWindowError) as raised:
-        run_collector(SPEC, config(horizon="1h"), "access_attempts", client(server), WINDOW, tmp_path, now=NOW)
+        run_collector(SPEC, config(horizon="1h"), "access_attempts", client(api), WINDOW, tmp_path, now=NOW)
     assert "snapshot horizon of 1:00:00" in str(raised.value) and "cannot be backfilled" in str(raised.value)
-    assert server.requests.entries() == []
+    assert api.requests.entries() == []
 
 
-def test_a_full_snapshot_that_does_not_reach_the_window_start_fails(server, tmp_path):
+def test_a_full_snapshot_that_does_not_reach_the_window_start_fails(api, tmp_path):
     newest = snapshot(event_store(_scenario(), "sendgrid"), NOW.timestamp(), 10)
     assert newest[-1]["last_at"] >= WINDOW.start.timestamp()  # ten rows do not reach back to 10:30
     with pytest.raises(IncompleteWindowError, match=r"snapshot is full \(10 rows, the limit\)"):
-        run_collector(SPEC, config(limit=10), "access_attempts", client(server), WINDOW, tmp_path, now=NOW)
+        run_collector(SPEC, config(limit=10), "access_attempts", client(api), WINDOW, tmp_path, now=NOW)
 
 
-def test_a_full_snapshot_that_reaches_past_the_window_start_is_complete(server, tmp_path):
+def test_a_full_snapshot_that_reaches_past_the_window_start_is_complete(api, tmp_path):
     rows = snapshot(event_store(_scenario(), "sendgrid"), NOW.timestamp(), 10_000)
     reaching = next(n for n, r in enumerate(rows, start=1) if r["last_at"] < WINDOW.start.timestamp())
-    result, kept = run_collector(SPEC, config(limit=reaching), "access_attempts", client(server), WINDOW, tmp_path, now=NOW)
+    result, kept = run_collector(SPEC, config(limit=reaching), "access_attempts", client(api), WINDOW, tmp_path, now=NOW)
     assert result.fetched == reaching and kept == expected_rows(500)
 
 
-def test_a_key_without_the_scope_fails_naming_it(server, tmp_path):
-    server.admin.add_faults({"kind": "status", "status": 403, "body": json.dumps({"errors": [{"field": None, "message": "access forbidden"}]})})
+def test_a_key_without_the_scope_fails_naming_it(api, tmp_path):
+    api.admin.add_faults({"kind": "status", "status": 403, "body": json.dumps({"errors": [{"field": None, "message": "access forbidden"}]})})
     with pytest.raises(AuthError) as raised:
-        run_collector(SPEC, config(), "access_attempts", client(server), WINDOW, tmp_path, now=NOW)
+        run_collector(SPEC, config(), "access_attempts", client(api), WINDOW, tmp_path, now=NOW)
     assert "access_settings.activity.read" in str(raised.value) and "'sendgrid_api'" in str(raised.value)
     assert "access forbidden" in str(raised.value) and KEY not in str(raised.value)
 
 
-def test_429_waits_for_x_ratelimit_reset(server, tmp_path):
+def test_429_waits_for_x_ratelimit_reset(api, tmp_path):
     reset = int(datetime.now(timezone.utc).timestamp()) + 30
-    server.admin.add_faults({"kind": "status", "status": 429, "headers": {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+    api.admin.add_faults({"kind": "status", "status": 429, "headers": {"X-RateLimit-Limit": "150", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
                              "body": json.dumps({"errors": [{"field": None, "message": "too many requests"}]})})
     sleeps = []
-    _, rows = run_collector(SPEC, config(limit=500), "access_attempts", client(server, sleeps), WINDOW, tmp_path, now=NOW)
+    _, rows = run_collector(SPEC, config(limit=500), "access_attempts", client(api, sleeps), WINDOW, tmp_path, now=NOW)
     assert rows == expected_rows(500) and len(sleeps) == 1 and 20 <= sleeps[0] <= 34

@@ -4,15 +4,13 @@ emulator: exactly the sandbox's events of the widened window land in GCS, once."
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from harness import (
-    dags_test, http_connection_env, interval_folders, migrate_db, read_events, read_manifest, write_config,
+    Stack, connection_env, dags_test, interval_folder, read_events, read_manifest, running_stack, write_config,
 )
-from sandbox import SandboxProcess, ground_truth
-from sandbox.gcs import GcsEmulatorProcess
+from sandbox import ground_truth
 
 TOKEN = "xoxp-e2e-test-token-4b1d"
 BUCKET = "e2e-bucket"
@@ -26,27 +24,18 @@ UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-@dataclass
-class Stack:
-    api: SandboxProcess
-    gcs: GcsEmulatorProcess
-    env: dict
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    migrate_db()
-    config = tmp_path_factory.mktemp("config") / "sources.yaml"
     # A small page size, so that windows span many pages and same-second bursts meet page boundaries.
-    write_config(
-        config, {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 200}},
+    config = write_config(
+        tmp_path_factory.mktemp("config") / "sources.yaml",
+        {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 200}},
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
         deadline="off",  # `airflow dags test` of a DAG with a Deadline Alert fails in Airflow 3.3.2 (README)
     )
-    with SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
-        api.admin.set_clock(NOW)
-        env = {"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(), **http_connection_env("slack_audit", api.url, TOKEN)}
-        yield Stack(api, gcs, env)
+    connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
+    with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
+        yield running
 
 
 def run_interval(stack: Stack, logical_date: str) -> str:
@@ -57,10 +46,6 @@ def run_interval(stack: Stack, logical_date: str) -> str:
     return result
 
 
-def folder_of(start: datetime, end: datetime) -> str:
-    return f"raw/slack/audit/dt={start:%Y-%m-%d}/{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}"
-
-
 def truth_ids(start: datetime, end: datetime) -> set[str]:
     return {event["id"] for event in ground_truth("slack", start, end, SCENARIO, now=NOW)}
 
@@ -69,7 +54,7 @@ def test_interval_holds_exactly_the_widened_windows_events(stack):
     stack.api.admin.clear_requests()
     run_interval(stack, "2026-03-01T05:00:00+00:00")
     start, end = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
-    folder = folder_of(start, end)
+    folder = interval_folder("raw", "slack", "audit", start, end)
 
     manifest = read_manifest(stack.gcs, BUCKET, folder)
     assert manifest["interval"] == {"start": start.isoformat(), "end": end.isoformat()}
@@ -98,19 +83,20 @@ def test_consecutive_intervals_overlap_by_the_delay_and_store_it_once(stack):
     run_interval(stack, "2026-03-01T08:00:00+00:00")
     first = (datetime(2026, 3, 1, 6, tzinfo=UTC), datetime(2026, 3, 1, 7, tzinfo=UTC))
     second = (datetime(2026, 3, 1, 7, tzinfo=UTC), datetime(2026, 3, 1, 8, tzinfo=UTC))
-    first_ids = {e["id"] for e in read_events(stack.gcs, BUCKET, folder_of(*first))}
-    second_ids = {e["id"] for e in read_events(stack.gcs, BUCKET, folder_of(*second))}
+    first_ids = {e["id"] for e in read_events(stack.gcs, BUCKET, interval_folder("raw", "slack", "audit", *first))}
+    second_ids = {e["id"] for e in read_events(stack.gcs, BUCKET, interval_folder("raw", "slack", "audit", *second))}
 
     # the overlap is fetched twice but stored once: the second run skips what the first recorded
     overlap = truth_ids(second[0] - DELAY, first[1])
     assert overlap and first_ids & second_ids == set()
     assert first_ids | second_ids == truth_ids(first[0] - DELAY, second[1])
-    assert read_manifest(stack.gcs, BUCKET, folder_of(*second))["overlap"]["skipped"] == len(overlap)
+    second_manifest = read_manifest(stack.gcs, BUCKET, interval_folder("raw", "slack", "audit", *second))
+    assert second_manifest["overlap"]["skipped"] == len(overlap)
 
 
 def test_rerun_replaces_the_interval_and_removes_leftover_parts(stack):
     start, end = datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 3, 1, 10, tzinfo=UTC)
-    folder = folder_of(start, end)
+    folder = interval_folder("raw", "slack", "audit", start, end)
     run_interval(stack, "2026-03-01T10:00:00+00:00")
     before = {name: stack.gcs.read(BUCKET, name) for name in stack.gcs.list(BUCKET, folder + "/")}
     stack.gcs.write(BUCKET, f"{folder}/part-00042.ndjson.gz", b"left over by an earlier attempt")
@@ -130,7 +116,8 @@ def test_a_rejected_token_fails_at_once_naming_the_connection_without_leaking_it
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=2, retry_delay="1s",
     )
     stack.api.admin.clear_requests()
-    env = {**stack.env, "AUDITLOGS_CONFIG": str(config), **http_connection_env("slack_audit", stack.api.url, bad_token)}
+    env = {**stack.env, "AUDITLOGS_CONFIG": str(config),
+           **connection_env("slack_audit", host=stack.api.url, password=bad_token)}
     result = dags_test("auditlogs_slack", "2026-03-01T12:00:00+00:00", env)
     assert result.returncode != 0
     assert "AuthError: a retry cannot fix this, failing without retrying" in result.output  # the retry policy
@@ -138,4 +125,5 @@ def test_a_rejected_token_fails_at_once_naming_the_connection_without_leaking_it
     assert "fix the token in Airflow connection 'slack_audit'" in result.output
     assert bad_token not in result.output
     assert len(stack.api.admin.requests()) == 1  # neither the page nor the task (retries: 2) was retried
-    assert not stack.gcs.list(BUCKET, folder_of(datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 1, 12, tzinfo=UTC)))
+    eleven, noon = datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert not stack.gcs.list(BUCKET, interval_folder("raw", "slack", "audit", eleven, noon))

@@ -10,12 +10,11 @@ were ever held in memory. That memory does not grow with N is tests/test_memory_
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
-from harness import dags_test, http_connection_env, migrate_db, read_events, read_manifest, write_config
-from sandbox import SandboxProcess, truth_events
-from sandbox.gcs import GcsEmulatorProcess
+from harness import connection_env, dags_test, read_events, read_manifest, running_stack, write_config
+from sandbox import truth_events
 
 TOKEN = "xoxp-large-window-token-77aa"
 BUCKET = "large-bucket"
@@ -36,10 +35,10 @@ def run(tmp_path, events_per_hour: int):
         {"slack": {"type": "slack", "conn_id": "slack_audit", "requests_per_minute": 60000}},
         bucket=BUCKET, prefix=f"rate{events_per_hour}", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
     )
-    with SandboxProcess(scenario(events_per_hour)) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
-        api.admin.set_clock(NOW)
-        env = {"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(), **http_connection_env("slack_audit", api.url, TOKEN)}
-        result = dags_test("auditlogs_slack", "2026-03-01T05:00:00+00:00", env)
+    connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
+    with running_stack(scenario(events_per_hour), BUCKET, connections, clock=NOW, config=config) as stack:
+        gcs = stack.gcs
+        result = dags_test("auditlogs_slack", "2026-03-01T05:00:00+00:00", stack.env)
         assert result.returncode == 0, result.output[-3000:]
         folder = f"rate{events_per_hour}/slack/audit/dt=2026-03-01/20260301T040000Z_20260301T050000Z"
         return result, read_manifest(gcs, BUCKET, folder), read_events(gcs, BUCKET, folder)
@@ -47,7 +46,6 @@ def run(tmp_path, events_per_hour: int):
 
 @pytest.mark.e2e
 def test_a_200k_event_window_is_complete_in_flat_memory(tmp_path, capsys):
-    migrate_db()
     baseline, small_manifest, _ = run(tmp_path, 600)
     large, manifest, events = run(tmp_path, 140_000)
 

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from harness import (
-    assert_interval_holds, dags_test, folder_of, http_connection_env, interval_folders, migrate_db, write_config,
+    assert_interval_holds, connection_env, dags_test, interval_folder, interval_folders, running_stack, write_config,
 )
-from sandbox import SandboxProcess, ground_truth
-from sandbox.gcs import GcsEmulatorProcess
+from sandbox import ground_truth
 from sandbox.github import ORG
 from sandbox.onepassword import stream_of_item
 
@@ -31,28 +30,30 @@ START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    migrate_db()
-    config = tmp_path_factory.mktemp("config") / "sources.yaml"
-    write_config(config, {
+    config = write_config(tmp_path_factory.mktemp("config") / "sources.yaml", {
         "onepassword": {"type": "onepassword", "conn_id": "op_events", "limit": 250, "streams": ["auditevents", "signinattempts"]},
         "github": {"type": "github", "conn_id": "gh_audit", "org": ORG, "include": "all", "per_page": 100},
         "okta": {"type": "okta", "conn_id": "okta_logs", "limit": 200},
     }, bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0)
-    with SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
-        api.admin.set_clock(NOW)
-        env = {"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
-               **http_connection_env("op_events", api.url, TOKENS["onepassword"]),
-               **http_connection_env("gh_audit", api.url + "/api/v3", TOKENS["github"]),  # a GHES-style base URL
-               **http_connection_env("okta_logs", api.url, TOKENS["okta"], extra={"auth_scheme": "Bearer"})}
-        yield api, gcs, env
+
+    def connections(url: str) -> dict:
+        return {**connection_env("op_events", host=url, password=TOKENS["onepassword"]),
+                **connection_env("gh_audit", host=url + "/api/v3", password=TOKENS["github"]),  # a GHES-style base URL
+                **connection_env("okta_logs", host=url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"})}
+    with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
+        yield running
 
 
 def run_dag(stack, source: str) -> None:
-    api, _, env = stack
+    api, env = stack.api, stack.env
     api.admin.clear_requests()
     result = dags_test(f"auditlogs_{source}", END.isoformat(), env)
     assert result.returncode == 0, result.output[-3000:]
     assert TOKENS[source] not in result.output
+
+
+def folder(source: str, stream: str) -> str:
+    return interval_folder("raw", source, stream, START, END)
 
 
 def truth(source: str) -> list[dict]:
@@ -61,10 +62,10 @@ def truth(source: str) -> list[dict]:
 
 def test_onepassword_collects_the_selected_streams_in_parallel_tasks(stack):
     run_dag(stack, "onepassword")
-    api, gcs, _ = stack
+    api, gcs = stack.api, stack.gcs
     for stream in ("auditevents", "signinattempts"):
         expected = {i["uuid"] for i in truth("onepassword") if stream_of_item(i) == stream}
-        manifest = assert_interval_holds(gcs, BUCKET, folder_of("onepassword", stream, START, END), "uuid", expected)
+        manifest = assert_interval_holds(gcs, BUCKET, folder("onepassword", stream), "uuid", expected)
         assert manifest["pages"] > 1
     assert not interval_folders(gcs, BUCKET, "raw/onepassword/itemusages/")  # not selected: no task, no folder
     assert {r["path"] for r in api.admin.requests()} == {"/api/v2/auditevents", "/api/v2/signinattempts"}
@@ -72,9 +73,9 @@ def test_onepassword_collects_the_selected_streams_in_parallel_tasks(stack):
 
 def test_github_collects_the_window_through_a_ghes_base_url(stack):
     run_dag(stack, "github")
-    api, gcs, _ = stack
+    api, gcs = stack.api, stack.gcs
     expected = {e["_document_id"] for e in truth("github")}
-    manifest = assert_interval_holds(gcs, BUCKET, folder_of("github", "audit", START, END), "_document_id", expected)
+    manifest = assert_interval_holds(gcs, BUCKET, folder("github", "audit"), "_document_id", expected)
     sent = api.admin.requests()
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 5
     assert {r["path"] for r in sent} == {f"/api/v3/orgs/{ORG}/audit-log"}
@@ -83,9 +84,9 @@ def test_github_collects_the_window_through_a_ghes_base_url(stack):
 
 def test_okta_collects_the_window_with_a_bearer_token(stack):
     run_dag(stack, "okta")
-    api, gcs, _ = stack
+    api, gcs = stack.api, stack.gcs
     expected = {e["uuid"] for e in truth("okta")}
-    manifest = assert_interval_holds(gcs, BUCKET, folder_of("okta", "systemlog", START, END), "uuid", expected)
+    manifest = assert_interval_holds(gcs, BUCKET, folder("okta", "systemlog"), "uuid", expected)
     sent = api.admin.requests()
     assert len(sent) == manifest["pages"] > 5 and {r["auth_scheme"] for r in sent} == {"Bearer"}
     assert sent[0]["query"]["since"] == ["2026-03-01T03:30:00Z"] and sent[0]["query"]["until"] == ["2026-03-01T05:00:00Z"]

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from harness import FakeConnection, api_client, run_collector
+from harness import Connection, api_client, run_collector, sandbox_fixtures
 
 from auditlogs.errors import AuthError, MalformedResponseError, PaginationError, RequestRejectedError
 from auditlogs.sources.twilio import SPEC, TwilioConfig
 from auditlogs.window import Window
-from sandbox import SandboxServer, ground_truth
+from sandbox import ground_truth
 
 SID, SECRET = "ACclient0000", "twilio-client-secret-77"
 NOW = datetime(2025, 6, 2, 12, tzinfo=timezone.utc)
@@ -21,25 +21,21 @@ SCENARIO = {"seed": 9, "sources": {"twilio": {"events_per_hour": 500, "burst_fra
 WINDOW = Window(NOW - timedelta(hours=2, minutes=30), NOW - timedelta(hours=1))
 
 
-@pytest.fixture
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        srv.clock.set(NOW.timestamp())
-        yield srv
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def config(**overrides) -> TwilioConfig:
     return TwilioConfig(name="twilio", type="twilio", conn_id="twilio_monitor", bucket="bkt", start_date=NOW, **overrides)
 
 
-def client(server, password=SECRET, sleeps=None):
-    return api_client(SPEC, FakeConnection("twilio_monitor", host=server.url, login=SID, password=password), sleeps)
+def client(api, password=SECRET, sleeps=None):
+    return api_client(SPEC, Connection("twilio_monitor", host=api.url, login=SID, password=password), sleeps)
 
 
-def test_pages_follow_next_page_url_verbatim_and_keep_the_half_open_window(server, tmp_path):
-    result, events = run_collector(SPEC, config(page_size=100), "events", client(server), WINDOW, tmp_path)
+def test_pages_follow_next_page_url_verbatim_and_keep_the_half_open_window(api, tmp_path):
+    result, events = run_collector(SPEC, config(page_size=100), "events", client(api), WINDOW, tmp_path)
     assert events == ground_truth("twilio", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)
-    sent = server.requests.entries()
+    sent = api.requests.entries()
     assert len(sent) == result.pages == -(-len(events) // 100) > 5
     first = sent[0]["query"]
     assert first == {"StartDate": ["2025-06-02T09:30:00Z"], "EndDate": ["2025-06-02T10:59:59Z"], "PageSize": ["100"]}
@@ -50,31 +46,31 @@ def test_pages_follow_next_page_url_verbatim_and_keep_the_half_open_window(serve
     assert result.outside_window == 0
 
 
-def test_end_date_is_the_last_second_before_the_windows_end(server, tmp_path):
+def test_end_date_is_the_last_second_before_the_windows_end(api, tmp_path):
     """EndDate is inclusive: events at exactly the window's end are neither fetched nor written."""
     edge = datetime.fromisoformat(ground_truth("twilio", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)[3]["event_date"])
     window = Window(WINDOW.start, edge)
-    result, events = run_collector(SPEC, config(), "events", client(server), window, tmp_path)
+    result, events = run_collector(SPEC, config(), "events", client(api), window, tmp_path)
     assert events == ground_truth("twilio", window.start, window.end, SCENARIO, now=NOW) and result.outside_window == 0
-    assert server.requests.entries()[0]["query"]["EndDate"] == [f"{edge - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"]
+    assert api.requests.entries()[0]["query"]["EndDate"] == [f"{edge - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"]
 
 
-def test_wrong_secret_fails_at_once_naming_connection_and_permission(server, tmp_path):
+def test_wrong_secret_fails_at_once_naming_connection_and_permission(api, tmp_path):
     with pytest.raises(AuthError) as raised:
-        run_collector(SPEC, config(), "events", client(server, password="wrong-secret-123"), WINDOW, tmp_path)
+        run_collector(SPEC, config(), "events", client(api, password="wrong-secret-123"), WINDOW, tmp_path)
     message = str(raised.value)
     assert "HTTP status 401" in message and "20003" in message and "'twilio_monitor'" in message
     assert "Monitor events" in message and "wrong-secret-123" not in message
-    assert len(server.requests.entries()) == 1
+    assert len(api.requests.entries()) == 1
 
 
-def test_429_20429_retries_the_same_page(server, tmp_path):
+def test_429_20429_retries_the_same_page(api, tmp_path):
     body = json.dumps({"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429})
-    server.admin.add_faults({"kind": "status", "status": 429, "headers": {}, "body": body, "after": 1, "count": 2})
+    api.admin.add_faults({"kind": "status", "status": 429, "headers": {}, "body": body, "after": 1, "count": 2})
     sleeps = []
-    result, events = run_collector(SPEC, config(page_size=200), "events", client(server, sleeps=sleeps), WINDOW, tmp_path)
+    result, events = run_collector(SPEC, config(page_size=200), "events", client(api, sleeps=sleeps), WINDOW, tmp_path)
     assert events == ground_truth("twilio", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)
-    sent = server.requests.entries()
+    sent = api.requests.entries()
     assert [r["status"] for r in sent[:4]] == [200, 429, 429, 200] and len(sleeps) == 2
     assert sent[1]["query"] == sent[2]["query"] == sent[3]["query"]
 
@@ -87,30 +83,30 @@ def event(**fields) -> dict:
     return {"sid": "AE" + "a" * 32, "event_date": "2025-06-02T10:00:00Z", "event_type": "account.updated", **fields}
 
 
-def test_a_bad_event_date_is_a_clear_error_not_a_dropped_event(server, tmp_path):
-    server.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), event(sid="AE" + "b" * 32, event_date="2025-06-02 10:00:01"))})
+def test_a_bad_event_date_is_a_clear_error_not_a_dropped_event(api, tmp_path):
+    api.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), event(sid="AE" + "b" * 32, event_date="2025-06-02 10:00:01"))})
     with pytest.raises(MalformedResponseError, match=r"page 1, event 2: 'event_date' is '2025-06-02 10:00:01', expected an RFC 3339"):
-        run_collector(SPEC, config(), "events", client(server), WINDOW, tmp_path)
+        run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
 
 
-def test_an_event_without_sid_is_kept_under_its_content_hash(server, tmp_path):
+def test_an_event_without_sid_is_kept_under_its_content_hash(api, tmp_path):
     anonymous = event(sid=None)
-    server.admin.add_faults({"kind": "status", "status": 200, "body": page(anonymous, event())})
-    result, events = run_collector(SPEC, config(), "events", client(server), WINDOW, tmp_path)
+    api.admin.add_faults({"kind": "status", "status": 200, "body": page(anonymous, event())})
+    result, events = run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
     assert events == [anonymous, event()] and result.written == 2
     assert SPEC.event_id(anonymous).startswith("sha256:") and SPEC.event_id(anonymous) == SPEC.event_id(dict(reversed(anonymous.items())))
 
 
-def test_a_next_page_url_on_another_host_is_refused(server, tmp_path):
-    server.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), next_url="https://evil.example/v1/Events?PageToken=PAx")})
+def test_a_next_page_url_on_another_host_is_refused(api, tmp_path):
+    api.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), next_url="https://evil.example/v1/Events?PageToken=PAx")})
     with pytest.raises(PaginationError, match="another host"):
-        run_collector(SPEC, config(), "events", client(server), WINDOW, tmp_path)
-    assert len(server.requests.entries()) == 1
+        run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
+    assert len(api.requests.entries()) == 1
 
 
-def test_next_page_url_is_sent_exactly_as_given(server, tmp_path):
-    server.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), next_url=f"{server.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b")})
+def test_next_page_url_is_sent_exactly_as_given(api, tmp_path):
+    api.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), next_url=f"{api.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b")})
     with pytest.raises(RequestRejectedError, match="21481"):  # the sandbox does not know that token
-        run_collector(SPEC, config(), "events", client(server), WINDOW, tmp_path)
-    second = server.requests.entries()[1]
-    assert second["query"] == parse_qs(urlsplit(f"{server.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b").query)
+        run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
+    second = api.requests.entries()[1]
+    assert second["query"] == parse_qs(urlsplit(f"{api.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b").query)

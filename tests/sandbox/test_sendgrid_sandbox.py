@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from harness import sandbox_fixtures
 from sandbox import SandboxServer
 from sandbox.sendgrid import snapshot
 from sandbox.sources import event_store
@@ -18,16 +19,12 @@ SCENARIO = {"seed": 6, "sources": {"sendgrid": {"events_per_hour": 30, "token": 
 PATH = "/v3/access_settings/activity"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        srv.clock.set(NOW.timestamp())
-        yield srv
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
-def test_rows_aggregate_attempts_per_ip_and_method_newest_first(server, http):
-    rows = http.get(server.url + PATH, params={"limit": 10_000}, headers=AUTH).json()["result"]
-    store = event_store(server.scenario, "sendgrid")
+def test_rows_aggregate_attempts_per_ip_and_method_newest_first(api, http):
+    rows = http.get(api.url + PATH, params={"limit": 10_000}, headers=AUTH).json()["result"]
+    store = event_store(api.scenario, "sendgrid")
     attempts = list(store.iter_desc(int(NOW.timestamp()) - 3 * 86400, int(NOW.timestamp()), NOW.timestamp()))
     assert len({(r["ip"], r["auth_method"]) for r in rows}) == len(rows) > 100
     assert sum(1 for _ in attempts) > len(rows)  # really aggregated
@@ -37,33 +34,33 @@ def test_rows_aggregate_attempts_per_ip_and_method_newest_first(server, http):
     assert rows == snapshot(store, NOW.timestamp(), 10_000)
 
 
-def test_default_limit_is_20_and_limit_cuts_the_oldest_rows(server, http):
-    default = http.get(server.url + PATH, headers=AUTH).json()["result"]
-    five = http.get(server.url + PATH, params={"limit": 5}, headers=AUTH).json()["result"]
+def test_default_limit_is_20_and_limit_cuts_the_oldest_rows(api, http):
+    default = http.get(api.url + PATH, headers=AUTH).json()["result"]
+    five = http.get(api.url + PATH, params={"limit": 5}, headers=AUTH).json()["result"]
     assert len(default) == 20 and five == default[:5]
 
 
-def test_the_snapshot_moves_with_time(server, http):
-    before = http.get(server.url + PATH, params={"limit": 50}, headers=AUTH).json()["result"]
-    server.clock.set(NOW.timestamp() + 6 * 3600)
+def test_the_snapshot_moves_with_time(api, http):
+    before = http.get(api.url + PATH, params={"limit": 50}, headers=AUTH).json()["result"]
+    api.clock.set(NOW.timestamp() + 6 * 3600)
     try:
-        after = http.get(server.url + PATH, params={"limit": 50}, headers=AUTH).json()["result"]
+        after = http.get(api.url + PATH, params={"limit": 50}, headers=AUTH).json()["result"]
     finally:
-        server.clock.set(NOW.timestamp())
+        api.clock.set(NOW.timestamp())
     assert min(r["last_at"] for r in after) > max(r["last_at"] for r in before) - 6 * 3600
     assert after[0]["last_at"] > before[0]["last_at"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer SG.wrong"}, {"Authorization": f"Basic {TOKEN}"}])
-def test_bearer_key_is_required(server, http, headers):
-    resp = http.get(server.url + PATH, headers=headers)
+def test_bearer_key_is_required(api, http, headers):
+    resp = http.get(api.url + PATH, headers=headers)
     assert resp.status_code == 401
     assert resp.json() == {"errors": [{"field": None, "message": "authorization required"}]}
 
 
 @pytest.mark.parametrize("limit", ["0", "ten", "-3"])
-def test_bad_limit_is_400(server, http, limit):
-    resp = http.get(server.url + PATH, params={"limit": limit}, headers=AUTH)
+def test_bad_limit_is_400(api, http, limit):
+    resp = http.get(api.url + PATH, params={"limit": limit}, headers=AUTH)
     assert resp.status_code == 400 and resp.json()["errors"][0]["field"] == "limit"
 
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from harness import sandbox_fixtures
 from sandbox import SandboxServer, ground_truth
 
 SECRET = "ACsandbox0000:twilio-secret-9"
@@ -22,11 +23,7 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SandboxServer(SCENARIO) as srv:
-        srv.clock.set(NOW.timestamp())
-        yield srv
+server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def all_pages(http, first_url, params):
@@ -38,9 +35,9 @@ def all_pages(http, first_url, params):
     return pages
 
 
-def test_paging_returns_the_inclusive_window_newest_first(server, http):
+def test_paging_returns_the_inclusive_window_newest_first(api, http):
     start, end = NOW - 2 * HOUR, NOW - HOUR
-    pages = all_pages(http, server.url + "/v1/Events", {"StartDate": iso(start), "EndDate": iso(end), "PageSize": 70})
+    pages = all_pages(http, api.url + "/v1/Events", {"StartDate": iso(start), "EndDate": iso(end), "PageSize": 70})
     events = [e for page in pages for e in page["events"]]
     truth = ground_truth("twilio", start, end + timedelta(seconds=1), SCENARIO, now=NOW)
     assert events == truth and len(pages) == -(-len(truth) // 70)
@@ -49,11 +46,11 @@ def test_paging_returns_the_inclusive_window_newest_first(server, http):
     second = parse_qs(urlsplit(pages[0]["meta"]["next_page_url"]).query)
     assert second["StartDate"] == [iso(start)] and second["EndDate"] == [iso(end)]
     assert second["PageSize"] == ["70"] and second["Page"] == ["1"] and second["PageToken"][0].startswith("PA")
-    assert pages[0]["meta"]["next_page_url"].startswith(server.url + "/v1/Events?")
+    assert pages[0]["meta"]["next_page_url"].startswith(api.url + "/v1/Events?")
 
 
-def test_bare_dates_cover_whole_days_and_default_page_size_is_50(server, http):
-    body = http.get(server.url + "/v1/Events", params={"StartDate": "2025-06-01", "EndDate": "2025-06-01"}, headers=AUTH).json()
+def test_bare_dates_cover_whole_days_and_default_page_size_is_50(api, http):
+    body = http.get(api.url + "/v1/Events", params={"StartDate": "2025-06-01", "EndDate": "2025-06-01"}, headers=AUTH).json()
     assert len(body["events"]) == 50 and body["meta"]["page_size"] == 50
     day = datetime(2025, 6, 1, tzinfo=timezone.utc)
     assert body["events"] == ground_truth("twilio", day, day + 24 * HOUR, SCENARIO, now=NOW)[:50]
@@ -69,26 +66,26 @@ def test_bare_dates_cover_whole_days_and_default_page_size_is_50(server, http):
         ({"PageToken": "not-a-token"}, 400, 21481),
     ],
 )
-def test_bad_parameters(server, http, params, status, code):
-    resp = http.get(server.url + "/v1/Events", params=params, headers=AUTH)
+def test_bad_parameters(api, http, params, status, code):
+    resp = http.get(api.url + "/v1/Events", params=params, headers=AUTH)
     assert resp.status_code == status
     assert resp.json()["code"] == code and resp.json()["more_info"].endswith(str(code))
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic " + base64.b64encode(b"ACsandbox0000:wrong").decode()},
                                      {"Authorization": "Bearer twilio-secret-9"}])
-def test_basic_auth_is_required(server, http, headers):
-    resp = http.get(server.url + "/v1/Events", headers=headers)
+def test_basic_auth_is_required(api, http, headers):
+    resp = http.get(api.url + "/v1/Events", headers=headers)
     assert resp.status_code == 401
     assert resp.json() == {"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
                            "status": 401, "detail": "Your AccountSid or AuthToken was incorrect."}
 
 
-def test_filters_are_applied_and_carried_into_next_page_url(server, http):
+def test_filters_are_applied_and_carried_into_next_page_url(api, http):
     start, end = NOW - 3 * HOUR, NOW
     truth = ground_truth("twilio", start, end + timedelta(seconds=1), SCENARIO, now=NOW)
     params = {"StartDate": iso(start), "EndDate": iso(end), "EventType": "user.logged-in", "PageSize": 5}
-    pages = all_pages(http, server.url + "/v1/Events", params)
+    pages = all_pages(http, api.url + "/v1/Events", params)
     assert [e for p in pages for e in p["events"]] == [e for e in truth if e["event_type"] == "user.logged-in"]
     assert "EventType=user.logged-in" in pages[0]["meta"]["next_page_url"]
 
