@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from sandbox.connections import sandbox_connection
+from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
@@ -219,9 +221,12 @@ def test_the_default_env_file_gives_every_configured_source_a_connection_so_up_n
     sources = yaml.safe_load((ROOT / "include" / "sources.yaml").read_text())
     env = env_file(ROOT / "deploy" / "sandbox.env")
     defaults = sources.get("defaults", {})
+    scenario = load_scenario(DEFAULT_SCENARIO_PATH)  # what the sandbox service serves
     for source in sources["sources"].values():
         for conn_id in (source["conn_id"], source.get("gcp_conn_id", defaults.get("gcp_conn_id", "google_cloud_default"))):
             assert f"AIRFLOW_CONN_{conn_id.upper()}" in env, conn_id
+        expected = sandbox_connection(source["type"], "http://sandbox:8931", scenario.sources[source["type"]].token)
+        assert json.loads(env[f"AIRFLOW_CONN_{source['conn_id'].upper()}"]) == expected, source["conn_id"]
         bucket = source.get("bucket", defaults.get("bucket"))
         assert (ROOT / "deploy" / "gcs-data" / bucket).is_dir(), f"the emulator does not create bucket {bucket}"
     assert common_env()["AUDITLOGS_CONFIG"] == "/opt/airflow/include/sources.yaml"

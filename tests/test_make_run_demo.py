@@ -1,4 +1,5 @@
-"""`make run`'s demo, end to end: sandbox + GCS emulator + `airflow standalone` collect a real interval."""
+"""`make run`'s demo, end to end: sandbox + GCS emulator + `airflow standalone` collect a real interval of every
+source type."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sandbox.gcs import free_port
 
 
 @pytest.mark.e2e
-def test_the_demo_collects_an_interval_and_says_where_it_landed(tmp_path):
+def test_the_demo_collects_every_source_and_says_where_it_landed(tmp_path):
     ports = [free_port() for _ in range(3)]
     completed = subprocess.run(
         [sys.executable, "-m", "sandbox.local", "--exit-after-first-interval", "--airflow-home", str(tmp_path / "home"),
@@ -19,5 +20,9 @@ def test_the_demo_collects_an_interval_and_says_where_it_landed(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     out = completed.stdout
-    assert "Collected:" in out and "gs://auditlogs-sandbox/raw/slack/audit/dt=" in out
+    assert "Collected:" in out
+    streams = ["slack/audit", "onepassword/auditevents", "onepassword/itemusages", "onepassword/signinattempts",
+               "github/audit", "okta/systemlog", "twilio/events", "sendgrid/access_attempts",
+               *(f"google_workspace/{app}" for app in ("admin", "login", "token", "saml", "user_accounts"))]
+    assert [s for s in streams if f"gs://auditlogs-sandbox/raw/{s}/dt=" not in out] == []
     assert "part-00000.ndjson.gz" in out and f"Airflow UI: http://localhost:{ports[2]}  user admin, password " in out

@@ -1,8 +1,8 @@
 """`make run`: the product on one machine against the sandbox, with Airflow's embedded default.
 
 Starts the sandbox API and the GCS emulator, runs `airflow standalone` (SQLite, LocalExecutor) with the
-DAGs of include/sources.yaml pointed at them, unpauses every auditlogs DAG, waits until an interval's
-manifest is in the bucket, and prints where the objects landed and where the UI is.
+DAGs of include/sources.yaml pointed at them, unpauses every auditlogs DAG, waits until every source's
+latest interval has a manifest for each of its streams, and prints where the objects landed and where the UI is.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import requests
 import yaml
 
+from auditlogs.config import load_config
+from sandbox.connections import connection_env
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.process import SandboxProcess
 from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
@@ -46,11 +48,7 @@ def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
         "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),  # standalone runs `airflow`
         **gcs.connection_env(),
     }
-    for name, source in yaml.safe_load(SOURCES.read_text())["sources"].items():
-        token = scenario.sources[source["type"]].token
-        env[f"AIRFLOW_CONN_{source['conn_id'].upper()}"] = json.dumps(
-            {"conn_type": "http", "host": api_url, "password": token}
-        )
+    env.update(connection_env(yaml.safe_load(SOURCES.read_text())["sources"], scenario, api_url))
     return env
 
 
@@ -91,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Airflow's process group on SIGTERM too
     args.airflow_home.mkdir(parents=True, exist_ok=True)
-    bucket = yaml.safe_load(SOURCES.read_text())["defaults"]["bucket"]
-    dag_ids = [f"auditlogs_{name}" for name in yaml.safe_load(SOURCES.read_text())["sources"]]
+    sources = load_config(SOURCES).sources
+    bucket = next(iter(sources.values())).bucket
+    stream_folders = [f"{s.prefix}/{s.name}/{stream}/" for s in sources.values() for stream in s.stream_names()]
+    dag_ids = [f"auditlogs_{name}" for name in sources]
 
     with SandboxProcess(DEFAULT_SCENARIO_PATH, port=args.api_port) as api, \
             GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs:
@@ -111,10 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             wait_for("the DAGs to be parsed", lambda: set(dag_ids) <= parsed_dag_ids(env), timeout=300)
             for dag_id in dag_ids:
                 subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, check=True, capture_output=True)
-            print(f"unpaused {', '.join(dag_ids)}; waiting for the latest interval to land ...", flush=True)
-            manifests = wait_for(
-                "the first manifest", lambda: [n for n in gcs.list(bucket) if n.endswith("_manifest.json")], timeout=600
-            )
+            print(f"unpaused {', '.join(dag_ids)}; waiting for each source's latest interval to land ...", flush=True)
+            manifests = wait_for("a manifest of every stream", lambda: manifests_of_every_stream(gcs, bucket, stream_folders),
+                                 timeout=900)
             report(gcs, bucket, manifests, args)
             if not args.exit_after_first_interval:
                 print("Ctrl-C stops Airflow, the sandbox and the emulator.", flush=True)
@@ -128,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(standalone.pid, signal.SIGKILL)
     return 0
+
+
+def manifests_of_every_stream(gcs: GcsEmulatorProcess, bucket: str, stream_folders: list[str]) -> list[str]:
+    """Every stream's manifests, once each stream has at least one; else nothing."""
+    manifests = [[name for name in gcs.list(bucket, folder) if name.endswith("_manifest.json")] for folder in stream_folders]
+    return [name for names in manifests for name in names] if all(manifests) else []
 
 
 def report(gcs: GcsEmulatorProcess, bucket: str, manifests: list[str], args) -> None:

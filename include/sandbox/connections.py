@@ -1,0 +1,33 @@
+"""The Airflow connection that points a source type at the sandbox, with the scenario's token.
+
+One place knows each type's connection shape (Twilio's SID as login, Google's static token on a
+`google_cloud_platform` connection), so `make run`, docker compose's deploy/sandbox.env and the scale bench
+agree with the product's auth code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sandbox.scenario import Scenario
+
+
+def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, Any]:
+    if source_type == "twilio":
+        sid, _, secret = token.partition(":")  # the scenario's token is "SID:secret", as Basic auth sends it
+        return {"conn_type": "http", "host": api_url, "login": sid, "password": secret}
+    if source_type == "google_workspace":
+        # A password on the connection is used as a static bearer token instead of delegated credentials.
+        return {"conn_type": "google_cloud_platform", "host": api_url, "password": token}
+    return {"conn_type": "http", "host": api_url, "password": token}
+
+
+def connection_env(sources: Mapping[str, Mapping[str, Any]], scenario: Scenario, api_url: str) -> dict[str, str]:
+    """`AIRFLOW_CONN_<CONN_ID>` for every source of a config's `sources:`."""
+    return {
+        f"AIRFLOW_CONN_{source['conn_id'].upper()}": json.dumps(
+            sandbox_connection(source["type"], api_url, scenario.sources[source["type"]].token))
+        for source in sources.values()
+    }
