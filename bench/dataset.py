@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import orjson
 
@@ -29,10 +29,11 @@ class Shape:
     max_page_size: int
     path: str
     method: str
+    stream: str  #: the product's stream name for this endpoint
 
 
-SLACK = Shape("slack", 9999, "/audit/v1/logs", "GET")
-ONEPASSWORD = Shape("onepassword", 1000, "/api/v2/auditevents", "POST")
+SLACK = Shape("slack", 9999, "/audit/v1/logs", "GET", "audit")
+ONEPASSWORD = Shape("onepassword", 1000, "/api/v2/auditevents", "POST", "auditevents")
 SHAPES = {shape.name: shape for shape in (SLACK, ONEPASSWORD)}
 
 
@@ -161,6 +162,5 @@ def window_params(shape: Shape) -> dict:
     """The first request's window filter as each API wants it."""
     if shape is SLACK:
         return {"oldest": int(WINDOW_START.timestamp()), "latest": int(WINDOW_END.timestamp()), "limit": shape.max_page_size}
-    end = WINDOW_END - timedelta(seconds=1)
     return {"limit": shape.max_page_size, "start_time": _rfc3339(int(WINDOW_START.timestamp())),
-            "end_time": _rfc3339(int(end.timestamp()))}
+            "end_time": _rfc3339(int(WINDOW_END.timestamp()))}

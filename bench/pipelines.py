@@ -12,20 +12,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import queue
 import resource
 import sys
 import threading
 import time
-from datetime import timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
 import requests
 
-from bench.dataset import ONEPASSWORD, SHAPES, SLACK, TOKEN, WINDOW_END, WINDOW_START, window_params
+from bench.dataset import SHAPES, SLACK, TOKEN, WINDOW_END, WINDOW_START, window_params
 
 BUCKET = "bench-bucket"
 
@@ -85,13 +83,12 @@ def floor_threaded(shape, url: str, n: int, workdir: Path) -> dict:
 
 
 def _collector_source(shape):
-    from bench.onepassword_spec import onepassword_source
-    from auditlogs.sources.slack import SlackConfig
+    from auditlogs.sources import SPECS
 
-    common = {"conn_id": "bench_api", "bucket": BUCKET, "prefix": "collector", "start_date": WINDOW_START}
-    if shape is SLACK:
-        return SlackConfig(name="slack", type="slack", **common)
-    return onepassword_source(common)
+    return SPECS[shape.name].config.model_validate({
+        "name": shape.name, "type": shape.name, "conn_id": "bench_api", "bucket": BUCKET, "prefix": "collector",
+        "start_date": WINDOW_START, **({"streams": [shape.stream]} if shape is not SLACK else {}),
+    })
 
 
 def collector(shape, url: str, n: int, workdir: Path) -> dict:
@@ -99,7 +96,7 @@ def collector(shape, url: str, n: int, workdir: Path) -> dict:
     dedup, staged gzip parts, GCS publish with the manifest last, against the GCS emulator."""
     from auditlogs.operators.collect import AuditLogToGCSOperator
 
-    operator = AuditLogToGCSOperator(task_id="collect", source=_collector_source(shape), stream="audit")
+    operator = AuditLogToGCSOperator(task_id="collect", source=_collector_source(shape), stream=shape.stream)
     context = {
         "data_interval_start": WINDOW_START, "data_interval_end": WINDOW_END,
         "run_id": "bench", "ti": SimpleNamespace(try_number=1),
