@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import threading
@@ -59,53 +60,69 @@ def config_and_connections(sources: int, api_url: str, folder: Path) -> tuple[Pa
 
 
 class Sampler:
-    """CPU seconds and peak RSS per role, over every process of each component's tree, every `period` s."""
+    """CPU seconds and peak RSS per role over each component's whole process tree.
+
+    CPU is read at the start and at the end, not sampled: each live process's own time plus the time of the
+    children it has reaped (`children_user/system`), so task processes that live less than a sampling period
+    are counted too. Peak RSS is the largest sum per role over samples every `period` s.
+    """
 
     def __init__(self, cluster: AirflowCluster, period: float = 2.0):
         self.cluster, self.period = cluster, period
-        self.cpu: dict[int, tuple[str, float]] = {}
-        self.baseline: dict[int, float] = {}
         self.peak_rss: dict[str, int] = {}
+        self._start: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def role(self, component: str) -> str:
-        return "workers" if component.startswith("worker-") else component
+    def roles(self, name: str, component, process) -> tuple[str, str]:
+        """Roles of a process's own time and of its reaped children's time. The LocalExecutor runs tasks in
+        worker processes under the scheduler: those (and what they reap) count as workers."""
+        role = "workers" if name.startswith("worker-") else name
+        if name == "scheduler" and "LocalExecutor" in self.cluster.executor:
+            return ("scheduler" if process.pid == component.proc.pid else "workers"), "workers"
+        return role, role
 
-    def sample(self) -> None:
-        rss: dict[str, int] = {}
+    def cpu_now(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
         for name, component in self.cluster.components.items():
             for process in component.tree():
                 try:
                     times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                own, reaped = self.roles(name, component, process)
+                totals[own] = totals.get(own, 0.0) + times.user + times.system
+                totals[reaped] = totals.get(reaped, 0.0) + times.children_user + times.children_system
+        return totals
+
+    def sample_rss(self) -> None:
+        rss: dict[str, int] = {}
+        for name, component in self.cluster.components.items():
+            for process in component.tree():
+                try:
                     memory = process.memory_info().rss
                 except psutil.Error:
                     continue
-                # The LocalExecutor runs tasks in processes under the scheduler: count them as workers.
-                role = self.role(name)
-                if name == "scheduler" and process.pid != component.proc.pid and "LocalExecutor" in self.cluster.executor:
-                    role = "workers"
-                self.cpu[process.pid] = (role, times.user + times.system)
+                role = self.roles(name, component, process)[0]
                 rss[role] = rss.get(role, 0) + memory
         for role, total in rss.items():
             self.peak_rss[role] = max(self.peak_rss.get(role, 0), total)
 
     def start(self) -> None:
-        self.sample()
-        self.baseline = {pid: cpu for pid, (_, cpu) in self.cpu.items()}
+        self._start = self.cpu_now()
+        self.sample_rss()
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
-            self.sample()
+            self.sample_rss()
 
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
-        self.sample()
-        cpu: dict[str, float] = {}
-        for pid, (role, total) in self.cpu.items():
-            cpu[role] = cpu.get(role, 0.0) + total - self.baseline.get(pid, 0.0)
+        self.sample_rss()
+        end = self.cpu_now()
+        cpu = {role: end[role] - self._start.get(role, 0.0) for role in end}
         return {"cpu_seconds": {k: round(v, 1) for k, v in sorted(cpu.items())},
                 "peak_rss_mib": {k: round(v / 2**20) for k, v in sorted(self.peak_rss.items())}}
 
@@ -123,6 +140,19 @@ def events_written(gcs: GcsEmulatorProcess, intervals: int) -> tuple[int, int]:
     manifests = [n for n in gcs.list(BUCKET, "raw/")
                  if n.endswith("_manifest.json") and any(start in n for start in starts)]
     return len(manifests), sum(json.loads(gcs.read(BUCKET, n))["events"] for n in manifests)
+
+
+def create_backfill(cluster: AirflowCluster, body: dict, attempts: int = 30) -> int:
+    """POST /backfills, again after a 503: on SQLite the API server refuses a backfill while another process
+    holds the database lock ("Backfill creation is not supported on SQLite under concurrent access"), and
+    retrying is what a user of `airflow backfill create` would do. Returns the refusals."""
+    for attempt in range(1, attempts + 1):
+        response = cluster.api("POST", "backfills", body, ok=(200, 201, 503))
+        if response.get("dag_id") == body["dag_id"]:
+            return attempt - 1
+        if attempt == attempts:
+            raise RuntimeError(f"backfill of {body['dag_id']} still refused after {attempts} attempts: {response}")
+        time.sleep(2)
 
 
 def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events_per_hour: int) -> dict:
@@ -149,8 +179,9 @@ def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events
             sampler = Sampler(cluster)
             sampler.start()
             started = time.monotonic()
+            refused = 0
             for dag_id in dag_ids:
-                cluster.api("POST", "backfills", {
+                refused += create_backfill(cluster, {
                     "dag_id": dag_id, "from_date": FIRST_INTERVAL.isoformat(),
                     "to_date": (FIRST_INTERVAL + timedelta(hours=intervals - 1)).isoformat(),
                     "max_active_runs": 10, "reprocess_behavior": "none"})
@@ -172,6 +203,7 @@ def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events
                 db.drop()
     result = {
         "setup": setup, "sources": sources, "intervals_per_source": intervals, "backfill_runs": states,
+        "backfill_creations_refused": refused,
         "slots": 2 * concurrency, "elapsed_s": round(elapsed, 1),
         "intervals_per_min": round(states["success"] / (elapsed / 60), 1),
         "manifests_in_gcs": manifests, "events": events, "events_per_s": round(events / elapsed, 1),
@@ -201,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="task slots per Celery worker (Local: 2x this)")
     parser.add_argument("--events-per-hour", type=int, default=600)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster and drop its database on kill
     for setup in args.setups.split(","):
         result = run_setup(setup, args.sources, args.intervals, args.concurrency, args.events_per_hour)
         print(json.dumps(result), flush=True)
