@@ -11,13 +11,17 @@ BENCH_VENV := bench/.venv
 
 install: $(VENV)/.installed
 
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (as on our
+# machines) nothing ever does, so every task process, parse and test would compile Airflow from source:
+# that doubled a task's start-up (3.2 s against 1.5 s of imports) and a 100-source parse (1.0 s against 0.5 s).
+
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) venv --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
 	@touch $@
 
-## The local sandbox: fake Slack API + GCS emulator + `airflow standalone`, collecting real intervals.
+## The local sandbox: fake APIs of all seven sources + GCS emulator + `airflow standalone`, collecting real intervals.
 run: install
 	$(BIN)/python -m sandbox.local
 
@@ -46,7 +50,7 @@ bench: $(BENCH_VENV)/.installed
 $(BENCH_VENV)/.installed: requirements.txt bench/requirements.txt
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) venv --allow-existing --python $(PYTHON) $(BENCH_VENV)
-	$(UV) pip install --quiet --python $(BENCH_VENV)/bin/python -r requirements.txt -r bench/requirements.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(BENCH_VENV)/bin/python -r requirements.txt -r bench/requirements.txt
 	@touch $@
 
 ## Regenerate the full pinned lock from requirements.in.
