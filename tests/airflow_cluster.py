@@ -21,22 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sandbox.cluster import wait_for
 from sandbox.gcs import free_port
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 POLL_SECONDS = 0.5
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, diagnose: Callable[[], str] = lambda: ""):
-    """Polls `condition` until it returns something truthy; fails with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{diagnose()}")
-        time.sleep(POLL_SECONDS)  # polling interval of a condition with a deadline, not synchronisation
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, diagnose: Callable[[], str] | None = None):
+    """`sandbox.cluster.wait_for` at this tier's half-second poll, in the argument order its tests use."""
+    return wait_for(what, condition, timeout, poll=POLL_SECONDS, diagnose=diagnose)
 
 
 class WebhookReceiver:

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import requests
 
+from sandbox.gcs import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 POSTGRES_ADMIN_URL = os.environ.get("AUDITLOGS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -39,21 +41,17 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(what: str, check: Callable[[], T], timeout: float, poll: float = 1.0) -> T:
-    """Polls `check` until it returns something truthy; fails naming `what` after `timeout` seconds."""
+def wait_for(what: str, check: Callable[[], T], timeout: float, poll: float = 1.0,
+             diagnose: Callable[[], str] | None = None) -> T:
+    """Polls `check` until it returns something truthy; fails naming `what` (and what `diagnose` says, e.g.
+    the components' log tails) after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s")
+            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s" + (f"\n{diagnose()}" if diagnose else ""))
         time.sleep(poll)  # polling real processes we do not control, bounded by the deadline
 
 

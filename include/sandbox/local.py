@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 import yaml
 
 from auditlogs.config import load_config
+from sandbox.cluster import wait_for
 from sandbox.connections import connection_env
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.process import SandboxProcess
@@ -50,17 +50,6 @@ def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
     }
     env.update(connection_env(yaml.safe_load(SOURCES.read_text())["sources"], scenario, api_url))
     return env
-
-
-def wait_for(what: str, check, timeout: float, poll: float = 2.0):
-    """Condition polling with a deadline: the demo waits on real processes it does not control."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(poll)
-    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s")
 
 
 def api_server_up(port: int) -> bool:
@@ -107,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"airflow standalone starting (log: {log_path}) ...", flush=True)
             # Tasks report to the API server: unpause only once it answers, or a first run could fail early.
-            wait_for("the API server", lambda: api_server_up(args.ui_port), timeout=300)
-            wait_for("the DAGs to be parsed", lambda: set(dag_ids) <= parsed_dag_ids(env), timeout=300)
+            wait_for("the API server", lambda: api_server_up(args.ui_port), timeout=300, poll=2)
+            wait_for("the DAGs to be parsed", lambda: set(dag_ids) <= parsed_dag_ids(env), timeout=300, poll=2)
             for dag_id in dag_ids:
                 subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, check=True, capture_output=True)
             print(f"unpaused {', '.join(dag_ids)}; waiting for each source's latest interval to land ...", flush=True)
             manifests = wait_for("a manifest of every stream", lambda: manifests_of_every_stream(gcs, bucket, stream_folders),
-                                 timeout=900)
+                                 timeout=900, poll=2)
             report(gcs, bucket, manifests, args)
             if not args.exit_after_first_interval:
                 print("Ctrl-C stops Airflow, the sandbox and the emulator.", flush=True)
