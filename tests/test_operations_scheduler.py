@@ -237,6 +237,11 @@ def test_a_reprocessing_backfill_rewrites_intervals_without_duplicates(ops):
     hours = [DAY + timedelta(hours=h) for h in (1, 2)]
     before = {h: {name: ops.gcs.read(BUCKET, name) for name in ops.gcs.list(BUCKET, folder("history", h) + "/")}
               for h in hours}
+    # Airflow allows one active backfill per DAG, and the scheduler marks the first one completed a loop after
+    # its last run finished: wait for that, as a user would, before creating the second.
+    wait_until(lambda: not ops.airflow.query(
+        "SELECT id FROM backfill WHERE dag_id = 'auditlogs_history' AND completed_at IS NULL"), WAIT,
+        "the history backfill to be marked completed", ops.airflow.diagnose)
     ops.airflow.cli("backfill", "create", "--dag-id", "auditlogs_history", "--from-date", iso(hours[0]),
                     "--to-date", iso(hours[-1]), "--reprocess-behavior", "completed")
     started = {h: json.loads(before[h][f"{folder('history', h)}/_manifest.json"])["timings"]["started_at"] for h in hours}
