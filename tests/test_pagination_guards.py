@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from harness import Connection, collect_window, sandbox_fixtures
 
-from auditlogs.client.pagination import MAX_EMPTY_PAGES_IN_A_ROW
+from auditlogs.client.pagination import MAX_PAGES_WITHOUT_PROGRESS
 from auditlogs.errors import PaginationError
 from auditlogs.window import Window
 
@@ -58,10 +58,10 @@ def test_has_more_with_the_same_cursor_stops(api, tmp_path):
 
 
 def test_has_more_on_empty_pages_without_progress_stops(api, tmp_path):
-    api.admin.add_faults(*[page({"cursor": f"c{n}", "has_more": True, "items": []}) for n in range(MAX_EMPTY_PAGES_IN_A_ROW)])
+    api.admin.add_faults(*[page({"cursor": f"c{n}", "has_more": True, "items": []}) for n in range(MAX_PAGES_WITHOUT_PROGRESS)])
     error, sent = fails(api, tmp_path, "onepassword")
-    assert f"the API answered {MAX_EMPTY_PAGES_IN_A_ROW} empty pages in a row that each said there is more" in str(error)
-    assert len(sent) == MAX_EMPTY_PAGES_IN_A_ROW
+    assert f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but brought no new event" in str(error)
+    assert len(sent) == MAX_PAGES_WITHOUT_PROGRESS
 
 
 @pytest.mark.parametrize("target", ["http://evil.example:{port}", "https://127.0.0.1:{port}"])

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import orjson
-
+from auditlogs import exact_json
 from auditlogs.client.api import ApiClient
 from auditlogs.client.pagination import paginate
 from auditlogs.config import SourceConfig
@@ -31,6 +30,8 @@ class CollectResult:
     #: Skipped because an earlier, overlapping run already stored them (see sink/overlap.py).
     already_stored: int = 0
     out_of_order: int = 0
+    #: In-window events in the API's order not seen before in this window (kept or already stored): progress.
+    new: int = 0
     first_event_time: datetime | None = None
     last_event_time: datetime | None = None
 
@@ -84,7 +85,7 @@ def collect(
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     oldest: datetime | None = None
     first = spec.first_request(config, stream, window)
-    for response in paginate(client, spec.paginator, first, max_pages, is_empty=_page_is_empty(spec)):
+    for response in paginate(client, spec.paginator, first, max_pages, new_events=lambda: result.new):
         result.pages += 1
         try:
             events = spec.events(response.body)
@@ -94,12 +95,12 @@ def collect(
         for event in events:
             result.fetched += 1
             try:
-                event_id = str(spec.event_id(event))
+                event_id = spec.key(event)
                 moment = spec.event_time(event)
             except BadEventError as exc:
                 raise MalformedEventError(
                     f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status,
-                    body_excerpt=excerpt(orjson.dumps(event), client.secrets),
+                    body_excerpt=excerpt(exact_json.line(event), client.secrets),
                 ) from None
             oldest = moment if oldest is None or moment < oldest else oldest
             if not window.contains(moment):
@@ -110,11 +111,13 @@ def collect(
                 result.duplicates += 1
                 continue
             if repeat is None:
-                result.out_of_order += 1
+                result.out_of_order += 1  # new or a repeat behind the edge: kept, but not counted as progress
+            else:
+                result.new += 1
             if admit is not None and not admit(event_id, moment):
                 result.already_stored += 1
                 continue
-            writer.write(orjson.dumps(event) + b"\n")
+            writer.write(exact_json.line(event))
             result.note_time(moment)
             kept += 1
         result.written += kept
@@ -127,12 +130,3 @@ def collect(
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result
 
-
-def _page_is_empty(spec: SourceSpec):
-    def is_empty(response) -> bool:
-        try:
-            return not spec.events(response.body)
-        except BadEventError:
-            return False  # the collector reports the malformed page itself
-
-    return is_empty

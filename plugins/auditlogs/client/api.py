@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 
+from auditlogs import exact_json
 from auditlogs.client.ratelimit import TokenBucket
 from auditlogs.errors import (
     AuthError,
@@ -191,7 +192,7 @@ class ApiClient:
         body_excerpt = excerpt(content, self.secrets)
         if 200 <= status < 300:
             try:
-                body = orjson.loads(content)
+                body = exact_json.loads(content)
             except orjson.JSONDecodeError:
                 error = MalformedResponseError(
                     "the API answered success with a body that is not JSON (truncated or an error page)",

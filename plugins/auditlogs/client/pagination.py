@@ -1,14 +1,15 @@
 """The one paging loop of the project, and the paging strategies sources choose from.
 
 A strategy only reads where the next page is (`next_request`). The loop guards every API alike: a cursor
-or next URL seen twice, a run of empty pages that still say there is more (no progress), or more pages
-than the cap fails the task instead of looping or stopping short. A next URL on another host or scheme is
+or next URL seen twice, a run of pages that still say there is more but bring no new event (no progress),
+or more pages than the cap fails the task instead of looping or stopping short. A next URL on another host or scheme is
 refused by the client (`ApiClient.resolve`) before any request is sent.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,9 +21,10 @@ from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
 from auditlogs.errors import MalformedResponseError, PaginationError, excerpt
 
 DEFAULT_MAX_PAGES = 100_000
-#: Consecutive empty pages that still point to a next page before paging counts as making no progress.
-#: Some APIs legitimately answer a few empty pages mid-window (Google's Reports API does); none answers dozens.
-MAX_EMPTY_PAGES_IN_A_ROW = 20
+#: Consecutive pages without a new event that still point to a next page before paging counts as making no
+#: progress. Some APIs legitimately answer a few empty pages mid-window (Google's Reports API does); none
+#: answers dozens, and none repeats the same events behind a fresh cursor.
+MAX_PAGES_WITHOUT_PROGRESS = 20
 
 
 class Paginator(Protocol):
@@ -119,19 +121,25 @@ def paginate(
     paginator: Paginator,
     first: ApiRequest,
     max_pages: int,
-    is_empty: Callable[[ApiResponse], bool] | None = None,
+    new_events: Callable[[], int],
 ) -> Iterator[ApiResponse]:
-    """Every page of one window, in the API's order. `is_empty` tells a page without events (the guard
-    against paging that says there is more but makes no progress)."""
-    seen: set[str] = set()
+    """Every page of one window, in the API's order.
+
+    `new_events()` is the consumer's count of events not seen before in this window; it is read after the
+    consumer has handled a page, so a page that leaves it unchanged (empty, repeats, outside the window)
+    made no progress. Positions already sent are kept as fixed-size digests, so memory does not grow with
+    the pages or with the size of a cursor."""
+    seen: set[bytes] = set()
     request: ApiRequest | None = first
-    pages = empty_in_a_row = 0
+    pages = stalled = 0
     while request is not None:
-        signature = repr((request.url, sorted((request.params or {}).items()), request.json))
+        signature = hashlib.blake2b(
+            repr((request.url, sorted((request.params or {}).items()), request.json)).encode(), digest_size=16
+        ).digest()
         if signature in seen:
             raise PaginationError(
-                f"the API sent the same next-page position twice after {pages} pages ({excerpt(_position(request), client.secrets)}); "
-                "stopping instead of looping",
+                f"the API sent the same next-page position twice after {pages} pages "
+                f"({excerpt(_position(request), client.secrets)}); stopping instead of looping",
                 where=client.where,
             )
         seen.add(signature)
@@ -145,18 +153,20 @@ def paginate(
         with _gc_paused():
             response = client.send(request)
             pages += 1
-            empty = is_empty is not None and is_empty(response)
+            before = new_events()
             yield response
             try:
                 request = paginator.next_request(request, response)
             except BadPage as exc:
                 raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
-            empty_in_a_row = empty_in_a_row + 1 if empty and request is not None else 0
-            if empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW:
+            stalled = stalled + 1 if new_events() == before and request is not None else 0
+            if stalled >= MAX_PAGES_WITHOUT_PROGRESS:
                 raise PaginationError(
-                    f"the API answered {empty_in_a_row} empty pages in a row that each said there is more (page "
-                    f"{pages}); stopping instead of paging without progress",
-                    where=client.where, status=response.status, body_excerpt=excerpt(repr(response.body), client.secrets),
+                    f"the API answered {stalled} pages in a row that each said there is more but brought no new "
+                    f"event (empty, repeated or outside the window; page {pages}); stopping instead of paging "
+                    "without progress",
+                    where=client.where, status=response.status,
+                    body_excerpt=excerpt(repr(response.body), client.secrets),
                 )
             del response  # hold one page at a time, not two, while the next one is fetched
 

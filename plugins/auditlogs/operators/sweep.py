@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
+from auditlogs import exact_json
 from auditlogs.client.api import ApiClient
 from auditlogs.collector import collect
 from auditlogs.config import SourceConfig
@@ -67,10 +67,10 @@ class StoredEvents:
                 self.objects_read += 1
                 with gzip.open(local, "rb") as lines:
                     for line in lines:
-                        event = orjson.loads(line)
+                        event = exact_json.loads(line)
                         moment = self.spec.event_time(event)
                         if self.range.contains(moment):
-                            self.keys.add((digest(str(self.spec.event_id(event))), epoch_ms(moment)))
+                            self.keys.add((digest(self.spec.key(event)), epoch_ms(moment)))
                 local.unlink()
 
 

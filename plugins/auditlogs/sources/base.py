@@ -15,8 +15,7 @@ from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
-
+from auditlogs import exact_json
 from auditlogs.client.api import ApiRequest, RateLimitTest
 from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
@@ -63,6 +62,19 @@ class SourceSpec:
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
+
+    def key(self, event: dict) -> str:
+        """The event's id as the text that de-duplication and the manifests compare (see `id_text`)."""
+        return id_text(self.event_id(event))
+
+
+def id_text(value: Any) -> str:
+    """An id as comparable text that keeps its JSON type: a string as it is (the keys of existing manifests),
+    anything else tagged with its type, so the number `1` and the string `"1"` are two ids."""
+    if isinstance(value, str):
+        return value
+    kind = "boolean" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else type(value).__name__
+    return f"\0{kind}:{exact_json.canonical(value).decode()}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ def unix_seconds(*path: str) -> Callable[[dict], datetime]:
         value = read(event)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadEventError(f"'{'.'.join(path)}' is {value!r}, expected Unix seconds")
-        return datetime.fromtimestamp(value, timezone.utc)
+        return _in_range(path, value, lambda: datetime.fromtimestamp(value, timezone.utc))
 
     return parse
 
@@ -141,12 +153,20 @@ def rfc3339(*path: str) -> Callable[[dict], datetime]:
         text = value.replace("Z", "+00:00")
         if match.group(1) and len(match.group(1)) > 7:  # Python reads at most microseconds
             text = text.replace(match.group(1), match.group(1)[:7])
-        try:
-            return datetime.fromisoformat(text).astimezone(timezone.utc)
-        except ValueError:
-            raise BadEventError(f"'{'.'.join(path)}' is {value!r}, not a real date and time") from None
+        return _in_range(path, value, lambda: datetime.fromisoformat(text).astimezone(timezone.utc))
 
     return parse
+
+
+def _in_range(path: tuple[str, ...], value: Any, convert: Callable[[], datetime]) -> datetime:
+    """A time field converted, or a bad event when it names no instant Python can hold (year 1 at +01:00,
+    epoch milliseconds of 10**18, Unix seconds of 1e300): never a raw ValueError or OverflowError."""
+    try:
+        return convert()
+    except (ValueError, OverflowError, OSError):
+        raise BadEventError(
+            f"'{'.'.join(path)}' is {value!r}, not a date and time between the years 1 and 9999 UTC"
+        ) from None
 
 
 def event_key(*paths: tuple[str, ...]) -> Callable[[dict], str]:
@@ -159,9 +179,9 @@ def event_key(*paths: tuple[str, ...]) -> Callable[[dict], str]:
 
     def key(event: dict) -> str:
         try:
-            return "|".join(str(read(event)) for read in readers)
+            return "|".join(id_text(read(event)) for read in readers)
         except BadEventError:
-            return "sha256:" + hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            return "sha256:" + hashlib.sha256(exact_json.canonical(event)).hexdigest()
 
     return key
 
@@ -173,7 +193,9 @@ def epoch_millis(*path: str) -> Callable[[dict], datetime]:
         value = read(event)
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadEventError(f"'{'.'.join(path)}' is {value!r}, expected integer epoch milliseconds")
-        return datetime.fromtimestamp(value // 1000, timezone.utc) + timedelta(milliseconds=value % 1000)
+        return _in_range(
+            path, value, lambda: datetime.fromtimestamp(value // 1000, timezone.utc) + timedelta(milliseconds=value % 1000)
+        )
 
     return parse
 
