@@ -43,13 +43,14 @@ def run(api, tmp_path, options=None, host=None, **client_options):
 def test_bounds_rounded_outward_trimmed_to_the_window_and_next_links_followed(api, tmp_path):
     collected = run(api, tmp_path)
     assert [e["_document_id"] for e in collected.events] == expected_ids(WINDOW)
-    rounded = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, 0, 1, tzinfo=UTC))
-    assert collected.result.fetched == len(expected_ids(rounded))  # all of the outward-rounded seconds, then trimmed
+    # the outward-rounded seconds, the end second inclusive (the documented range form), then trimmed
+    rounded = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, 0, 1, 1000, tzinfo=UTC))
+    assert collected.result.fetched == len(expected_ids(rounded))
 
     sent = api.admin.requests()
     assert len(sent) == collected.result.pages > 5
     first = sent[0]["query"]
-    assert first == {"phrase": ["created:>=2026-03-01T04:00:00Z created:<2026-03-01T05:00:01Z"], "include": ["web"],
+    assert first == {"phrase": ["created:2026-03-01T04:00:00Z..2026-03-01T05:00:01Z"], "include": ["web"],
                      "order": ["asc"], "per_page": ["50"]}
     for request in sent:
         assert request["path"] == ORG_PATH and request["auth_scheme"] == "Bearer" and request["auth_ok"]

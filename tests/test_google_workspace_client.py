@@ -47,7 +47,7 @@ def test_each_application_pages_with_the_same_parameters_re_sent(api, tmp_path):
         assert events == truth(app) and result.pages > 2
         sent = api.requests.entries()
         assert {r["path"] for r in sent} == {PATH + app}
-        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T09:59:59.999Z"], "maxResults": ["50"]}
+        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T10:00:00.000Z"], "maxResults": ["50"]}
         assert sent[0]["query"] == first
         for request in sent[1:]:
             assert {k: v for k, v in request["query"].items() if k != "pageToken"} == first and request["query"]["pageToken"]

@@ -40,7 +40,7 @@ def test_bounded_request_then_next_links_as_given(api, tmp_path):
     assert [e["uuid"] for e in collected.events] == expected_uuids(WINDOW)
     sent = api.admin.requests()
     assert len(sent) == collected.result.pages > 3
-    assert sent[0]["query"] == {"since": ["2026-03-01T04:00:00.500Z"], "until": ["2026-03-01T05:00:00.500Z"],
+    assert sent[0]["query"] == {"since": ["2026-03-01T04:00:00.499Z"], "until": ["2026-03-01T05:00:00.500Z"],
                                 "sortOrder": ["ASCENDING"], "limit": ["200"]}
     for request in sent:
         assert request["path"] == LOGS and request["auth_scheme"] == "SSWS" and request["auth_ok"]

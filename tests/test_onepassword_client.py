@@ -47,7 +47,7 @@ def test_reset_cursor_then_cursor_until_has_more_is_false(api, tmp_path):
     assert [r["path"] for r in sent] == [PATH] * len(sent)
     assert all(r["method"] == "POST" and r["auth_scheme"] == "Bearer" and r["auth_ok"] for r in sent)
     bodies = [json.loads(r["body"]) for r in sent]
-    assert bodies[0] == {"limit": 100, "start_time": "2026-03-01T04:00:00.250Z", "end_time": "2026-03-01T05:00:00.750Z"}
+    assert bodies[0] == {"limit": 100, "start_time": "2026-03-01T04:00:00.249Z", "end_time": "2026-03-01T05:00:00.750Z"}
     assert all(list(body) == ["cursor"] for body in bodies[1:])
     # A cursor comes back on the last page too: paging stops on has_more, not one request later.
     assert len(sent) == collected.client.stats.requests == math.ceil(collected.result.fetched / 100) > 3

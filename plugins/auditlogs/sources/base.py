@@ -23,6 +23,11 @@ from auditlogs.errors import IncompleteWindowError
 from auditlogs.window import Window
 
 
+#: How far a bound whose inclusiveness the vendor does not document is moved outward: an exclusive bound
+#: then still includes an event at the window's exact edge, and the collector trims the extra.
+OUTWARD = timedelta(milliseconds=1)
+
+
 class Order(enum.Enum):
     NEWEST_FIRST = "newest_first"
     OLDEST_FIRST = "oldest_first"

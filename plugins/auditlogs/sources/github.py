@@ -1,6 +1,7 @@
 """GitHub audit log of an enterprise or an organization (GitHub.com / Enterprise Cloud, or Enterprise
-Server with the connection host `https://HOST/api/v3`): `GET .../audit-log` with `created:` bounds in
-`phrase`, Link rel="next" cursors, epoch-millisecond times; rate limits come as 429 or as 403."""
+Server with the connection host `https://HOST/api/v3`): `GET .../audit-log` with the documented inclusive
+range `created:START..END` in `phrase`, Link rel="next" cursors, epoch-millisecond times; rate limits come
+as 429 or as 403."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _second(moment: datetime, rounding) -> str:
 
 def first_request(config: GitHubConfig, stream: str, window: Window) -> ApiRequest:
     owner = f"enterprises/{config.enterprise}" if config.enterprise else f"orgs/{config.org}"
-    phrase = f"created:>={_second(window.start, math.floor)} created:<{_second(window.end, math.ceil)}"
+    phrase = f"created:{_second(window.start, math.floor)}..{_second(window.end, math.ceil)}"
     params = {"phrase": phrase, "include": config.include, "order": config.order, "per_page": config.per_page}
     return ApiRequest("GET", f"{owner}/audit-log", params=params)
 
@@ -79,8 +80,8 @@ SPEC = SourceSpec(
     max_page_size=MAX_PER_PAGE,
     requests_per_minute=29,  # 1,750 per hour per user, IP and entity
     permission=(
-        "the read:audit_log scope (classic token of an enterprise admin or organization owner; "
-        "GitHub App: organization administration read)"
+        "the read:audit_log scope (classic token of an enterprise admin or organization owner; GitHub App: "
+        "organization administration read; the enterprise endpoint of GitHub Enterprise Server needs admin:enterprise)"
     ),
     headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
     is_rate_limited=is_rate_limited,

@@ -1,5 +1,5 @@
-"""Google Workspace Admin SDK Reports: `activities.list` per application (each a stream), inclusive
-RFC 3339 `startTime`/`endTime`, newest first, `nextPageToken` sent back as `pageToken` with the same
+"""Google Workspace Admin SDK Reports: `activities.list` per application (each a stream), RFC 3339
+`startTime`/`endTime` (sent outward), newest first, `nextPageToken` sent back as `pageToken` with the same
 parameters re-sent. OAuth tokens of a service account with domain-wide delegation.
 
 An activity's id is the tuple `id.time`, `id.uniqueQualifier`, `id.applicationName`, `id.customerId`;
@@ -56,11 +56,11 @@ def _millis(epoch_ms: int) -> str:
 
 
 def first_request(config: GoogleWorkspaceConfig, stream: str, window: Window) -> ApiRequest:
-    # Both bounds are inclusive and `id.time` has milliseconds: the last millisecond before the window's end
-    # is the exact inclusive end. The collector still trims to the half-open window.
+    # `startTime` is inclusive. `endTime` is the window's end itself, not 1 ms before it: were it exclusive,
+    # an event in the last millisecond would fall between two windows. The collector trims to [start, end).
     params = {
         "startTime": _millis(math.floor(window.start.timestamp() * 1000)),
-        "endTime": _millis(math.ceil(window.end.timestamp() * 1000) - 1),
+        "endTime": _millis(math.ceil(window.end.timestamp() * 1000)),
         "maxResults": config.max_results,
     }
     return ApiRequest("GET", f"admin/reports/v1/activity/users/all/applications/{stream}", params=params)

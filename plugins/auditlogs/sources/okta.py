@@ -11,7 +11,7 @@ from auditlogs.client.api import ApiRequest
 from auditlogs.client.pagination import LinkHeaderNext
 from auditlogs.config import SourceConfig
 from auditlogs.sources.auth import ssws_or_bearer_token
-from auditlogs.sources.base import Order, SourceSpec, events_at, field, rfc3339, rfc3339_text
+from auditlogs.sources.base import OUTWARD, Order, SourceSpec, events_at, field, rfc3339, rfc3339_text
 from auditlogs.window import Window
 
 MAX_LIMIT = 1000
@@ -24,9 +24,10 @@ class OktaConfig(SourceConfig):
 
 
 def first_request(config: OktaConfig, stream: str, window: Window) -> ApiRequest:
-    # Bounded mode: the next links carry since/until; the collector trims to [start, end).
+    # Bounded mode: the next links carry since/until. Whether `since` is inclusive is not documented, so it
+    # is sent 1 ms early (Okta's precision); the collector trims to [start, end).
     params = {
-        "since": rfc3339_text(window.start),
+        "since": rfc3339_text(window.start - OUTWARD),
         "until": rfc3339_text(window.end),
         "sortOrder": "ASCENDING",
         "limit": config.limit,

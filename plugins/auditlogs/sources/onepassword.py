@@ -12,7 +12,7 @@ from auditlogs.client.api import ApiRequest
 from auditlogs.client.pagination import PostedCursor
 from auditlogs.config import SourceConfig
 from auditlogs.sources.auth import bearer_token
-from auditlogs.sources.base import Order, SourceSpec, events_at, field, rfc3339, rfc3339_text
+from auditlogs.sources.base import OUTWARD, Order, SourceSpec, events_at, field, rfc3339, rfc3339_text
 from auditlogs.window import Window
 
 MAX_LIMIT = 1000
@@ -41,8 +41,13 @@ class OnePasswordConfig(SourceConfig):
 
 
 def first_request(config: OnePasswordConfig, stream: str, window: Window) -> ApiRequest:
-    # Whether start_time/end_time are inclusive is not documented: the collector trims to [start, end).
-    reset_cursor = {"limit": config.limit, "start_time": rfc3339_text(window.start), "end_time": rfc3339_text(window.end)}
+    # Whether start_time/end_time are inclusive is not documented: start_time is sent 1 ms early, end_time at
+    # the end (an inclusive end only adds events the collector trims to [start, end)).
+    reset_cursor = {
+        "limit": config.limit,
+        "start_time": rfc3339_text(window.start - OUTWARD),
+        "end_time": rfc3339_text(window.end),
+    }
     return ApiRequest("POST", f"api/v2/{stream}", json=reset_cursor)
 
 
