@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,8 +49,10 @@ Script = Callable[[HostileRequest], Reply]
 
 
 class HostileServer:
-    def __init__(self, script: Script, host: str = "127.0.0.1"):
+    def __init__(self, script: Script, host: str = "127.0.0.1", keep_bodies: bool = True):
         self.script = script
+        #: False: the script still gets each body, `requests` keeps none (tests measuring the client's memory).
+        self.keep_bodies = keep_bodies
         self.requests: list[HostileRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -78,7 +80,7 @@ class HostileServer:
                 method=handler.command, path=split.path, query=parse_qs(split.query, keep_blank_values=True),
                 headers={k.lower(): v for k, v in handler.headers.items()}, body=body, number=len(self.requests) + 1,
             )
-            self.requests.append(request)
+            self.requests.append(request if self.keep_bodies else replace(request, body=b""))
         return request
 
 
