@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import tracemalloc
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
-from harness import Connection, collect_window
+from harness import Connection, collect_window, source_config
 from sandbox.hostile import HostileServer, Reply
 
 from auditlogs.client.pagination import MAX_PAGES_WITHOUT_PROGRESS
@@ -139,6 +140,32 @@ def test_ids_of_two_json_types_at_the_same_millisecond_are_two_events(tmp_path):
     assert collected.result.duplicates == 1
 
 
+def test_the_sweep_reads_stored_events_back_with_the_keys_the_collector_compared(tmp_path):
+    """The sweep skips what is stored by key: a stored id beyond 64 bits must not come back as a float."""
+    from auditlogs.operators.sweep import StoredEvents
+    from auditlogs.sink.gcs import IntervalLocation
+    from auditlogs.sink.overlap import digest, epoch_ms
+    from auditlogs.sources import SPECS
+
+    sent = [{"id": 2**70, "date_create": START + 2}, {"id": "1", "date_create": START + 1},
+            {"id": 1, "date_create": START + 1}]
+    with HostileServer(lambda request: json_reply({"ok": True, "entries": sent})) as api:
+        collected = collect(api, tmp_path / "staged", "slack")
+    parts = sorted((tmp_path / "staged").glob("*.ndjson.gz"))
+    assert collected.events == sent and parts
+
+    class Hook:
+        def download(self, bucket, object_name, filename):
+            Path(filename).write_bytes(parts[int(object_name.rsplit("-", 1)[1])].read_bytes())
+
+    stored = StoredEvents(source_config("slack", "slack_conn"), WINDOW, Hook())
+    location = IntervalLocation("bucket", "raw", "test", "audit", WINDOW)
+    stored.add_folder(location, {"parts": [{"name": f"part-{n}"} for n in range(len(parts))]})
+    spec = SPECS["slack"]
+    assert stored.keys == {(digest(spec.key(e)), epoch_ms(spec.event_time(e))) for e in sent}
+    assert len(stored.keys) == 3
+
+
 # --- Times no calendar holds: a clear error, at once -----------------------------------------------------
 
 OUT_OF_RANGE = {
@@ -176,7 +203,7 @@ def test_a_time_no_calendar_holds_fails_at_once_naming_page_and_event(tmp_path, 
     with HostileServer(lambda request: json_reply(body())) as api, pytest.raises(MalformedEventError) as raised:
         collect(api, tmp_path, source)
     error = raised.value
-    assert f"page 1, event {event}: {shown}, not a date and time between the years 1 and 9999 UTC" in str(error)
+    assert f"page 1, event {event}: {shown}, not a real date and time within the years 1 to 9999 UTC" in str(error)
     assert not error.retryable and len(api.requests) == 1 and api.requests[0].method == method
 
 

@@ -73,12 +73,15 @@ class SourceSpec:
         return id_text(self.event_id(event))
 
 
+_JSON_TYPES = {bool: "boolean", int: "number", float: "number", dict: "object", list: "array"}
+
+
 def id_text(value: Any) -> str:
     """An id as comparable text that keeps its JSON type: a string as it is (the keys of existing manifests),
     anything else tagged with its type, so the number `1` and the string `"1"` are two ids."""
     if isinstance(value, str):
         return value
-    kind = "boolean" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else type(value).__name__
+    kind = _JSON_TYPES.get(type(value), type(value).__name__)
     return f"\0{kind}:{exact_json.canonical(value).decode()}"
 
 
@@ -170,7 +173,7 @@ def _in_range(path: tuple[str, ...], value: Any, convert: Callable[[], datetime]
         return convert()
     except (ValueError, OverflowError, OSError):
         raise BadEventError(
-            f"'{'.'.join(path)}' is {value!r}, not a date and time between the years 1 and 9999 UTC"
+            f"'{'.'.join(path)}' is {value!r}, not a real date and time within the years 1 to 9999 UTC"
         ) from None
 
 
