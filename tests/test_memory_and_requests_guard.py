@@ -115,7 +115,8 @@ def test_the_garbage_collector_runs_again_when_a_window_fails_mid_page():
             return ApiResponse(200, {}, {"entries": [], "next": "more"}, 2)
 
     def consume():
-        for _ in paginate(OnePageClient(), BodyCursor(("next",), "cursor"), ApiRequest("GET", "x"), max_pages=5):
+        for _ in paginate(OnePageClient(), BodyCursor(("next",), "cursor"), ApiRequest("GET", "x"), max_pages=5,
+                          new_events=lambda: 0):
             assert not gc.isenabled()
             raise RuntimeError("the window failed")
 
