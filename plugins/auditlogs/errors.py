@@ -57,12 +57,16 @@ def register_secret(secret: str | None) -> None:
         mask_secret(form)
 
 
+#: JSON's and Python's short escapes (a repr of a header value shows a newline as backslash-n).
+_SHORT_ESCAPES = {"/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "'": "\\'", "\\": "\\\\"}
+
+
 def _char_pattern(char: str) -> str:
-    """One character of a secret as it may appear in text: itself, JSON-escaped (\\u0041, \\/) or %-encoded."""
+    """One character of a secret as it may appear in text: itself, JSON-escaped (\\u0041, \\/, \\n) or
+    %-encoded."""
     code = ord(char)
     options = [re.escape(char), f"\\\\u{code:04x}", f"%{code:02x}" if code < 128 else None]
-    if char == "/":
-        options.append(r"\\/")
+    options.append(re.escape(_SHORT_ESCAPES.get(char, char)))
     if char == " ":
         options.append(r"\+")
     return "(?:" + "|".join(option for option in options if option) + ")"

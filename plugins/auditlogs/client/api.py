@@ -46,7 +46,7 @@ _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptio
 #: Bytes read from the socket at a time: large, so that the deadline and caps cost no throughput.
 READ_CHUNK = 1024 * 1024
 #: A body that decompresses to more than this many times its size on the wire is a decompression bomb.
-MAX_COMPRESSION_RATIO = 200
+MAX_COMPRESSION_RATIO = 100
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024**2
 DEFAULT_MAX_COMPRESSED_RESPONSE_BYTES = 64 * 1024**2
 

@@ -241,13 +241,14 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
     )
 
 
-def rate_budget(spec: SourceSpec, source: SourceConfig, sleep: Callable[[float], None]) -> RateBudget:
+def rate_budget(spec: SourceSpec, source: SourceConfig, sleep: Callable[[float], None],
+                clock: Callable[[], float] = time.monotonic) -> RateBudget:
     """The task's share of the credential's minute and, where one is documented or set, hour budgets."""
     tasks = source.concurrent_tasks()
-    buckets = [TokenBucket(task_rate(request_budget(spec, source), tasks), sleep=sleep)]
+    buckets = [TokenBucket(task_rate(request_budget(spec, source), tasks), sleep=sleep, clock=clock)]
     per_hour = source.requests_per_hour or spec.requests_per_hour
     if per_hour:
-        buckets.append(TokenBucket(task_rate(per_hour, tasks), sleep=sleep, period=3600))
+        buckets.append(TokenBucket(task_rate(per_hour, tasks), sleep=sleep, clock=clock, period=3600))
     return RateBudget(*buckets)
 
 
