@@ -34,7 +34,8 @@ def secret_forms(secret: str) -> set[str]:
     """The literal forms a credential can take in a body, header or log line: as stored and trimmed, and
     the trimmed one URL-encoded and fully JSON-escaped (mixed escapes are caught by `_secret_pattern`)."""
     trimmed = secret.strip()
-    forms = {secret, trimmed, quote(trimmed, safe=""), quote_plus(trimmed), "".join(f"\\u{ord(c):04x}" for c in trimmed)}
+    escaped = "".join(f"\\u{ord(c):04x}" for c in trimmed)
+    forms = {secret, trimmed, quote(trimmed, safe=""), quote_plus(trimmed), escaped}
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
 
 

@@ -73,7 +73,8 @@ def test_a_redirect_to_another_host_is_refused_saying_where_it_pointed(tmp_path)
             collect(api, tmp_path)
         assert len(api.requests) == 1
     assert str(raised.value) == (
-        f"test slack: the API answered with a redirect (HTTP 302) to https://collector.attacker.example:8443/steal/here; "
+        "test slack: the API answered with a redirect (HTTP 302) to "
+        "https://collector.attacker.example:8443/steal/here; "
         "redirects are never followed, so that the credential is sent to the connection's host only. HTTP status 302. "
         "What to do: if the API really moved, set the host of Airflow connection 'slack_audit' to where it points now; "
         "if it should not redirect, check for a proxy or captive portal in between"
@@ -106,9 +107,9 @@ def test_a_gzip_bomb_fails_fast_naming_the_cap_in_bounded_memory(gzip_bomb, tmp_
         peak, raised = peak_memory(lambda: collect(api, tmp_path))
     assert isinstance(raised, ResponseTooLargeError), raised
     message = str(raised)
-    assert "compressed (a decompression bomb: more than 100 times), past the cap of 268,435,456 bytes " \
-           "(max_response_bytes); stopped reading it" in message
-    assert "What to do: lower the source's page size, or raise 'max_response_bytes'" in message
+    assert message.startswith("test slack: the API's answer decompressed to ")
+    assert "more than 100 times: a decompression bomb; stopped reading it" in message
+    assert "What to do: no genuine page compresses that well" in message
     assert not raised.retryable
     assert peak < 64 * MIB, f"peak {peak / MIB:.0f} MiB while reading a 300 MiB bomb"
 
@@ -134,7 +135,8 @@ def test_a_page_past_the_compressed_cap_names_the_wire_cap(tmp_path):
 def test_a_compressed_page_within_the_caps_is_collected_over_one_connection(tmp_path):
     first = json.loads(PAGE)
     first["response_metadata"]["next_cursor"] = "c2"
-    pages = [Reply(200, body=gzipped([json.dumps(first).encode()]), headers={**JSON_HEADERS, "Content-Encoding": "gzip"}),
+    gzip_headers = {**JSON_HEADERS, "Content-Encoding": "gzip"}
+    pages = [Reply(200, body=gzipped([json.dumps(first).encode()]), headers=gzip_headers),
              Reply(200, body=PAGE.replace(b'"e1"', b'"e2"'), headers=JSON_HEADERS)]
     with HostileServer(lambda request: pages[min(request.number, 2) - 1]) as api:
         collected = collect(api, tmp_path, max_response_bytes="4KiB")

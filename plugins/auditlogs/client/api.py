@@ -278,7 +278,7 @@ class ApiClient:
     def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
         """The whole body before `deadline`, decompressed, within the size caps; the connection is kept
         for the next request only when the body was read to its end."""
-        raw, limits = response.raw, self.limits
+        raw = response.raw
         body = bytearray()
         try:
             while True:
@@ -300,21 +300,24 @@ class ApiClient:
 
     def _check_size(self, size: int, wire: int) -> None:
         limits = self.limits
-        if wire > limits.max_compressed_bytes:
-            what, cap, key = f"more than {wire:,} bytes on the wire", limits.max_compressed_bytes, "max_compressed_response_bytes"
-        elif size > limits.max_bytes:
-            what, cap, key = f"more than {size:,} bytes", limits.max_bytes, "max_response_bytes"
-        elif size > READ_CHUNK and size > MAX_COMPRESSION_RATIO * max(wire, 1):
-            what, cap, key = (f"{size:,} bytes from {wire:,} compressed (a decompression bomb: more than "
-                              f"{MAX_COMPRESSION_RATIO} times)"), limits.max_bytes, "max_response_bytes"
-        else:
-            return
-        raise ResponseTooLargeError(
-            f"the API's answer grew to {what}, past the cap of {cap:,} bytes ({key}); stopped reading it",
-            where=self.where,
-            hint=f"lower the source's page size, or raise '{key}' if such pages are genuine; retrying the same "
-            "request will not help",
-        )
+        for grown, cap, key, what in (
+            (wire, limits.max_compressed_bytes, "max_compressed_response_bytes", "bytes on the wire"),
+            (size, limits.max_bytes, "max_response_bytes", "bytes"),
+        ):
+            if grown > cap:
+                raise ResponseTooLargeError(
+                    f"the API's answer grew to more than {grown:,} {what}, past the cap of {cap:,} bytes ({key}); "
+                    "stopped reading it", where=self.where,
+                    hint=f"lower the source's page size, or raise '{key}' if such pages are genuine; retrying the "
+                    "same request will not help",
+                )
+        if size > READ_CHUNK and size > MAX_COMPRESSION_RATIO * max(wire, 1):
+            raise ResponseTooLargeError(
+                f"the API's answer decompressed to {size:,} bytes from {wire:,} on the wire, more than "
+                f"{MAX_COMPRESSION_RATIO} times: a decompression bomb; stopped reading it", where=self.where,
+                hint="no genuine page compresses that well; if the API's does, lower the source's page size and "
+                "report it",
+            )
 
     def _redirect_target(self, response: requests.Response, url: str) -> str:
         """Where a redirect pointed, scheme://host/path only (no query) and scrubbed."""
