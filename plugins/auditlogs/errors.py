@@ -22,6 +22,7 @@ _TOKEN_PATTERNS = [
     re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),  # Slack
     re.compile(r"SG\.[A-Za-z0-9_.-]{10,}"),  # SendGrid
     re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub
+    re.compile(r"ya29\.[A-Za-z0-9_-]{10,}"),  # Google OAuth access tokens
     re.compile(r"(?i)(bearer|ssws|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWTs (1Password)
 ]
@@ -66,11 +67,16 @@ def _char_pattern(char: str) -> str:
     """One character of a secret as it may appear in text: itself, JSON-escaped (\\u0041, \\/, \\n) or
     %-encoded."""
     code = ord(char)
-    options = [re.escape(char), f"\\\\u{code:04x}", f"%{code:02x}" if code < 128 else None]
-    options.append(re.escape(_SHORT_ESCAPES.get(char, char)))
+    options = [re.escape(char), "\\\\u" + _any_case(f"{code:04x}"), re.escape(_SHORT_ESCAPES.get(char, char))]
+    if code < 128:
+        options.append("%" + _any_case(f"{code:02x}"))
     if char == " ":
         options.append(r"\+")
     return "(?:" + "|".join(option for option in options if option) + ")"
+
+
+def _any_case(hex_digits: str) -> str:
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in hex_digits)
 
 
 @lru_cache(maxsize=256)
@@ -79,7 +85,7 @@ def _secret_pattern(secrets: frozenset[str]) -> re.Pattern | None:
     trimmed = sorted({s.strip() for s in secrets if len(s.strip()) >= MIN_SECRET_CHARS}, key=len, reverse=True)
     if not trimmed:
         return None
-    return re.compile("|".join("".join(_char_pattern(c) for c in s) for s in trimmed), re.IGNORECASE)
+    return re.compile("|".join("".join(_char_pattern(c) for c in s) for s in trimmed))
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -127,3 +127,27 @@ def test_a_retried_failure_echoing_the_token_logs_no_form_of_it(caplog, tmp_path
     assert "gave up on this page after 3 attempts" in str(raised.value)
     assert caplog.text.count("retrying the same page") == 2
     assert_nowhere([TOKEN], str(raised.value), caplog.text)
+
+
+def test_a_google_access_token_minted_during_the_run_is_scrubbed_too():
+    """Service-account tokens are minted at the first request, after the client was built: registered then."""
+    import requests
+
+    from auditlogs.errors import scrub
+    from auditlogs.sources.auth import GoogleCredentialsAuth
+
+    minted = "google-minted-canary-7Qm2x9"
+
+    class Credentials:
+        valid, token, scopes = False, None, ["https://www.googleapis.com/auth/admin.reports.audit.readonly"]
+
+        def refresh(self, request):
+            self.valid, self.token = True, minted
+
+        def apply(self, headers):
+            headers["Authorization"] = f"Bearer {self.token}"
+
+    prepared = requests.Request("GET", "http://127.0.0.1/admin/reports").prepare()
+    GoogleCredentialsAuth(Credentials(), "google_reports")(prepared)
+    assert prepared.headers["Authorization"] == f"Bearer {minted}"
+    assert_nowhere([minted], scrub(f'{{"echo": "{minted}", "escaped": "{json_escaped(minted)}"}}'))

@@ -37,6 +37,9 @@ from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
 
+#: Logins at least this long are scrubbed like passwords.
+LONG_LOGIN = 8
+
 
 class AuditLogToGCSOperator(BaseOperator):
     """Collects one stream of one source for the run's data interval into GCS."""
@@ -214,8 +217,9 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
     session.headers.update(spec.headers)
     spec.auth(connection, session)
     authorization = str(session.headers.get("Authorization") or "")
-    secrets = tuple(s for s in (connection.password, connection.login, authorization,
-                                authorization.partition(" ")[2]) if s)
+    # A short login ("admin") is no secret worth blanking out of every message; a long one may be (an API key SID).
+    login = connection.login if connection.login and len(connection.login) >= LONG_LOGIN else None
+    secrets = tuple(s for s in (connection.password, login, authorization, authorization.partition(" ")[2]) if s)
     for secret in secrets:
         register_secret(secret)
     try:
@@ -269,7 +273,7 @@ def _trimmed(connection: Any, where: str) -> Any:
     changed = [name for name, value in (("login", login), ("password", password)) if value and value != value.strip()]
     if not changed:
         return connection
-    for value in (login, password):
+    for value in (login if login and len(login) >= LONG_LOGIN else None, password):
         register_secret(value)
     log.warning(
         "%s: the %s of Airflow connection '%s' has surrounding whitespace or a newline; using it trimmed",
