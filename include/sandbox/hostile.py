@@ -30,6 +30,8 @@ class HostileRequest:
     body: bytes
     #: 1 for the first request the server saw, 2 for the next, ...
     number: int
+    #: The client's (host, port): requests over one kept-alive TCP connection share it.
+    peer: tuple[str, int] = ("", 0)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class HostileServer:
             request = HostileRequest(
                 method=handler.command, path=split.path, query=parse_qs(split.query, keep_blank_values=True),
                 headers={k.lower(): v for k, v in handler.headers.items()}, body=body, number=len(self.requests) + 1,
+                peer=tuple(handler.client_address[:2]),
             )
             self.requests.append(request if self.keep_bodies else replace(request, body=b""))
         return request

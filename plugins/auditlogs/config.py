@@ -146,6 +146,13 @@ class SourceConfig(BaseModel):
     #: `project.dataset`: also generate the example downstream DAG loading each interval into BigQuery.
     bigquery_dataset: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
 
+    # --- The HTTP client's bounds (issue 12: secrets, caps, rate limits) ---
+    #: Caps on one response body: decompressed, and as sent on the wire (README: Security).
+    max_response_bytes: int = Field(256 * 1024**2, ge=1024)
+    max_compressed_response_bytes: int = Field(64 * 1024**2, ge=1024)
+    #: The credential's hourly budget besides the minute's; None: the API's documented one, if any.
+    requests_per_hour: int | None = Field(None, ge=1)
+
     #: Streams this type collects; a source with several streams gets one task per stream.
     streams: ClassVar[tuple[str, ...]] = ()
 
@@ -212,7 +219,7 @@ class SourceConfig(BaseModel):
             return timedelta(0)
         return parse_duration(value)
 
-    @field_validator("part_size", mode="before")
+    @field_validator("part_size", "max_response_bytes", "max_compressed_response_bytes", mode="before")
     @classmethod
     def _part_size(cls, value: Any) -> int:
         return parse_size(value)

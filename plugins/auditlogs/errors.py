@@ -6,37 +6,111 @@ status and a short excerpt of the response body with every secret scrubbed out.
 
 from __future__ import annotations
 
+import base64
 import re
+from functools import lru_cache
+from urllib.parse import quote, quote_plus
 
 EXCERPT_CHARS = 300
+#: How much of a body an excerpt reads: enough that a pretty-printed error page still shows its message.
+EXCERPT_SCAN_BYTES = 64 * 1024
+#: Secrets shorter than this are not scrubbed as literals (they would blank out ordinary words).
+MIN_SECRET_CHARS = 4
 
 # Token shapes of the APIs we talk to, scrubbed even when we do not know the literal value.
 _TOKEN_PATTERNS = [
     re.compile(r"xox[a-z]-[A-Za-z0-9-]+"),  # Slack
     re.compile(r"SG\.[A-Za-z0-9_.-]{10,}"),  # SendGrid
     re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub
+    re.compile(r"ya29\.[A-Za-z0-9_-]{10,}"),  # Google OAuth access tokens
     re.compile(r"(?i)(bearer|ssws|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWTs (1Password)
 ]
 
+#: Every credential the clients of this process were built with (register_secret), scrubbed from every output.
+_REGISTERED: set[str] = set()
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The literal forms a credential can take in a body, header or log line: as stored and trimmed, and
+    the trimmed one URL-encoded and fully JSON-escaped (mixed escapes are caught by `_secret_pattern`)."""
+    trimmed = secret.strip()
+    escaped = "".join(f"\\u{ord(c):04x}" for c in trimmed)
+    forms = {secret, trimmed, quote(trimmed, safe=""), quote_plus(trimmed), escaped}
+    return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def basic_credential(login: str, password: str) -> str:
+    """What HTTP Basic sends for a login and password: base64 of `login:password`."""
+    return base64.b64encode(f"{login}:{password}".encode()).decode()
+
+
+def register_secret(secret: str | None) -> None:
+    """Scrub `secret` (and its derived forms) from everything this process outputs, Airflow's own logs
+    included: the client registers its credentials when it is built."""
+    if not secret or len(secret.strip()) < MIN_SECRET_CHARS:
+        return
+    _REGISTERED.add(secret)
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # the package used without Airflow (tests of the plain classes, the sandbox)
+        return
+    for form in secret_forms(secret) | {repr(secret)[1:-1]}:
+        mask_secret(form)
+
+
+#: JSON's and Python's short escapes (a repr of a header value shows a newline as backslash-n).
+_SHORT_ESCAPES = {"/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "'": "\\'", "\\": "\\\\"}
+
+
+def _char_pattern(char: str) -> str:
+    """One character of a secret as it may appear in text: itself, JSON-escaped (\\u0041, \\/, \\n) or
+    %-encoded."""
+    code = ord(char)
+    options = [re.escape(char), "\\\\u" + _any_case(f"{code:04x}"), re.escape(_SHORT_ESCAPES.get(char, char))]
+    if code < 128:
+        options.append("%" + _any_case(f"{code:02x}"))
+    if char == " ":
+        options.append(r"\+")
+    return "(?:" + "|".join(option for option in options if option) + ")"
+
+
+def _any_case(hex_digits: str) -> str:
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in hex_digits)
+
+
+@lru_cache(maxsize=256)
+def _secret_pattern(secrets: frozenset[str]) -> re.Pattern | None:
+    """Matches any known secret, trimmed, with any mix of plain, JSON-escaped and URL-encoded characters."""
+    trimmed = sorted({s.strip() for s in secrets if len(s.strip()) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+    if not trimmed:
+        return None
+    return re.compile("|".join("".join(_char_pattern(c) for c in s) for s in trimmed))
+
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove known secrets and anything shaped like a token from text meant for a log or an error."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern in _TOKEN_PATTERNS:
+    """Remove known secrets (passed or registered, in any of their forms) and anything shaped like a token
+    from text meant for a log, an error, a notification or GCS."""
+    pattern = _secret_pattern(frozenset(secrets) | frozenset(_REGISTERED))
+    if pattern is not None:
         text = pattern.sub("***", text)
+    for token in _TOKEN_PATTERNS:
+        text = token.sub("***", text)
     return text
 
 
-def excerpt(body: bytes | str, secrets: tuple[str, ...] = ()) -> str:
-    """A short, single-line, scrubbed view of a response body."""
-    if isinstance(body, bytes):
-        body = body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    text = " ".join(body.split())
-    text = scrub(text, secrets)
-    return text[:EXCERPT_CHARS] + ("..." if len(text) > EXCERPT_CHARS else "")
+def excerpt(body: bytes | bytearray | str, secrets: tuple[str, ...] = ()) -> str:
+    """A short, single-line, scrubbed view of a response body: scrubbed before it is cut, so that no cut
+    can leave part of a secret readable."""
+    cut = len(body) > EXCERPT_SCAN_BYTES
+    text = body[:EXCERPT_SCAN_BYTES]
+    if not isinstance(text, str):
+        text = bytes(text).decode("utf-8", errors="replace")
+    words = text.split()
+    if cut and words:
+        words.pop()  # may be the first part of a secret that the scan cut through
+    text = scrub(" ".join(words), secrets)
+    return text[:EXCERPT_CHARS] + ("..." if len(text) > EXCERPT_CHARS or cut else "")
 
 
 class AuditLogError(Exception):
@@ -75,6 +149,7 @@ class AuditLogError(Exception):
         return self
 
     def _message(self) -> str:
+        """Scrubbed as a whole: no part of an error (what, where, excerpt, hint) can carry a credential."""
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if self.status is not None:
             parts.append(f"HTTP status {self.status}")
@@ -82,7 +157,7 @@ class AuditLogError(Exception):
             parts.append(f"response body: {self.body_excerpt}")
         if self.hint:
             parts.append(f"What to do: {self.hint}")
-        return ". ".join(parts)
+        return scrub(". ".join(parts))
 
 
 class ConfigError(AuditLogError):
@@ -164,5 +239,18 @@ class PaginationError(AuditLogError):
 class OutsideRetentionError(AuditLogError):
     """The window reaches back past what the API still keeps: collecting would write an empty "complete"
     interval. Never retried."""
+
+    retryable = False
+
+
+class RedirectError(AuditLogError):
+    """The API answered with a redirect: never followed, so the credential goes to the configured host only."""
+
+    retryable = False
+
+
+class ResponseTooLargeError(AuditLogError):
+    """An answer past the size caps (on the wire, decompressed, or a decompression bomb): reading stopped
+    before it could exhaust the task's memory. The same request gives the same answer: never retried."""
 
     retryable = False

@@ -1,39 +1,55 @@
-"""One HTTP client for every source: timeouts, bounded retries of the same page, rate-limit waits, scrubbing.
+"""One HTTP client for every source: deadlines, size caps, bounded retries of the same page, rate-limit waits,
+scrubbing.
 
 The client retries what a retry can fix (429, 5xx, broken connections, unreadable bodies) a bounded number
 of times with a bounded total wait, then raises so that Airflow's task retries take over. Credentials live
-in session headers only, never in URLs, so no exception text or log line can carry them.
+in session headers only, never in URLs, and every error is scrubbed (errors.scrub), `requests`' own
+exceptions included. A request has a total deadline (the whole body within the request timeout, however
+slowly it drips) and its body is capped on the wire and decompressed, so no answer can hang a task or
+exhaust its memory.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
+import urllib3
 
 from auditlogs import exact_json
-from auditlogs.client.ratelimit import TokenBucket
+from auditlogs.client.ratelimit import RateBudget, TokenBucket
 from auditlogs.errors import (
     AuthError,
     MalformedResponseError,
     PaginationError,
     RateLimitedError,
+    RedirectError,
     RequestRejectedError,
+    ResponseTooLargeError,
     TransientError,
     excerpt,
+    scrub,
 )
 
 log = logging.getLogger(__name__)
 
 _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+#: Bytes read from the socket at a time: large, so that the deadline and caps cost no throughput.
+READ_CHUNK = 1024 * 1024
+#: A body that decompresses to more than this many times its size on the wire is a decompression bomb.
+MAX_COMPRESSION_RATIO = 100
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024**2
+DEFAULT_MAX_COMPRESSED_RESPONSE_BYTES = 64 * 1024**2
 
 
 #: Decides whether a non-429 response is a rate limit (GitHub answers 403 for both limits and permissions).
@@ -43,6 +59,10 @@ RateLimitTest = Callable[[int, Any, bytes], bool]
 class _Retryable(Exception):
     def __init__(self, error: Exception, delay: float):
         self.error, self.delay = error, delay
+
+
+class _DeadlinePassed(Exception):
+    """The whole answer did not arrive within the request timeout."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,14 @@ class RetryBudget:
     #: Server-requested waits are floored (Retry-After: 0 must not cause a burst) and capped.
     min_rate_limit_wait: float = 1.0
     max_rate_limit_wait: float = 300.0
+
+
+@dataclass(frozen=True)
+class ResponseLimits:
+    """Caps on one response body, with the config keys that set them (named in the error)."""
+
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_compressed_bytes: int = DEFAULT_MAX_COMPRESSED_RESPONSE_BYTES
 
 
 @dataclass
@@ -113,7 +141,8 @@ class ApiClient:
         budget: RetryBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         is_rate_limited: RateLimitTest | None = None,
-        rate: TokenBucket | None = None,
+        rate: TokenBucket | RateBudget | None = None,
+        limits: ResponseLimits | None = None,
     ):
         self.base_url = base_url
         self.session = session
@@ -127,6 +156,7 @@ class ApiClient:
         self.is_rate_limited = is_rate_limited
         #: The task's share of the source's request budget; every attempt, retries included, takes a token.
         self.rate = rate
+        self.limits = limits or ResponseLimits()
         self.stats = ClientStats()
         self._origin = urlsplit(base_url)[:2]
         #: Seconds to wait before the next request: the API said its quota is used up until its reset.
@@ -174,33 +204,52 @@ class ApiClient:
         if self.rate is not None:
             self.stats.waited_seconds += self.rate.acquire()
         self.stats.requests += 1
+        deadline = time.monotonic() + self.timeout
+        refused: str | None = None
         try:
             response = self.session.request(
                 request.method, url, params=request.params, json=request.json,
-                timeout=self.timeout, allow_redirects=False,
+                timeout=self.timeout, allow_redirects=False, stream=True,
             )
-            content = response.content
-        except _NETWORK_ERRORS as exc:
-            self.stats.transient_failures += 1
-            raise _Retryable(TransientError(
-                f"network error ({type(exc).__name__}): no complete answer within the request timeout of "
-                f"{self.timeout:g}s, or the connection broke", where=self.where,
-            ), self._backoff(attempt))
+            content = self._read_body(response, deadline)
+        except (_DeadlinePassed, OSError, urllib3.exceptions.HTTPError) as exc:  # requests' errors are OSErrors
+            if isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
+                refused = f"{type(exc).__name__}: {scrub(str(exc), self.secrets)}"
+            else:
+                self.stats.transient_failures += 1
+                raise _Retryable(TransientError(
+                    f"network error ({type(exc).__name__}): no complete answer within the request timeout of "
+                    f"{self.timeout:g}s (request_timeout), or the connection broke", where=self.where,
+                ), self._backoff(attempt)) from None
+        if refused is not None:  # raised outside the except block: the original exception carries the secret
+            raise RequestRejectedError(
+                f"the HTTP library refused to send the request ({refused})", where=self.where,
+                hint=f"check the credential and host in Airflow connection '{self.conn_id}' for characters a "
+                "header or URL cannot carry (a pasted newline or quote); retrying will not help",
+            )
 
         status = response.status_code
         self.stats.bytes_received += len(content)
-        body_excerpt = excerpt(content, self.secrets)
         if 200 <= status < 300:
             try:
                 body = exact_json.loads(content)
             except orjson.JSONDecodeError:
                 error = MalformedResponseError(
                     "the API answered success with a body that is not JSON (truncated or an error page)",
-                    where=self.where, status=status, body_excerpt=body_excerpt,
+                    where=self.where, status=status, body_excerpt=excerpt(content, self.secrets),
                 )
-                raise _Retryable(error, self._backoff(attempt))
+                raise _Retryable(error, self._backoff(attempt)) from None
             self._quota_wait = self._quota_exhausted_wait(response.headers)
             return ApiResponse(status, response.headers, body, len(content))
+        body_excerpt = excerpt(content, self.secrets)
+        if 300 <= status < 400:
+            raise RedirectError(
+                f"the API answered with a redirect (HTTP {status}) to {self._redirect_target(response, url)}; "
+                "redirects are never followed, so that the credential is sent to the connection's host only",
+                where=self.where, status=status,
+                hint=f"if the API really moved, set the host of Airflow connection '{self.conn_id}' to where it "
+                "points now; if it should not redirect, check for a proxy or captive portal in between",
+            )
         if status == 429 or (self.is_rate_limited and self.is_rate_limited(status, response.headers, content)):
             self.stats.rate_limited += 1
             wait = self._rate_limit_wait(response.headers, attempt)
@@ -227,13 +276,71 @@ class ApiClient:
             "the API rejected the request", where=self.where, status=status, body_excerpt=body_excerpt
         )
 
+    def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
+        """The whole body before `deadline`, decompressed, within the size caps; the connection is kept
+        for the next request only when the body was read to its end."""
+        raw = response.raw
+        body = bytearray()
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _DeadlinePassed()
+                if raw.connection is not None and raw.connection.sock is not None:
+                    raw.connection.sock.settimeout(remaining)  # no single read may outlast the deadline
+                chunk = raw.read1(READ_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                body += chunk
+                self._check_size(len(body), raw.tell())
+        except BaseException:
+            response.close()
+            raise
+        raw.release_conn()
+        return body
+
+    def _check_size(self, size: int, wire: int) -> None:
+        limits = self.limits
+        for grown, cap, key, what in (
+            (wire, limits.max_compressed_bytes, "max_compressed_response_bytes", "bytes on the wire"),
+            (size, limits.max_bytes, "max_response_bytes", "bytes"),
+        ):
+            if grown > cap:
+                raise ResponseTooLargeError(
+                    f"the API's answer grew to more than {grown:,} {what}, past the cap of {cap:,} bytes ({key}); "
+                    "stopped reading it", where=self.where,
+                    hint=f"lower the source's page size, or raise '{key}' if such pages are genuine; retrying the "
+                    "same request will not help",
+                )
+        if size > READ_CHUNK and size > MAX_COMPRESSION_RATIO * max(wire, 1):
+            raise ResponseTooLargeError(
+                f"the API's answer decompressed to {size:,} bytes from {wire:,} on the wire, more than "
+                f"{MAX_COMPRESSION_RATIO} times: a decompression bomb; stopped reading it", where=self.where,
+                hint="no genuine page compresses that well; if the API's does, lower the source's page size and "
+                "report it",
+            )
+
+    def _redirect_target(self, response: requests.Response, url: str) -> str:
+        """Where a redirect pointed, scheme://host/path only (no query) and scrubbed."""
+        location = urlsplit(urljoin(url, response.headers.get("Location") or ""))
+        if not location.netloc:
+            return "no Location"
+        return scrub(f"{location.scheme}://{location.netloc}{location.path}", self.secrets)[:200]
+
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.budget.backoff_cap, self.budget.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
     def _rate_limit_wait(self, headers: Any, attempt: int) -> float:
-        """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (epoch), floored, capped and jittered."""
-        wait = _retry_after(headers.get("Retry-After"))
+        """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (epoch), floored, capped and jittered;
+        a Retry-After that says no readable time falls back to the backoff, with a warning."""
+        value = headers.get("Retry-After")
+        wait = _retry_after(value)
+        if value is not None and wait is None:
+            log.warning(
+                "%s: the API's Retry-After %r is neither seconds nor an HTTP date; waiting with backoff instead",
+                self.where, scrub(value, self.secrets)[:60],
+            )
         if wait is None:
             wait = _reset_in(headers)
         if wait is None:
@@ -264,11 +371,18 @@ def _reset_in(headers: Any) -> float | None:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; None when it is missing or unreadable (`soon`, `nan`, `inf`, `-5`)."""
     if value is None:
         return None
     value = value.strip()
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return parsed.timestamp() - time.time() if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if parsed.tzinfo is None:  # "-0000": UTC, as RFC 5322 says
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        seconds = max(0.0, parsed.timestamp() - time.time())
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

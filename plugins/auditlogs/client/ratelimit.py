@@ -1,9 +1,11 @@
-"""The request-rate budget of one task: a token bucket in front of every request the client sends.
+"""The request-rate budget of one task: token buckets in front of every request the client sends.
 
 An API's documented limit belongs to the credential, not to one task: `task_rate` splits a source's
-`requests_per_minute` between the tasks that can run with that credential at once, so that backfills and
-parallel streams stay within the limit together. The bucket lets a short burst through (`capacity`)
-and then paces requests at the rate; it never sleeps while tokens are available.
+`requests_per_minute` (and `requests_per_hour`) between the tasks that can run with that credential at
+once, so that backfills and parallel streams stay within the limit together. A bucket lets a short burst
+through (`capacity`) and then paces requests at the rate; it never sleeps while tokens are available. An
+API with limits over several windows (1Password: 600 a minute and 30,000 an hour) gets one bucket per
+window in a `RateBudget`; the hour's bucket paces at its rate less the burst, so no hour exceeds it.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ class TokenBucket:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        period: float = 60.0,
     ):
+        """`per_minute` requests each `period` seconds (a minute unless told: `TokenBucket(30_000, period=3600)`)."""
         if per_minute <= 0:
             raise ValueError("a request budget needs a rate above 0 per minute")
-        self.rate = per_minute / 60.0
         self.capacity = max(1, min(capacity, math.ceil(per_minute)))
+        # Beyond a minute the burst comes out of the window's limit: C + rate * period never exceeds it.
+        allowed = per_minute - self.capacity if period > 60 and per_minute > 2 * self.capacity else per_minute
+        self.rate = allowed / period
         self.clock = clock
         self.sleep = sleep
         self.tokens = float(self.capacity)
@@ -59,3 +65,13 @@ class TokenBucket:
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+
+
+class RateBudget:
+    """Several windows' buckets (a minute's and an hour's): a request waits until every one has a token."""
+
+    def __init__(self, *buckets: TokenBucket):
+        self.buckets = buckets
+
+    def acquire(self) -> float:
+        return sum(bucket.acquire() for bucket in self.buckets)

@@ -23,11 +23,11 @@ import auditlogs
 from auditlogs import alerts
 from auditlogs.advisor import advise, publish as publish_advice
 from auditlogs.assets import event_extra
-from auditlogs.client.api import ApiClient, RetryBudget, base_url_of
-from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket, task_rate
+from auditlogs.client.api import ApiClient, ResponseLimits, RetryBudget, base_url_of
+from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
 from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig, format_duration
-from auditlogs.errors import ConfigError, OutsideRetentionError
+from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import PartWriter, StagedPart
@@ -36,6 +36,9 @@ from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
+
+#: Logins at least this long are scrubbed like passwords.
+LONG_LOGIN = 8
 
 
 class AuditLogToGCSOperator(BaseOperator):
@@ -204,15 +207,26 @@ def request_budget(spec: SourceSpec, source: SourceConfig) -> int:
 
 
 def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where: str, **options: Any) -> ApiClient:
-    """The source's HTTP client from its Airflow connection (also used by tests, with `options` such as sleep)."""
+    """The source's HTTP client from its Airflow connection (also used by tests, with `options` such as sleep).
+
+    Its credentials, in every form they are sent (the Authorization value, a Basic pair), are registered with
+    the scrubber and Airflow's masker before the first request, so no output of this process can carry them."""
+    connection = _trimmed(connection, where)
     session = requests.Session()
     session.headers.update({"Accept": "application/json", "User-Agent": f"auditlogs/{auditlogs.__version__}"})
     session.headers.update(spec.headers)
     spec.auth(connection, session)
+    authorization = str(session.headers.get("Authorization") or "")
+    # A short login ("admin") is no secret worth blanking out of every message; a long one may be (an API key SID).
+    login = connection.login if connection.login and len(connection.login) >= LONG_LOGIN else None
+    secrets = tuple(s for s in (connection.password, login, authorization, authorization.partition(" ")[2]) if s)
+    for secret in secrets:
+        register_secret(secret)
     try:
         base_url = base_url_of(connection, spec.default_base_url)
     except ValueError as exc:
         raise ConfigError(str(exc), where=where) from None
+    sleep = options.get("sleep", time.sleep)
     return ApiClient(
         base_url=base_url,
         session=session,
@@ -220,13 +234,49 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         where=where,
         conn_id=source.conn_id,
         permission=spec.permission,
-        secrets=tuple(s for s in (connection.password, connection.login) if s),
+        secrets=secrets,
         is_rate_limited=spec.is_rate_limited,
         **{
             "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
-            "rate": TokenBucket(
-                task_rate(request_budget(spec, source), source.concurrent_tasks()), sleep=options.get("sleep", time.sleep)
-            ),
+            "rate": rate_budget(spec, source, sleep),
+            "limits": ResponseLimits(source.max_response_bytes, source.max_compressed_response_bytes),
             **options,
         },
     )
+
+
+def rate_budget(spec: SourceSpec, source: SourceConfig, sleep: Callable[[float], None],
+                clock: Callable[[], float] = time.monotonic) -> RateBudget:
+    """The task's share of the credential's minute and, where one is documented or set, hour budgets."""
+    tasks = source.concurrent_tasks()
+    buckets = [TokenBucket(task_rate(request_budget(spec, source), tasks), sleep=sleep, clock=clock)]
+    per_hour = source.requests_per_hour or spec.requests_per_hour
+    if per_hour:
+        buckets.append(TokenBucket(task_rate(per_hour, tasks), sleep=sleep, clock=clock, period=3600))
+    return RateBudget(*buckets)
+
+
+class _TrimmedConnection:
+    """An Airflow connection whose login and password lost surrounding whitespace (a secret saved with echo)."""
+
+    def __init__(self, connection: Any, login: str | None, password: str | None):
+        self._connection, self.login, self.password = connection, login, password
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def _trimmed(connection: Any, where: str) -> Any:
+    """The connection with its credential trimmed; a trimmed one is logged (by field, never by value). The
+    untrimmed value is registered with the scrubber too: it is what the user's own tools may print."""
+    login, password = connection.login, connection.password
+    changed = [name for name, value in (("login", login), ("password", password)) if value and value != value.strip()]
+    if not changed:
+        return connection
+    for value in (login if login and len(login) >= LONG_LOGIN else None, password):
+        register_secret(value)
+    log.warning(
+        "%s: the %s of Airflow connection '%s' has surrounding whitespace or a newline; using it trimmed",
+        where, " and ".join(changed), connection.conn_id,
+    )
+    return _TrimmedConnection(connection, login and login.strip(), password and password.strip())

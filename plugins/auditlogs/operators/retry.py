@@ -6,7 +6,7 @@ Airflow 3.3 asks a task's `retry_policy` after every failure, in the worker, wit
   event data that does not parse, a page cap, a foreign next URL and a shrinking rerun fail at once
   (`AuditLogError.retryable` is False): retrying cannot help and could lock the account;
 * a rate limit retries after the server's reset (its last Retry-After / X-RateLimit-Reset), never sooner
-  than `retry_delay` and never later than `max_retry_delay`;
+  than `retry_delay` and never later than `max_retry_delay`; a reset that is no number falls back to the backoff;
 * everything else (5xx, network, unreadable pages, a GCS failure, a bug) retries with exponential backoff:
   `retry_delay * 2 ** (try - 1)`, capped at `max_retry_delay`.
 
@@ -15,6 +15,7 @@ The number of tries is the task's `retries`: the policy can only fail earlier, n
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +35,8 @@ class AuditLogRetryPolicy(RetryPolicy):
         name = type(exception).__name__
         if isinstance(exception, AuditLogError) and not exception.retryable:
             return RetryDecision.fail(f"{name}: a retry cannot fix this, failing without retrying")
-        if isinstance(exception, RateLimitedError) and exception.reset_after is not None:
+        reset_after = getattr(exception, "reset_after", None)
+        if isinstance(exception, RateLimitedError) and reset_after is not None and math.isfinite(reset_after):
             delay = self._clamp(timedelta(seconds=exception.reset_after))
             return RetryDecision.retry(delay, f"{name}: retrying after the API's rate-limit reset in {_seconds(delay)}")
         delay = self._clamp(self.retry_delay * BACKOFF_MULTIPLIER ** max(0, try_number - 1))

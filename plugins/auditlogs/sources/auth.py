@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from auditlogs.errors import AuthError, ConfigError, excerpt
+from auditlogs.errors import AuthError, ConfigError, excerpt, register_secret
 
 
 def _token(connection: Any) -> str:
@@ -109,5 +109,6 @@ class GoogleCredentialsAuth(requests.auth.AuthBase):
                     "account's client id has domain-wide delegation of the scopes "
                     f"{', '.join(self.credentials.scopes or [])}, and that the 'subject' is an admin",
                 ) from None
+            register_secret(self.credentials.token)  # minted here, after the client was built
         self.credentials.apply(request.headers)
         return request

@@ -64,6 +64,8 @@ class SourceSpec:
     default_base_url: str | None = None
     #: Set for an API that shows only a recent snapshot: the window is checked to be within its reach.
     snapshot: Snapshot | None = None
+    #: The API's documented hourly limit besides the minute's (1Password: 30,000), 0: none documented.
+    requests_per_hour: int = 0
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order

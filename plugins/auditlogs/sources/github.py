@@ -79,6 +79,7 @@ SPEC = SourceSpec(
     config_order=lambda config: Order.OLDEST_FIRST if config.order == "asc" else Order.NEWEST_FIRST,
     max_page_size=MAX_PER_PAGE,
     requests_per_minute=29,  # 1,750 per hour per user, IP and entity
+    requests_per_hour=1_750,
     permission=(
         "the read:audit_log scope (classic token of an enterprise admin or organization owner; GitHub App: "
         "organization administration read; the enterprise endpoint of GitHub Enterprise Server needs admin:enterprise)"

@@ -63,6 +63,7 @@ SPEC = SourceSpec(
     order=Order.OLDEST_FIRST,
     max_page_size=MAX_LIMIT,
     requests_per_minute=600,
+    requests_per_hour=30_000,  # and 600 a minute: both enforced
     permission=(
         "an Events Reporting integration bearer token whose events include this stream "
         "(auditevents, itemusages or signinattempts; 1Password Business)"
