@@ -151,7 +151,7 @@ class SourceConfig(BaseModel):
     name: str
     type: str
     conn_id: str = Field(min_length=1)
-    bucket: str = Field(min_length=3)
+    bucket: str
     prefix: str = ""
     gcp_conn_id: str = "google_cloud_default"
     schedule: str = "@hourly"
@@ -339,7 +339,8 @@ def check_schedule(value: str) -> str:
         raise ValueError("needs a periodic schedule (a cron expression or @hourly, @daily, ...)")
     if text.startswith("@"):
         if text.lower() not in SCHEDULE_PRESETS:
-            raise ValueError(f"{value!r} is not a preset; use one of {', '.join(SCHEDULE_PRESETS)} or a cron expression")
+            presets = ", ".join(SCHEDULE_PRESETS)
+            raise ValueError(f"{value!r} is not a preset; use one of {presets} or a cron expression")
         return text.lower()
     if len(text.split()) != 5 or not croniter.is_valid(text):
         raise ValueError(f"{value!r} is not a cron expression or preset such as '@hourly' or '*/15 * * * *' "
@@ -399,9 +400,9 @@ class LoadedConfig:
         """`source '<name>'`; a name too long or odd to show whole is shortened and given its line."""
         if len(name) <= _SHOWN_NAME and name.isprintable():
             return f"source '{name}'"
-        shown = repr(name[:_SHOWN_NAME])[1:-1]
+        shown = repr(name[:_SHOWN_NAME])[1:-1] + ("..." if len(name) > _SHOWN_NAME else "")
         line = f", line {self.lines[name]}" if self.lines.get(name) else ""
-        return f"source '{shown}...' ({len(name)} characters{line})"
+        return f"source '{shown}' ({len(name)} characters{line})"
 
     def where(self, name: str) -> str:
         return f"{self.path}: {self.label(name)}"
@@ -515,10 +516,7 @@ def load_config(path: Path | str | None = None) -> LoadedConfig:
     in_defaults = [str(d) for d in loader.duplicates if d.path[:1] == ("defaults",)]
     for name, keys in keys_by_name.items():
         where = loaded.where(name)
-        duplicates = in_defaults + [
-            str(d) for d in loader.duplicates
-            if d.path[:1] == ("sources",) and (d.path[1:2] in [(k,) for k in keys] or (len(d.path) == 1 and d.key in keys))
-        ]
+        duplicates = in_defaults + [str(d) for d in loader.duplicates if _is_within(d, keys)]
         if len(keys) > 1:
             lines = " and ".join(str(loader.lines.get(("sources", k))) for k in keys)
             duplicates.append(f"{len(keys)} entries (lines {lines}) have this name; rename all but one")
@@ -532,6 +530,14 @@ def load_config(path: Path | str | None = None) -> LoadedConfig:
         except Exception as exc:  # whatever a validator raises, it is this entry's error, not the file's
             loaded.errors[name] = f"{where}: cannot be validated: {type(exc).__name__}: {str(exc)[:500]}"
     return loaded
+
+
+def _is_within(duplicate: DuplicateKey, keys: list) -> bool:
+    """Whether a duplicate key is one of these entries under `sources:`, or inside one of them."""
+    path = duplicate.path
+    if path == ("sources",):
+        return duplicate.key in keys
+    return len(path) > 1 and path[0] == "sources" and path[1] in keys
 
 
 def _validate(name: str, entry: Any, defaults: dict, where: str) -> SourceConfig:
