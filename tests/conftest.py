@@ -1,9 +1,10 @@
 """Test-wide setup: the package and sandbox on sys.path, and a throw-away AIRFLOW_HOME (SQLite) set
-before anything imports Airflow."""
+before anything imports Airflow and removed when the session ends."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -12,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 for folder in (ROOT / "tests", ROOT / "include", ROOT / "plugins"):
     sys.path.insert(0, str(folder))
 
-os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="auditlogs-airflow-home-")
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="auditlogs-airflow-home-")
+os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 os.environ.update(
     {
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -23,3 +25,7 @@ os.environ.update(
         "NO_PROXY": "127.0.0.1,localhost",
     }
 )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)

@@ -44,14 +44,124 @@ def test_defaults_are_merged_into_every_source_and_entries_win(tmp_path):
         ({**GOOD, "conn": "x"}, "field 'conn': unknown key (check the spelling against the README's config reference)"),
         ({**GOOD, "start_date": "yesterday"}, "field 'start_date'"),
         ({**GOOD, "part_size": "lots"}, "field 'part_size': invalid size 'lots'"),
+        ({**GOOD, "delay": "99999999999d"}, "field 'delay': invalid duration '99999999999d': longer than 3650d"),
+        ({**GOOD, "delay": 10**20}, "field 'delay': invalid duration 100000000000000000000: longer than 3650d"),
+        ({**GOOD, "delay": float("inf")}, "field 'delay': invalid duration inf: not a finite number of seconds"),
+        ({**GOOD, "retry_delay": float("nan")}, "field 'retry_delay': invalid duration nan: not a finite number"),
+        ({**GOOD, "schedule": "@bogus"}, "field 'schedule': '@bogus' is not a preset; use one of @hourly, @daily"),
+        ({**GOOD, "sweep": "1d", "sweep_schedule": "@reboot"}, "field 'sweep_schedule': '@reboot' is not a preset"),
+        ({**GOOD, "schedule": "0 0 30 2 *"}, "field 'schedule': '0 0 30 2 *' never fires (no date matches it"),
+        ({**GOOD, "schedule": "0 0 31 4,6 *"}, "field 'schedule': '0 0 31 4,6 *' never fires"),
+        ({**GOOD, "schedule": "0 0 * * * 2030"}, "field 'schedule': '0 0 * * * 2030' is not a cron expression"),
+        ({**GOOD, "start_date": "0001-01-01"}, "field 'start_date': 0001-01-01T00:00:00+00:00 must be between 1970"),
+        ({**GOOD, "execution_timeout": "off"}, "field 'execution_timeout': cannot be off: a task without a timeout"),
+        ({**GOOD, "execution_timeout": "0s"}, "execution_timeout must be more than 0s"),
+        ({**GOOD, "bucket": "Sec-Logs"}, "field 'bucket': 'Sec-Logs' is not a GCS bucket name: use lower-case"),
+        ({**GOOD, "bucket": "ab"}, "field 'bucket': 'ab' is not a GCS bucket name: must be 3-63 characters"),
+        ({**GOOD, "bucket": "a" * 64}, "is not a GCS bucket name: must be 3-63 characters (up to 222 when it"),
+        ({**GOOD, "bucket": "a" * 64 + ".logs"}, "is not a GCS bucket name: each dot-separated part must be 1-63"),
+        ({**GOOD, "bucket": "logs-"}, "field 'bucket': 'logs-' is not a GCS bucket name: use lower-case letters"),
+        ({**GOOD, "bucket": "googlogs"}, "field 'bucket': 'googlogs' is not a GCS bucket name: cannot start with"),
+        ({**GOOD, "bucket": "10.0.0.1"}, "field 'bucket': '10.0.0.1' is not a GCS bucket name: cannot be an IP"),
+        ({**GOOD, "prefix": "raw/../other"}, "field 'prefix': 'raw/../other': no empty, '.' or '..' folder names"),
+        ({**GOOD, "prefix": "raw//eu"}, "field 'prefix': 'raw//eu': no empty, '.' or '..' folder names"),
+        ({**GOOD, "prefix": "raw#1"}, "field 'prefix': 'raw#1': no control characters, '#', '[', ']', '*' or '?'"),
+        ({**GOOD, "prefix": "raw\neu"}, "field 'prefix': 'raw\\neu': no control characters"),
+        ({**GOOD, "prefix": "r" * 801}, "field 'prefix': 801 bytes long; at most 800"),
+        ({**GOOD, "type": ["slack"]}, "field 'type': ['slack'] is not a known source type"),
     ],
 )
 def test_a_bad_source_is_reported_with_file_source_and_field(tmp_path, entry, message):
     loaded = load(tmp_path, {"broken": entry})
     assert loaded.sources == {}
     error = loaded.errors["broken"]
-    assert error.startswith(f"{tmp_path / 'sources.yaml'}: source 'broken'")
+    assert error.startswith(f"{tmp_path / 'sources.yaml'}: source 'broken': ")
     assert message in error
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [({"bucket": "sec-logs.example.com"}, "sec-logs.example.com"), ({"bucket": "a_b-1"}, "a_b-1"),
+     ({"prefix": "raw/eu-1/ü"}, "raw/eu-1/ü"), ({"schedule": "@quarterly"}, "@quarterly"),
+     ({"schedule": "@Midnight"}, "@midnight"), ({"schedule": "0 0 29 2 *"}, "0 0 29 2 *")],
+)
+def test_valid_gcs_names_and_schedules_are_kept(tmp_path, changes, expected):
+    loaded = load(tmp_path, {"slack": {**GOOD, **changes}})
+    assert loaded.errors == {}
+    assert getattr(loaded.sources["slack"], next(iter(changes))) == expected
+
+
+def test_a_quarterly_schedule_has_a_quarter_long_period(tmp_path):
+    """croniter has no @quarterly; Airflow has: the first interval after 2026-01-01 is April to July."""
+    assert load(tmp_path, {"slack": {**GOOD, "schedule": "@quarterly"}}).sources["slack"].period == timedelta(days=91)
+
+
+def test_an_entry_too_long_or_odd_to_show_is_named_by_its_line(tmp_path):
+    name = "x" * 300
+    loaded = load(tmp_path, {"good": GOOD, name: GOOD, "tab\there": GOOD})  # one dict: dumped as YAML aliases
+    assert list(loaded.sources) == ["good"]
+    where = f"{tmp_path / 'sources.yaml'}: source '{'x' * 64}...' (300 characters, line 10): "
+    assert loaded.errors[name].startswith(where)
+    assert "field 'name': source names become DAG ids" in loaded.errors[name]
+    assert "source 'tab\\there' (8 characters, line 12): field 'name'" in loaded.errors["tab\there"]
+
+
+@pytest.mark.parametrize(
+    "text, broken, message",
+    [
+        ("sources:\n  slack: {type: slack, conn_id: a}\n  other: {type: slack, conn_id: b}\n"
+         "  slack: {type: slack, conn_id: c}\n",
+         ["slack"], "source 'slack': key 'slack' appears twice in 'sources' (lines 5 and 7): YAML would silently keep"),
+        ("sources:\n  slack:\n    type: slack\n    conn_id: a\n    delay: 30m\n    delay: 2h\n"
+         "  other: {type: slack, conn_id: b}\n",
+         ["slack"], "source 'slack': key 'delay' appears twice in 'sources.slack' (lines 8 and 9)"),
+        ("sources:\n  slack: {type: slack, conn_id: a, notify: {slack: x, slack: y}}\n"
+         "  other: {type: slack, conn_id: b}\n",
+         ["slack"], "source 'slack': key 'slack' appears twice in 'sources.slack.notify' (lines 5 and 5)"),
+        ("  delay: 30m\n  delay: 1h\nsources:\n  slack: {type: slack, conn_id: a}\n"
+         "  other: {type: slack, conn_id: b}\n",
+         ["slack", "other"], "key 'delay' appears twice in 'defaults' (lines 4 and 5)"),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path, text, broken, message):
+    path = tmp_path / "sources.yaml"
+    path.write_text("defaults:\n  bucket: sec-logs\n  start_date: 2026-01-01\n" + text)
+    loaded = load_config(path)
+    assert sorted(loaded.errors) == sorted(broken)
+    assert sorted(loaded.sources) == sorted({"slack", "other"} - set(broken))
+    assert all(message in loaded.errors[name] for name in broken)
+
+
+def test_a_yaml_merge_may_override_merged_keys(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text("defaults: {bucket: sec-logs, start_date: 2026-01-01}\nsources:\n"
+                    "  slack: &base {type: slack, conn_id: a, delay: 30m}\n  slack_eu: {<<: *base, delay: 2h}\n")
+    loaded = load_config(path)
+    assert loaded.errors == {} and loaded.sources["slack_eu"].delay == timedelta(hours=2)
+
+
+def test_two_names_that_read_alike_are_both_reported(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text("defaults: {bucket: sec-logs, start_date: 2026-01-01}\nsources:\n"
+                    "  1: {type: slack, conn_id: a}\n  '1': {type: slack, conn_id: b}\n")
+    assert load_config(path).errors == {"1": f"{path}: source '1': 2 entries (lines 3 and 4) have this name; "
+                                               "rename all but one"}
+
+
+def test_the_execution_timeout_covers_every_page_at_the_full_request_timeout(tmp_path):
+    """Slack: 50 requests a minute, one task: 1.2 s apart. 1000 pages of 30 s + 1.2 s, 3 tries of one page
+    (90 s), 5 m of waits and 10 m to publish."""
+    slack = load(tmp_path, {"slack": {**GOOD, "max_pages": 1000, "request_timeout": "30s", "page_attempts": 3,
+                                      "page_max_wait": "5m"}}).sources["slack"]
+    assert slack.task_timeout == timedelta(seconds=1000 * 31.2 + 90 + 300 + 600)
+
+
+def test_the_execution_timeout_grows_with_tasks_sharing_the_credential_and_is_capped(tmp_path):
+    loaded = load(tmp_path, {"shared": {**GOOD, "max_pages": 10, "max_active_runs": 4, "requests_per_minute": 6},
+                             "huge": {**GOOD, "max_pages": 10**12}, "set": {**GOOD, "execution_timeout": "2h"}})
+    assert loaded.sources["shared"].task_timeout == timedelta(seconds=10 * (60 + 40) + 5 * 60 + 600 + 600)
+    assert loaded.sources["huge"].task_timeout == timedelta(days=365)
+    assert loaded.sources["set"].task_timeout == timedelta(hours=2)
 
 
 def test_bad_source_names_are_rejected(tmp_path):

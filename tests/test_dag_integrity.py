@@ -4,6 +4,7 @@ tags and docs; a broken source shows up in the DAG list without hiding the other
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from harness import write_config
 
@@ -40,6 +41,26 @@ def test_every_source_gets_a_dag_with_data_intervals_tags_and_docs(tmp_path, mon
     assert "gs://sec-logs/raw/slack_eu/<stream>/dt=YYYY-MM-DD/<start>_<end>/part-NNNNN.ndjson.gz" in dag.doc_md
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.default_args["retries"] == 3
+
+
+def test_every_collecting_and_sweep_task_has_an_execution_timeout_from_the_config(tmp_path, monkeypatch):
+    config = write_config(
+        tmp_path / "sources.yaml",
+        {"slack": {"type": "slack", "conn_id": "slack_audit", "sweep": "1d", "max_pages": 100},
+         "onepassword": {"type": "onepassword", "conn_id": "op", "execution_timeout": "45m"}},
+        **DEFAULTS,
+    )
+    bag = dagbag(monkeypatch, config)
+    timeouts = {f"{dag.dag_id}.{task.task_id}": task.execution_timeout
+                for dag in bag.dags.values() for task in dag.tasks}
+    # Slack: 100 pages of 60 s at 50 a minute (1.2 s apart), 5 tries of one page, 10 m of waits, 10 m to publish
+    slack = timedelta(seconds=100 * 61.2 + 5 * 60 + 600 + 600)
+    assert timeouts == {
+        "auditlogs_slack.collect_audit": slack, "auditlogs_slack_sweep.sweep_audit": slack,
+        **{f"auditlogs_onepassword.collect_{s}": timedelta(minutes=45)
+           for s in ("signinattempts", "itemusages", "auditevents")},
+    }
+    assert "A task that runs longer than 2h7m is stopped and retried" in bag.dags["auditlogs_slack"].doc_md
 
 
 def test_a_broken_source_is_listed_with_its_error_and_the_others_still_load(tmp_path, monkeypatch):

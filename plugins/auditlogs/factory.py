@@ -3,6 +3,7 @@ config file itself (no network, no connection look-ups), so parsing stays cheap.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from auditlogs import alerts
 from auditlogs.assets import stream_asset
-from auditlogs.config import SourceConfig, format_duration, load_config
+from auditlogs.config import LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.operators.sweep import SweepOperator
 from auditlogs.operators.retry import AuditLogRetryPolicy
@@ -27,22 +28,64 @@ _EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
 
 def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
-    """Every source's DAG by dag_id; a broken source gets a placeholder DAG that shows its config error."""
+    """Every source's DAGs by dag_id. Whatever goes wrong with one entry (invalid, a DAG that cannot be
+    built, a DAG id another entry yields too) makes it a placeholder DAG showing the error; the others load."""
     loaded = load_config(config_path)
-    dags = {source.dag_id: source_dag(source) for source in loaded.sources.values()}
-    for source in loaded.sources.values():
-        if source.sweep is not None:
-            dag = sweep_dag(source)
-            dags[dag.dag_id] = dag
-        if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
-            from auditlogs.downstream import bigquery_dags
-
-            dags.update(bigquery_dags(source))
-    for name, error in loaded.errors.items():
+    errors = dict(loaded.errors)
+    built: dict[str, dict[str, DAG]] = {}
+    for name, source in loaded.sources.items():
+        try:
+            built[name] = source_dags(source)
+        except Exception as exc:  # a timetable or DAG argument Airflow refuses: this source's error only
+            errors[name] = f"{loaded.where(name)}: its DAG cannot be built: {type(exc).__name__}: {str(exc)[:500]}"
+    claims = {name: list(built[name]) for name in built if name not in errors}
+    claims.update({name: [placeholder_dag_id(name)] for name in errors})
+    for name, problem in _collisions(loaded, claims).items():
+        errors[name] = f"{errors[name]}; {problem}" if name in errors else f"{loaded.where(name)}: {problem}"
+    dags = {dag_id: dag for name, owned in built.items() if name not in errors for dag_id, dag in owned.items()}
+    for name, error in errors.items():
         log.error("auditlogs config error: %s", error)
-        dag = config_error_dag(name, error)
-        dags[dag.dag_id] = dag
+        dags[placeholder_dag_id(name)] = config_error_dag(name, error)
     return dags
+
+
+def source_dags(source: SourceConfig) -> dict[str, DAG]:
+    """The DAGs one valid source yields: its own, its sweep's, its BigQuery examples'."""
+    dags = [source_dag(source)]
+    if source.sweep is not None:
+        dags.append(sweep_dag(source))
+    owned = {dag.dag_id: dag for dag in dags}
+    if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
+        from auditlogs.downstream import bigquery_dags
+
+        owned.update(bigquery_dags(source))
+    return owned
+
+
+def _collisions(loaded: LoadedConfig, claims: dict[str, list[str]]) -> dict[str, str]:
+    """Entries whose DAG ids another entry yields too. Both become errors: keeping either one would let the
+    file's order decide which source silently stops collecting."""
+    owners: dict[str, list[str]] = {}
+    for name, dag_ids in claims.items():
+        for dag_id in dag_ids:
+            owners.setdefault(dag_id, []).append(name)
+    problems: dict[str, list[str]] = {}
+    for dag_id, names in owners.items():
+        for name in names if len(names) > 1 else ():
+            others = ", ".join(f"{loaded.label(o)} (line {loaded.lines.get(o, '?')})" for o in names if o != name)
+            problems.setdefault(name, []).append(
+                f"its DAG id '{dag_id}' is also a DAG id of {others}: rename one; neither collects until then"
+            )
+    return {name: "; ".join(found) for name, found in problems.items()}
+
+
+def placeholder_dag_id(name: str) -> str:
+    """The DAG id of a broken entry: its usual id when the name is valid, else a safe, bounded id with a
+    hash of the name; the '-' keeps it apart from every id a valid name yields."""
+    if is_source_name(name):
+        return DAG_ID_PREFIX + name
+    safe = re.sub(r"[^a-z0-9_]", "_", name.lower())[:64]
+    return f"{DAG_ID_PREFIX}{safe}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def source_dag(source: SourceConfig) -> DAG:
@@ -72,6 +115,7 @@ def _default_args(source: SourceConfig) -> dict:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": source.max_retry_delay,
         "retry_policy": AuditLogRetryPolicy(source.retry_delay, source.max_retry_delay),
+        "execution_timeout": source.task_timeout,
         **({"pool": source.pool} if source.pool else {}),
         "on_failure_callback": alerts.on_task_failed,
     }
@@ -113,13 +157,14 @@ still collected. {"A run skips events an earlier interval already stored (dedup 
 * A rerun of an interval replaces its objects; it never duplicates them.
 * Connection: `{source.conn_id}` (host = API base URL, password = token); GCS: `{source.gcp_conn_id}`.
 * Streams: {", ".join(f"`{s}`" for s in source.stream_names())}. Schedule: `{source.schedule}` (UTC).
+* A task that runs longer than {format_duration(source.task_timeout)} is stopped and retried (`execution_timeout`).
 """
 
 
 def config_error_dag(name: str, error: str) -> DAG:
     """Shown in the DAG list with the error, so one bad entry is visible and the other sources still load."""
     dag = DAG(
-        dag_id=DAG_ID_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", name),
+        dag_id=placeholder_dag_id(name),
         description=f"CONFIG ERROR: {error}"[:1000],
         schedule=None,
         start_date=_EPOCH,
