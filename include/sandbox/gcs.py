@@ -2,6 +2,12 @@
 
 The collector reaches it through GCSHook with `STORAGE_EMULATOR_HOST` and an anonymous
 `google_cloud_platform` connection, exactly as it would reach real GCS.
+
+The package ignores generation preconditions, which the sink's publish relies on, so the child runs this
+file as its main module: it patches the object insert, resumable-chunk and delete handlers to honour
+`ifGenerationMatch` / `ifGenerationNotMatch` as real GCS does (412 when one does not hold; 0 means "no live
+object"; a delete of a missing object stays 404), then starts the emulator. The emulator serves one request
+at a time, so the check and the write cannot interleave with another request.
 """
 
 from __future__ import annotations
@@ -36,9 +42,8 @@ class GcsEmulatorProcess:
         self.stop()
 
     def start(self) -> GcsEmulatorProcess:
-        executable = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
         self._proc = subprocess.Popen(
-            [executable, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory", "--quiet"],
+            [sys.executable, __file__, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory", "--quiet"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.startup_timeout
@@ -100,3 +105,79 @@ class GcsEmulatorProcess:
                 '{"conn_type": "google_cloud_platform", "extra": {"is_anonymous": true, "project": "sandbox"}}'
             ),
         }
+
+
+# --- Our patch: generation preconditions (the child process only) ------------------------------------------
+
+PRECONDITION_FAILED = {"error": {
+    "code": 412, "message": "At least one of the pre-conditions you specified did not hold.",
+    "errors": [{"domain": "global", "reason": "conditionNotMet", "locationType": "header",
+                "message": "At least one of the pre-conditions you specified did not hold."}],
+}}
+
+
+def precondition_holds(live_generation: str | None, query: dict[str, list[str]]) -> bool:
+    """Real GCS semantics: generation 0 stands for "no live object"."""
+    generation = live_generation or "0"
+    match, not_match = query.get("ifGenerationMatch"), query.get("ifGenerationNotMatch")
+    return (not match or match[0] == generation) and (not not_match or not_match[0] != generation)
+
+
+def _honouring_preconditions(handler, target, missing_is_404: bool = False):
+    from http import HTTPStatus
+
+    from gcp_storage_emulator.exceptions import NotFound
+
+    def guarded(request, response, storage, *args, **kwargs):
+        if "ifGenerationMatch" in request.query or "ifGenerationNotMatch" in request.query:
+            bucket, name = target(request, storage)
+            try:
+                live = storage.get_file_obj(bucket, name)["generation"]
+            except NotFound:
+                live = None
+            if not (live is None and missing_is_404) and not precondition_holds(live, request.query):
+                response.status = HTTPStatus.PRECONDITION_FAILED
+                response.json(PRECONDITION_FAILED)
+                return None
+        return handler(request, response, storage, *args, **kwargs)
+
+    return guarded
+
+
+def _inserted(request, storage) -> tuple[str, str]:
+    name = request.query.get("name", [None])[0]
+    if name is None and isinstance(request.data, dict):
+        name = (request.data.get("meta") or request.data).get("name")
+    return request.params["bucket_name"], name
+
+
+def _resumed(request, storage) -> tuple[str, str]:
+    upload = storage.get_resumable_file_obj(request.query["upload_id"][0])
+    return upload["bucket"], upload["name"]
+
+
+def _addressed(request, storage) -> tuple[str, str]:
+    return request.params["bucket_name"], request.params["object_id"]
+
+
+def patch_emulator() -> None:
+    """Wraps the package's handlers in its routing table (and the module attributes the router falls back to)."""
+    from gcp_storage_emulator import server
+    from gcp_storage_emulator.handlers import objects
+
+    patched = {
+        objects.insert: _honouring_preconditions(objects.insert, _inserted),
+        objects.upload_partial: _honouring_preconditions(objects.upload_partial, _resumed),
+        objects.delete: _honouring_preconditions(objects.delete, _addressed, missing_is_404=True),
+    }
+    for _, handlers in server.HANDLERS:
+        for method, handler in handlers.items():
+            handlers[method] = patched.get(handler, handler)
+    objects.insert = patched[objects.insert]
+
+
+if __name__ == "__main__":
+    from gcp_storage_emulator.__main__ import main
+
+    patch_emulator()
+    main()
