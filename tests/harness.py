@@ -97,12 +97,12 @@ def read_manifest(gcs, bucket: str, folder: str) -> dict:
 
 
 def read_events(gcs, bucket: str, folder: str) -> list[dict]:
-    """Every event of an interval folder's parts, in part order."""
+    """Every event of the parts an interval's manifest lists, in part order (as every reader must: the
+    folder can also hold another attempt's parts)."""
     events = []
-    for name in sorted(gcs.list(bucket, folder + "/")):
-        if name.endswith(".ndjson.gz"):
-            for line in gzip.decompress(gcs.read(bucket, name)).splitlines():
-                events.append(json.loads(line))
+    for part in read_manifest(gcs, bucket, folder)["parts"]:
+        for line in gzip.decompress(gcs.read(bucket, f"{folder}/{part['name']}")).splitlines():
+            events.append(json.loads(line))
     return events
 
 
