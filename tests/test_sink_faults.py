@@ -5,78 +5,22 @@ with fewer events than the existing manifest keeps the existing objects and fail
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from auditlogs.errors import ShrinkingRerunError
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.parts import PartWriter
 from auditlogs.window import Window
-from sandbox.gcs import GcsEmulatorProcess
+from harness import gcs_fixtures
+from sandbox.gcs import GcsFaultProxy
 
 BUCKET = "sink-bucket"
 UTC = timezone.utc
 
 
-class FlakyProxy(ThreadingHTTPServer):
-    """Forwards to the emulator; answers 503 to the first `failures` upload requests."""
-
-    def __init__(self, target: str, failures: int):
-        self.target, self.failures, self.uploads = target, failures, []
-        super().__init__(("127.0.0.1", 0), _Forward)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Forward(BaseHTTPRequestHandler):
-    server: FlakyProxy
-
-    def _forward(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.startswith("/upload/"):
-            self.server.uploads.append(self.path)
-            if self.server.failures > 0:
-                self.server.failures -= 1
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-        answer = requests.request(self.command, self.server.target + self.path, data=body, headers=headers, timeout=30)
-        self.send_response(answer.status_code)
-        for name, value in answer.headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.content)))
-        self.end_headers()
-        self.wfile.write(answer.content)
-
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _forward
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with GcsEmulatorProcess((BUCKET,)) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def hook_for(monkeypatch):
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-    def hook(url: str):
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "sandbox"}}))
-        return GCSHook()
-
-    return hook
+gcs, hook_for = gcs_fixtures(BUCKET)
 
 
 def staged(folder, events: int):
@@ -103,21 +47,26 @@ def location(hour: int) -> IntervalLocation:
 
 
 def test_failing_uploads_are_retried_and_each_object_is_written_once(gcs, tmp_path, hook_for):
-    proxy = FlakyProxy(gcs.url, failures=2)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
+    refused = []
+
+    def two_uploads_refused(request):
+        if request.is_upload and len(refused) < 2:
+            refused.append(request)
+            return 503
+        return None
+
+    with GcsFaultProxy(gcs.url, two_uploads_refused) as proxy:
         store = IntervalStore(hook_for(proxy.url), where="test", sleep=lambda s: None)
         parts = staged(tmp_path, 3)
         manifest = manifest_of(location(1), parts, 3)
         store.publish(location(1), parts, manifest)
-    finally:
-        proxy.shutdown()
+    uploads = [request for request in proxy.requests if request.is_upload]
     names = gcs.list(BUCKET, location(1).folder + "/")
     assert sorted(names) == sorted([location(1).object_name(p["name"]) for p in manifest["parts"]]
                                    + [location(1).object_name(MANIFEST_NAME)])
     # Two refused uploads, each tried again (by google-cloud-storage's own retry or by the store's): every
     # object is uploaded exactly once successfully, none twice (unlike GCSHook's num_max_attempts).
-    assert len(proxy.uploads) == len(parts) + 1 + 2
+    assert len(uploads) == len(parts) + 1 + 2
 
 
 def test_a_publish_cut_off_midway_keeps_the_old_result_and_the_rerun_is_complete(gcs, tmp_path, hook_for,
@@ -163,5 +112,6 @@ def test_a_shrinking_rerun_keeps_the_existing_output_and_fails_unless_allowed(gc
     assert "set allow_shrink: true" in str(raised.value) and not raised.value.retryable
     assert stored(gcs, where) == before
 
-    IntervalStore(hook).publish(where, parts := staged(tmp_path / "c", 0), manifest_of(where, parts, 0), allow_shrink=True)
+    parts = staged(tmp_path / "c", 0)
+    IntervalStore(hook).publish(where, parts, manifest_of(where, parts, 0), allow_shrink=True)
     assert json.loads(gcs.read(BUCKET, where.object_name(MANIFEST_NAME)))["events"] == 0

@@ -16,7 +16,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
@@ -43,7 +47,8 @@ class GcsEmulatorProcess:
 
     def start(self) -> GcsEmulatorProcess:
         self._proc = subprocess.Popen(
-            [sys.executable, __file__, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory", "--quiet"],
+            [sys.executable, __file__, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory",
+             "--quiet"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.startup_timeout
@@ -105,6 +110,79 @@ class GcsEmulatorProcess:
                 '{"conn_type": "google_cloud_platform", "extra": {"is_anonymous": true, "project": "sandbox"}}'
             ),
         }
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    number: int
+    method: str
+    path: str
+    body: bytes
+
+    @property
+    def is_upload(self) -> bool:
+        return self.path.startswith("/upload/")
+
+
+class GcsFaultProxy(ThreadingHTTPServer):
+    """A GCS that fails at the wrong moment: forwards every request to the emulator unless `fault(request)`
+    returns a status to answer instead. `fault` runs on the request's own thread, so it may also hold the
+    request (wait on an event or a barrier) to line two clients up at an exact point. Every request is
+    recorded in `requests`, numbered from 1 in arrival order."""
+
+    def __init__(self, target: str, fault: Callable[[ProxiedRequest], int | None] = lambda request: None):
+        self.target, self.fault = target, fault
+        self.requests: list[ProxiedRequest] = []
+        self._lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> GcsFaultProxy:
+        threading.Thread(target=self.serve_forever, name="gcs-fault-proxy", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def record(self, method: str, path: str, body: bytes) -> ProxiedRequest:
+        with self._lock:
+            request = ProxiedRequest(len(self.requests) + 1, method, path, body)
+            self.requests.append(request)
+            return request
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: GcsFaultProxy
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status = self.server.fault(self.server.record(self.command, self.path, body))
+        if status is not None:
+            payload = f'{{"error": {{"code": {status}, "message": "injected by GcsFaultProxy"}}}}'.encode()
+            self._answer(status, {"Content-Type": "application/json"}, payload)
+            return
+        # Not the Host header: the emulator stores media links built from it, which must outlive the proxy
+        # (so media downloads go to the emulator directly, past the faults).
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = requests.request(self.command, self.server.target + self.path, data=body, headers=headers,
+                                  timeout=30, allow_redirects=False)
+        passed = {k: v for k, v in answer.headers.items()
+                  if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+        self._answer(answer.status_code, passed, answer.content)
+
+    def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 # --- Our patch: generation preconditions (the child process only) ------------------------------------------

@@ -3,7 +3,8 @@
 Generated only for sources that set `bigquery_dataset: project.dataset` (off by default): one DAG per
 stream, `auditlogs_<source>_<stream>_to_bigquery`, scheduled on the stream's Asset. It appends exactly the
 parts each event names (the manifest's, never a wildcard over the folder, which may also hold another
-attempt's parts) of every interval announced since its last run to the table `<source>_<stream>` with schema autodetection.
+attempt's parts) of every interval announced since its last run to the table `<source>_<stream>` with
+schema autodetection.
 Intervals overlap by the source's delay and reruns rewrite an interval, so de-duplicate by event id when
 querying. It is an example to adapt (a fixed schema, partitioning), not a warehouse design.
 """

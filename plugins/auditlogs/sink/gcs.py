@@ -142,6 +142,7 @@ class IntervalStore:
         if len(names) != len(parts):
             raise ValueError("the manifest must list every staged part, in order")
         old = self._current(location)
+        generation = 0 if old is None else old.generation  # before the download, which may reset it
         if old is not None:
             self._refuse_shrinking(location, self._download(location, old), events_found(manifest), allow_shrink)
         written: list[str] = []
@@ -150,7 +151,7 @@ class IntervalStore:
                 self._call(f"upload {name}", lambda: self._blob(location, name, chunked=True).upload_from_filename(
                     str(part.path), content_type=PART_CONTENT_TYPE, retry=None))
                 written.append(name)
-            created = self._write_manifest(location, manifest, 0 if old is None else old.generation)
+            created = self._write_manifest(location, manifest, generation)
         except Exception:
             self._remove_own_parts(location, manifest, written)
             raise
@@ -236,7 +237,8 @@ class IntervalStore:
         try:
             recorded = events_found(existing)
         except (KeyError, TypeError, ValueError):
-            log.warning("%s: the existing manifest %s is unreadable; replacing it", self.where, location.uri(MANIFEST_NAME))
+            log.warning("%s: the existing manifest %s is unreadable; replacing it", self.where,
+                        location.uri(MANIFEST_NAME))
             return
         if events >= recorded:
             return
