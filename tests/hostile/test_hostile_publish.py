@@ -15,8 +15,9 @@ from auditlogs.sink.gcs import MANIFEST_NAME, ConcurrentPublishError, IntervalLo
     new_attempt
 from auditlogs.sink.parts import PartWriter
 from auditlogs.window import Window
-from harness import gcs_fixtures
+from harness import Connection, api_client, gcs_fixtures, source_config
 from sandbox.gcs import GcsFaultProxy
+from sandbox.hostile import HostileServer, Reply
 
 BUCKET = "publish-bucket"
 UTC = timezone.utc
@@ -100,6 +101,44 @@ def test_a_manifest_upload_failing_after_the_parts_keeps_the_old_result_for_the_
         empty.publish(hook_for(gcs.url), where)
     manifest, ids = holding(gcs, where)
     assert manifest["run_id"] == "old" and ids == old.ids
+
+
+def test_through_the_operator_a_failed_manifest_upload_then_an_api_answering_empty_pages_keeps_40_events(
+        gcs, where, hook_for):
+    """The issue's case end to end through `collect_interval`: run 1 stores 40 events; its rerun's manifest
+    upload answers 503 (after the parts went up); the next try meets an API that answers empty pages."""
+    from auditlogs.operators.collect import collect_interval
+    from auditlogs.sources import SPECS
+
+    start = int(where.interval.start.timestamp())
+    entries = [{"id": f"e{n}", "date_create": start + 60 * n + 30, "action": "user_login"} for n in range(40)]
+    answer = {"entries": entries}
+
+    def slack(request):
+        return Reply(200, body=json.dumps({**answer, "response_metadata": {"next_cursor": ""}}).encode(),
+                     headers={"Content-Type": "application/json"})
+
+    config = source_config("slack", "api", bucket=BUCKET, prefix="raw", name="hostile")
+    location = IntervalLocation(BUCKET, "raw", "hostile", "audit", where.interval)
+
+    def run(hook, try_number):
+        client = api_client(SPECS["slack"], Connection("api", host=api.url, password="xoxp-publish-test"),
+                            config=config)
+        return collect_interval(config, "audit", where.interval, client, hook, dag_id="auditlogs_hostile",
+                                run_id="rerun", try_number=try_number, clock=lambda: where.interval.end)
+
+    with HostileServer(slack) as api:
+        assert run(hook_for(gcs.url), 1)["events"] == 40
+        with GcsFaultProxy(gcs.url, lambda request: 503 if is_manifest_upload(request) else None) as proxy:
+            with pytest.raises(SinkError):
+                run(hook_for(proxy.url), 2)
+        assert sum(map(is_manifest_upload, proxy.requests)) == 4
+        answer["entries"] = []  # the API's outage: empty pages that say there is nothing more
+        with pytest.raises(ShrinkingRerunError, match="found 0 events but the interval's existing manifest records 40"):
+            run(hook_for(gcs.url), 3)
+    manifest, ids = holding(gcs, location)
+    assert manifest["try_number"] == 1 and ids == {event["id"] for event in entries}
+    assert objects(gcs, location) == listed(location, manifest)
 
 
 def test_two_runs_publishing_one_interval_at_once_leave_exactly_the_winners_parts(gcs, where, tmp_path, hook_for):
