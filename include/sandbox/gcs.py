@@ -118,6 +118,8 @@ class ProxiedRequest:
     method: str
     path: str
     body: bytes
+    #: Without Host and Content-Length: what to send to the emulator to forward the request by hand.
+    headers: dict[str, str]
 
     @property
     def is_upload(self) -> bool:
@@ -145,9 +147,9 @@ class GcsFaultProxy(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
-    def record(self, method: str, path: str, body: bytes) -> ProxiedRequest:
+    def record(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> ProxiedRequest:
         with self._lock:
-            request = ProxiedRequest(len(self.requests) + 1, method, path, body)
+            request = ProxiedRequest(len(self.requests) + 1, method, path, body, headers)
             self.requests.append(request)
             return request
 
@@ -157,14 +159,14 @@ class _Forward(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = self.server.fault(self.server.record(self.command, self.path, body))
+        # Not the Host header: the emulator stores media links built from it, which must outlive the proxy
+        # (so media downloads go to the emulator directly, past the faults).
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        status = self.server.fault(self.server.record(self.command, self.path, body, headers))
         if status is not None:
             payload = f'{{"error": {{"code": {status}, "message": "injected by GcsFaultProxy"}}}}'.encode()
             self._answer(status, {"Content-Type": "application/json"}, payload)
             return
-        # Not the Host header: the emulator stores media links built from it, which must outlive the proxy
-        # (so media downloads go to the emulator directly, past the faults).
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
         answer = requests.request(self.command, self.server.target + self.path, data=body, headers=headers,
                                   timeout=30, allow_redirects=False)
         passed = {k: v for k, v in answer.headers.items()

@@ -141,6 +141,29 @@ def test_through_the_operator_a_failed_manifest_upload_then_an_api_answering_emp
     assert objects(gcs, location) == listed(location, manifest)
 
 
+def test_a_manifest_write_that_landed_but_whose_answers_were_lost_is_a_success(gcs, where, tmp_path, hook_for):
+    """The first manifest write reaches GCS but its answer is a 503; the retried write then meets 412 (the
+    generation moved: by this very attempt). The attempt recorded in the manifest tells the two apart."""
+    import requests
+
+    Attempt(tmp_path / "old", "old", range(10), where).publish(hook_for(gcs.url), where)
+    new = Attempt(tmp_path / "new", "new", range(12), where)
+    landed = []
+
+    def land_then_lose_the_answer(request):
+        if is_manifest_upload(request) and not landed:
+            landed.append(requests.post(gcs.url + request.path, data=request.body, headers=request.headers,
+                                        timeout=30).status_code)
+            return 503
+        return None
+
+    with GcsFaultProxy(gcs.url, land_then_lose_the_answer) as proxy:
+        new.publish(hook_for(proxy.url), where)
+    assert landed == [200] and sum(map(is_manifest_upload, proxy.requests)) == 2
+    manifest, ids = holding(gcs, where)
+    assert manifest["run_id"] == "new" and ids == new.ids and objects(gcs, where) == listed(where, manifest)
+
+
 def test_two_runs_publishing_one_interval_at_once_leave_exactly_the_winners_parts(gcs, where, tmp_path, hook_for):
     """A zombie task and its retry: both read the manifest's generation and upload all their parts before
     either writes the manifest (a barrier on the manifest uploads); the zombie's write lands first."""

@@ -169,11 +169,20 @@ class IntervalStore:
                 if_generation_match=generation, retry=None))
             return blob.time_created
         except PreconditionFailed:
-            pass
-        current = self._current(location)
-        winner = current and self._download(location, current)
+            failed = None
+        except SinkError as exc:
+            failed = exc
+        try:
+            current = self._current(location)
+            winner = current and self._download(location, current)
+        except SinkError:
+            raise failed or ConcurrentPublishError(
+                f"the interval's manifest {location.uri(MANIFEST_NAME)} was replaced while this attempt published",
+                where=self.where) from None
         if winner and winner.get("attempt") == manifest["attempt"]:
-            return current.time_created  # an earlier try of this very call succeeded, its answer was lost
+            return current.time_created  # a try of this very write landed, its answer was lost
+        if failed is not None:
+            raise failed
         raise ConcurrentPublishError(
             f"the interval's manifest {location.uri(MANIFEST_NAME)} was replaced while this attempt published "
             f"(by run {(winner or {}).get('run_id')!r} try {(winner or {}).get('try_number')}); nothing of this "
