@@ -83,6 +83,32 @@ def running_stack(scenario: dict, bucket: str, connections: Callable[[str], dict
         yield Stack(api, gcs, env)
 
 
+def gcs_fixtures(bucket: str):
+    """`gcs, hook_for = gcs_fixtures(BUCKET)` in a test module: one emulator per module, and `hook_for(url)`
+    a GCSHook on the default connection pointed at it (or at a GcsFaultProxy in front of it)."""
+    import pytest
+    from sandbox.gcs import GcsEmulatorProcess
+
+    @pytest.fixture(scope="module")
+    def gcs():
+        with GcsEmulatorProcess((bucket,)) as emulator:
+            yield emulator
+
+    @pytest.fixture
+    def hook_for(monkeypatch):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        def hook(url: str):
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+            monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
+                {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "sandbox"}}))
+            return GCSHook()
+
+        return hook
+
+    return gcs, hook_for
+
+
 def interval_folders(gcs, bucket: str, prefix: str) -> dict[str, list[str]]:
     """Objects by interval folder under a prefix."""
     folders: dict[str, list[str]] = {}
@@ -97,12 +123,12 @@ def read_manifest(gcs, bucket: str, folder: str) -> dict:
 
 
 def read_events(gcs, bucket: str, folder: str) -> list[dict]:
-    """Every event of an interval folder's parts, in part order."""
+    """Every event of the parts an interval's manifest lists, in part order (as every reader must: the
+    folder can also hold another attempt's parts)."""
     events = []
-    for name in sorted(gcs.list(bucket, folder + "/")):
-        if name.endswith(".ndjson.gz"):
-            for line in gzip.decompress(gcs.read(bucket, name)).splitlines():
-                events.append(json.loads(line))
+    for part in read_manifest(gcs, bucket, folder)["parts"]:
+        for line in gzip.decompress(gcs.read(bucket, f"{folder}/{part['name']}")).splitlines():
+            events.append(json.loads(line))
     return events
 
 

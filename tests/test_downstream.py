@@ -26,10 +26,13 @@ def test_the_bigquery_dag_exists_only_when_configured(tmp_path):
     assert [a.uri for a in producer.outlets] == [load.asset.uri] == ["gs://b-1/raw/loaded/audit"]
 
 
-def test_each_announced_interval_is_loaded_once():
-    events = [SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/A"}),
-              SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/B"}),
-              SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/A"}),
-              SimpleNamespace(extra={})]
-    assert interval_objects(events) == ["raw/s/audit/dt=2026-03-01/A/part-*.ndjson.gz",
-                                        "raw/s/audit/dt=2026-03-01/B/part-*.ndjson.gz"]
+def test_each_announced_interval_is_loaded_once_with_exactly_its_manifest_parts():
+    a, b = "gs://b-1/raw/s/audit/dt=2026-03-01/A", "gs://b-1/raw/s/audit/dt=2026-03-01/B"
+    a_parts = [f"{a}/t1/part-00000.ndjson.gz", f"{a}/t1/part-00001.ndjson.gz"]
+    events = [SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/A", "parts": a_parts}),
+              SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/B", "parts": [f"{b}/t7/part-00000.ndjson.gz"]}),
+              SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/A", "parts": a_parts}),
+              SimpleNamespace(extra={"folder": "raw/s/audit/dt=2026-03-01/C"})]  # no parts: nothing to guess
+    assert interval_objects(events, "b-1") == ["raw/s/audit/dt=2026-03-01/A/t1/part-00000.ndjson.gz",
+                                               "raw/s/audit/dt=2026-03-01/A/t1/part-00001.ndjson.gz",
+                                               "raw/s/audit/dt=2026-03-01/B/t7/part-00000.ndjson.gz"]

@@ -1,82 +1,26 @@
 """GCS faults through GCSHook against the emulator: failing uploads are retried (each object written once),
-a publish cut off mid-way leaves no manifest and the rerun completes the interval, and a rerun with fewer
-events than the existing manifest keeps the existing objects and fails unless shrinking is allowed."""
+a publish cut off mid-way leaves the old result (or none) and the rerun completes the interval, and a rerun
+with fewer events than the existing manifest keeps the existing objects and fails unless shrinking is allowed."""
 
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from auditlogs.errors import ShrinkingRerunError
-from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
+from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.parts import PartWriter
 from auditlogs.window import Window
-from sandbox.gcs import GcsEmulatorProcess
+from harness import gcs_fixtures
+from sandbox.gcs import GcsFaultProxy
 
 BUCKET = "sink-bucket"
 UTC = timezone.utc
 
 
-class FlakyProxy(ThreadingHTTPServer):
-    """Forwards to the emulator; answers 503 to the first `failures` upload requests."""
-
-    def __init__(self, target: str, failures: int):
-        self.target, self.failures, self.uploads = target, failures, []
-        super().__init__(("127.0.0.1", 0), _Forward)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Forward(BaseHTTPRequestHandler):
-    server: FlakyProxy
-
-    def _forward(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.startswith("/upload/"):
-            self.server.uploads.append(self.path)
-            if self.server.failures > 0:
-                self.server.failures -= 1
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-        answer = requests.request(self.command, self.server.target + self.path, data=body, headers=headers, timeout=30)
-        self.send_response(answer.status_code)
-        for name, value in answer.headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.content)))
-        self.end_headers()
-        self.wfile.write(answer.content)
-
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _forward
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    with GcsEmulatorProcess((BUCKET,)) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def hook_for(monkeypatch):
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-    def hook(url: str):
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "sandbox"}}))
-        return GCSHook()
-
-    return hook
+gcs, hook_for = gcs_fixtures(BUCKET)
 
 
 def staged(folder, events: int):
@@ -87,74 +31,87 @@ def staged(folder, events: int):
     return writer.close()
 
 
+def manifest_of(where: IntervalLocation, parts, events: int, run_id: str = "run") -> dict:
+    """What `run_manifest` writes, reduced to what the store reads."""
+    attempt = new_attempt(run_id, 1)
+    return {"events": events, "run_id": run_id, "attempt": attempt, "parts": where.part_entries(attempt, parts)}
+
+
+def stored(gcs, where: IntervalLocation) -> dict[str, bytes]:
+    return {n: gcs.read(BUCKET, n) for n in gcs.list(BUCKET, where.folder + "/")}
+
+
 def location(hour: int) -> IntervalLocation:
     start = datetime(2026, 3, 1, hour, tzinfo=UTC)
     return IntervalLocation(BUCKET, "raw", "sink", "audit", Window(start, start.replace(hour=hour + 1)))
 
 
 def test_failing_uploads_are_retried_and_each_object_is_written_once(gcs, tmp_path, hook_for):
-    proxy = FlakyProxy(gcs.url, failures=2)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
+    refused = []
+
+    def two_uploads_refused(request):
+        if request.is_upload and len(refused) < 2:
+            refused.append(request)
+            return 503
+        return None
+
+    with GcsFaultProxy(gcs.url, two_uploads_refused) as proxy:
         store = IntervalStore(hook_for(proxy.url), where="test", sleep=lambda s: None)
         parts = staged(tmp_path, 3)
-        store.publish(location(1), parts, {"events": 3})
-    finally:
-        proxy.shutdown()
+        manifest = manifest_of(location(1), parts, 3)
+        store.publish(location(1), parts, manifest)
+    uploads = [request for request in proxy.requests if request.is_upload]
     names = gcs.list(BUCKET, location(1).folder + "/")
-    assert sorted(n.rpartition("/")[2] for n in names) == sorted([p.path.name for p in parts] + [MANIFEST_NAME])
+    assert sorted(names) == sorted([location(1).object_name(p["name"]) for p in manifest["parts"]]
+                                   + [location(1).object_name(MANIFEST_NAME)])
     # Two refused uploads, each tried again (by google-cloud-storage's own retry or by the store's): every
     # object is uploaded exactly once successfully, none twice (unlike GCSHook's num_max_attempts).
-    assert len(proxy.uploads) == len(parts) + 1 + 2
+    assert len(uploads) == len(parts) + 1 + 2
 
 
-def test_a_publish_cut_off_midway_leaves_no_manifest_and_the_rerun_is_complete(gcs, tmp_path, hook_for):
+def test_a_publish_cut_off_midway_keeps_the_old_result_and_the_rerun_is_complete(gcs, tmp_path, hook_for,
+                                                                                  monkeypatch):
+    from google.cloud.storage import Blob
+
     where = location(2)
     hook = hook_for(gcs.url)
-    IntervalStore(hook).publish(where, staged(tmp_path / "a", 3), {"events": 3})
+    IntervalStore(hook).publish(where, parts := staged(tmp_path / "a", 3), manifest_of(where, parts, 3))
+    before = stored(gcs, where)
 
     class Killed(BaseException):
         """What the process sees when the worker is killed: not an Exception, nothing retries it."""
 
-    class DyingHook:
-        def __init__(self, hook):
-            self.hook, self.uploads = hook, 0
+    def dying(blob, *args, **kwargs):
+        raise Killed()  # after the parts, before the manifest
 
-        def __getattr__(self, name):
-            return getattr(self.hook, name)
-
-        def upload(self, *args, **kwargs):
-            self.uploads += 1
-            if self.uploads == 2:
-                raise Killed()
-            return self.hook.upload(*args, **kwargs)
-
-    (tmp_path / "b").mkdir()
+    monkeypatch.setattr(Blob, "upload_from_string", dying)
     with pytest.raises(Killed):
-        IntervalStore(DyingHook(hook)).publish(where, staged(tmp_path / "b", 4), {"events": 4})
-    assert where.object_name(MANIFEST_NAME) not in gcs.list(BUCKET, where.folder + "/")
+        IntervalStore(hook).publish(where, parts := staged(tmp_path / "b", 4), dead := manifest_of(where, parts, 4))
+    after = stored(gcs, where)
+    assert {n: after[n] for n in before} == before  # the old manifest and its parts, untouched
+    assert set(after) - set(before) == {where.object_name(p["name"]) for p in dead["parts"]}  # listed by no manifest
+    monkeypatch.undo()
 
-    (tmp_path / "c").mkdir()
     parts = staged(tmp_path / "c", 4)
-    IntervalStore(hook).publish(where, parts, {"events": 4})
+    IntervalStore(hook).publish(where, parts, manifest := manifest_of(where, parts, 4))
     assert json.loads(gcs.read(BUCKET, where.object_name(MANIFEST_NAME)))["events"] == 4
-    assert len(gcs.list(BUCKET, where.folder + "/")) == len(parts) + 1
+    assert sorted(stored(gcs, where)) == sorted([where.object_name(p["name"]) for p in manifest["parts"]]
+                                                + [where.object_name(MANIFEST_NAME)])
 
 
 def test_a_shrinking_rerun_keeps_the_existing_output_and_fails_unless_allowed(gcs, tmp_path, hook_for):
     where = location(3)
     hook = hook_for(gcs.url)
-    (tmp_path / "a").mkdir()
-    IntervalStore(hook).publish(where, staged(tmp_path / "a", 5), {"events": 5})
-    before = {n: gcs.read(BUCKET, n) for n in gcs.list(BUCKET, where.folder + "/")}
+    IntervalStore(hook).publish(where, parts := staged(tmp_path / "a", 5), manifest_of(where, parts, 5))
+    before = stored(gcs, where)
 
-    (tmp_path / "b").mkdir()
     with pytest.raises(ShrinkingRerunError) as raised:
-        IntervalStore(hook, where="source 'sink' stream 'audit'").publish(where, staged(tmp_path / "b", 0), {"events": 0})
+        IntervalStore(hook, where="source 'sink' stream 'audit'").publish(
+            where, parts := staged(tmp_path / "b", 0), manifest_of(where, parts, 0))
     assert "this rerun found 0 events but the interval's existing manifest records 5" in str(raised.value)
     assert "set allow_shrink: true" in str(raised.value) and not raised.value.retryable
-    assert {n: gcs.read(BUCKET, n) for n in gcs.list(BUCKET, where.folder + "/")} == before
+    assert stored(gcs, where) == before
 
-    (tmp_path / "c").mkdir()
-    IntervalStore(hook).publish(where, staged(tmp_path / "c", 0), {"events": 0}, allow_shrink=True)
+    parts = staged(tmp_path / "c", 0)
+    IntervalStore(hook).publish(where, parts, manifest_of(where, parts, 0), allow_shrink=True)
     assert json.loads(gcs.read(BUCKET, where.object_name(MANIFEST_NAME)))["events"] == 0

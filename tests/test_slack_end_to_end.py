@@ -98,15 +98,18 @@ def test_rerun_replaces_the_interval_and_removes_leftover_parts(stack):
     start, end = datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 3, 1, 10, tzinfo=UTC)
     folder = interval_folder("raw", "slack", "audit", start, end)
     run_interval(stack, "2026-03-01T10:00:00+00:00")
-    before = {name: stack.gcs.read(BUCKET, name) for name in stack.gcs.list(BUCKET, folder + "/")}
+    first = read_manifest(stack.gcs, BUCKET, folder)
+    first_parts = [stack.gcs.read(BUCKET, f"{folder}/{part['name']}") for part in first["parts"]]
     stack.gcs.write(BUCKET, f"{folder}/part-00042.ndjson.gz", b"left over by an earlier attempt")
 
     run_interval(stack, "2026-03-01T10:00:00+00:00")
-    after = {name: stack.gcs.read(BUCKET, name) for name in stack.gcs.list(BUCKET, folder + "/")}
-    assert sorted(after) == sorted(before)
-    parts = [name for name in after if name.endswith(".ndjson.gz")]
-    assert all(after[name] == before[name] for name in parts)  # deterministic bytes: same events, same order
-    assert read_manifest(stack.gcs, BUCKET, folder)["events"] == len(truth_ids(start - DELAY, end))
+    second = read_manifest(stack.gcs, BUCKET, folder)
+    assert second["attempt"] != first["attempt"]
+    assert sorted(stack.gcs.list(BUCKET, folder + "/")) == sorted(
+        [f"{folder}/{part['name']}" for part in second["parts"]] + [f"{folder}/_manifest.json"])
+    # deterministic bytes: same events, same order, under the new attempt's names
+    assert [stack.gcs.read(BUCKET, f"{folder}/{part['name']}") for part in second["parts"]] == first_parts
+    assert second["events"] == len(truth_ids(start - DELAY, end))
 
 
 def test_a_rejected_token_fails_at_once_naming_the_connection_without_leaking_it(stack, tmp_path):

@@ -2,6 +2,12 @@
 
 The collector reaches it through GCSHook with `STORAGE_EMULATOR_HOST` and an anonymous
 `google_cloud_platform` connection, exactly as it would reach real GCS.
+
+The package ignores generation preconditions, which the sink's publish relies on, so the child runs this
+file as its main module: it patches the object insert, resumable-chunk and delete handlers to honour
+`ifGenerationMatch` / `ifGenerationNotMatch` as real GCS does (412 when one does not hold; 0 means "no live
+object"; a delete of a missing object stays 404), then starts the emulator. The emulator serves one request
+at a time, so the check and the write cannot interleave with another request.
 """
 
 from __future__ import annotations
@@ -10,7 +16,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
@@ -36,9 +46,9 @@ class GcsEmulatorProcess:
         self.stop()
 
     def start(self) -> GcsEmulatorProcess:
-        executable = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
         self._proc = subprocess.Popen(
-            [executable, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory", "--quiet"],
+            [sys.executable, __file__, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory",
+             "--quiet"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.startup_timeout
@@ -100,3 +110,154 @@ class GcsEmulatorProcess:
                 '{"conn_type": "google_cloud_platform", "extra": {"is_anonymous": true, "project": "sandbox"}}'
             ),
         }
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    number: int
+    method: str
+    path: str
+    body: bytes
+    #: Without Host and Content-Length: what to send to the emulator to forward the request by hand.
+    headers: dict[str, str]
+
+    @property
+    def is_upload(self) -> bool:
+        return self.path.startswith("/upload/")
+
+
+class GcsFaultProxy(ThreadingHTTPServer):
+    """A GCS that fails at the wrong moment: forwards every request to the emulator unless `fault(request)`
+    returns a status to answer instead. `fault` runs on the request's own thread, so it may also hold the
+    request (wait on an event or a barrier) to line two clients up at an exact point. Every request is
+    recorded in `requests`, numbered from 1 in arrival order."""
+
+    def __init__(self, target: str, fault: Callable[[ProxiedRequest], int | None] = lambda request: None):
+        self.target, self.fault = target, fault
+        self.requests: list[ProxiedRequest] = []
+        self._lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> GcsFaultProxy:
+        threading.Thread(target=self.serve_forever, name="gcs-fault-proxy", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def record(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> ProxiedRequest:
+        with self._lock:
+            request = ProxiedRequest(len(self.requests) + 1, method, path, body, headers)
+            self.requests.append(request)
+            return request
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: GcsFaultProxy
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        # Not the Host header: the emulator stores media links built from it, which must outlive the proxy
+        # (so media downloads go to the emulator directly, past the faults).
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        status = self.server.fault(self.server.record(self.command, self.path, body, headers))
+        if status is not None:
+            payload = f'{{"error": {{"code": {status}, "message": "injected by GcsFaultProxy"}}}}'.encode()
+            self._answer(status, {"Content-Type": "application/json"}, payload)
+            return
+        answer = requests.request(self.command, self.server.target + self.path, data=body, headers=headers,
+                                  timeout=30, allow_redirects=False)
+        passed = {k: v for k, v in answer.headers.items()
+                  if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+        self._answer(answer.status_code, passed, answer.content)
+
+    def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+# --- Our patch: generation preconditions (the child process only) ------------------------------------------
+
+PRECONDITION_FAILED = {"error": {
+    "code": 412, "message": "At least one of the pre-conditions you specified did not hold.",
+    "errors": [{"domain": "global", "reason": "conditionNotMet", "locationType": "header",
+                "message": "At least one of the pre-conditions you specified did not hold."}],
+}}
+
+
+def precondition_holds(live_generation: str | None, query: dict[str, list[str]]) -> bool:
+    """Real GCS semantics: generation 0 stands for "no live object"."""
+    generation = live_generation or "0"
+    match, not_match = query.get("ifGenerationMatch"), query.get("ifGenerationNotMatch")
+    return (not match or match[0] == generation) and (not not_match or not_match[0] != generation)
+
+
+def _honouring_preconditions(handler, target, missing_is_404: bool = False):
+    from http import HTTPStatus
+
+    from gcp_storage_emulator.exceptions import NotFound
+
+    def guarded(request, response, storage, *args, **kwargs):
+        if "ifGenerationMatch" in request.query or "ifGenerationNotMatch" in request.query:
+            bucket, name = target(request, storage)
+            try:
+                live = storage.get_file_obj(bucket, name)["generation"]
+            except NotFound:
+                live = None
+            if not (live is None and missing_is_404) and not precondition_holds(live, request.query):
+                response.status = HTTPStatus.PRECONDITION_FAILED
+                response.json(PRECONDITION_FAILED)
+                return None
+        return handler(request, response, storage, *args, **kwargs)
+
+    return guarded
+
+
+def _inserted(request, storage) -> tuple[str, str]:
+    name = request.query.get("name", [None])[0]
+    if name is None and isinstance(request.data, dict):
+        name = (request.data.get("meta") or request.data).get("name")
+    return request.params["bucket_name"], name
+
+
+def _resumed(request, storage) -> tuple[str, str]:
+    upload = storage.get_resumable_file_obj(request.query["upload_id"][0])
+    return upload["bucket"], upload["name"]
+
+
+def _addressed(request, storage) -> tuple[str, str]:
+    return request.params["bucket_name"], request.params["object_id"]
+
+
+def patch_emulator() -> None:
+    """Wraps the package's handlers in its routing table (and the module attributes the router falls back to)."""
+    from gcp_storage_emulator import server
+    from gcp_storage_emulator.handlers import objects
+
+    patched = {
+        objects.insert: _honouring_preconditions(objects.insert, _inserted),
+        objects.upload_partial: _honouring_preconditions(objects.upload_partial, _resumed),
+        objects.delete: _honouring_preconditions(objects.delete, _addressed, missing_is_404=True),
+    }
+    for _, handlers in server.HANDLERS:
+        for method, handler in handlers.items():
+            handlers[method] = patched.get(handler, handler)
+    objects.insert = patched[objects.insert]
+
+
+if __name__ == "__main__":
+    from gcp_storage_emulator.__main__ import main
+
+    patch_emulator()
+    main()

@@ -17,11 +17,13 @@ def stream_asset(source: SourceConfig, stream: str) -> Asset:
     return Asset(uri=f"gs://{source.bucket}/{path}", extra={"source": source.name, "stream": stream})
 
 
-def event_extra(location: IntervalLocation, events: int) -> dict:
-    """What a consumer needs to load the interval: where it is, which interval, how many events."""
+def event_extra(location: IntervalLocation, manifest: dict) -> dict:
+    """What a consumer needs to load the interval: where it is, which interval, how many events, and its
+    parts (exactly the manifest's: the folder may also hold another attempt's)."""
     return {
         "interval": {"start": location.interval.start.isoformat(), "end": location.interval.end.isoformat()},
-        "events": events,
+        "events": manifest["events"],
+        "parts": [part["uri"] for part in manifest["parts"]],
         "manifest": location.uri(MANIFEST_NAME),
         "bucket": location.bucket,
         "folder": location.folder,

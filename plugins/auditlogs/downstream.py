@@ -1,8 +1,10 @@
 """Example downstream DAG: load each finished interval into BigQuery when its Asset event arrives.
 
 Generated only for sources that set `bigquery_dataset: project.dataset` (off by default): one DAG per
-stream, `auditlogs_<source>_<stream>_to_bigquery`, scheduled on the stream's Asset. It appends the parts
-of every interval announced since its last run to the table `<source>_<stream>` with schema autodetection.
+stream, `auditlogs_<source>_<stream>_to_bigquery`, scheduled on the stream's Asset. It appends exactly the
+parts each event names (the manifest's, never a wildcard over the folder, which may also hold another
+attempt's parts) of every interval announced since its last run to the table `<source>_<stream>` with
+schema autodetection.
 Intervals overlap by the source's delay and reruns rewrite an interval, so de-duplicate by event id when
 querying. It is an example to adapt (a fixed schema, partitioning), not a warehouse design.
 """
@@ -64,14 +66,15 @@ class LoadIntervalsToBigQueryOperator(GCSToBigQueryOperator):
         self.asset = asset
 
     def execute(self, context: Any):
-        self.source_objects = interval_objects(context["triggering_asset_events"][self.asset])
+        self.source_objects = interval_objects(context["triggering_asset_events"][self.asset], self.bucket)
         if not self.source_objects:
-            raise AirflowSkipException("the triggering events name no interval folder")
+            raise AirflowSkipException("the triggering events name no interval parts")
         self.log.info("Loading %d interval(s): %s", len(self.source_objects), self.source_objects)
         return super().execute(context)
 
 
-def interval_objects(events) -> list[str]:
-    """Wildcards over the parts of each announced interval, in event order, each once."""
-    folders = [event.extra.get("folder") for event in events]
-    return list(dict.fromkeys(f"{folder}/part-*.ndjson.gz" for folder in folders if folder))
+def interval_objects(events, bucket: str) -> list[str]:
+    """The object names of each announced interval's parts, in event order, each once."""
+    in_bucket = f"gs://{bucket}/"
+    uris = [uri for event in events for uri in event.extra.get("parts", [])]
+    return list(dict.fromkeys(uri.removeprefix(in_bucket) for uri in uris if uri.startswith(in_bucket)))

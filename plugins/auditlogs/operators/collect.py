@@ -28,7 +28,7 @@ from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, 
 from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
-from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
+from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import PartWriter, StagedPart
 from auditlogs.sources import SPECS
@@ -80,7 +80,7 @@ class AuditLogToGCSOperator(BaseOperator):
         )
         location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
         for asset in self.outlets:
-            context["outlet_events"][asset].extra = event_extra(location, manifest["events"])
+            context["outlet_events"][asset].extra = event_extra(location, manifest)
         store = IntervalStore(hook, where=where)
         alerts.notify_if_silent(
             source, self.stream, interval.start, manifest["events"],
@@ -151,7 +151,9 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
 def run_manifest(source: SourceConfig, stream: str, dag_id: str, run_id: str, try_number: int,
                  location: IntervalLocation, window: Window, result: CollectResult, parts: list[StagedPart],
                  client: ApiClient, started_at: datetime, fetched_at: datetime, fetch_seconds: float) -> dict:
-    """The manifest fields every run writes (collect and sweep): what was fetched, written, and how."""
+    """The manifest fields every run writes (collect and sweep): what was fetched, written, and how, and
+    the parts of this attempt, which the manifest alone points readers to."""
+    attempt = new_attempt(run_id, try_number)
     return {
         "manifest_version": 1,
         "package_version": auditlogs.__version__,
@@ -161,15 +163,12 @@ def run_manifest(source: SourceConfig, stream: str, dag_id: str, run_id: str, tr
         "dag_id": dag_id,
         "run_id": run_id,
         "try_number": try_number,
+        "attempt": attempt,
         "interval": {"start": location.interval.start.isoformat(), "end": location.interval.end.isoformat()},
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
         "delay_seconds": source.delay.total_seconds(),
         "events": result.written,
-        "parts": [
-            {"name": p.path.name, "uri": location.uri(p.path.name), "events": p.events,
-             "bytes": p.bytes, "sha256": p.sha256}
-            for p in parts
-        ],
+        "parts": location.part_entries(attempt, parts),
         "fetched": result.fetched,
         "outside_window": result.outside_window,
         "duplicates_dropped": result.duplicates,

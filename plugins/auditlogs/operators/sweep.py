@@ -62,7 +62,7 @@ class StoredEvents:
     def add_folder(self, location: IntervalLocation, manifest: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="auditlogs-sweep-") as staging:
             for part in manifest["parts"]:
-                local = Path(staging) / part["name"]
+                local = Path(staging) / "part.ndjson.gz"  # one at a time; names carry the attempt's prefix
                 self.hook.download(location.bucket, location.object_name(part["name"]), filename=str(local))
                 self.objects_read += 1
                 with gzip.open(local, "rb") as lines:
