@@ -37,6 +37,9 @@ _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptio
 
 #: Decides whether a non-429 response is a rate limit (GitHub answers 403 for both limits and permissions).
 RateLimitTest = Callable[[int, Any, bytes], bool]
+#: For APIs whose refusal can mean something other than a wrong credential (Graph's licence refusal): the
+#: (what, hint) a user should read instead, or None.
+RefusalTest = Callable[[int, bytes], "tuple[str, str] | None"]
 
 
 class _Retryable(Exception):
@@ -113,6 +116,7 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         is_rate_limited: RateLimitTest | None = None,
         rate: TokenBucket | None = None,
+        refusal: RefusalTest | None = None,
     ):
         self.base_url = base_url
         self.session = session
@@ -126,6 +130,7 @@ class ApiClient:
         self.is_rate_limited = is_rate_limited
         #: The task's share of the source's request budget; every attempt, retries included, takes a token.
         self.rate = rate
+        self.refusal = refusal
         self.stats = ClientStats()
         self._origin = urlsplit(base_url)[:2]
         #: Seconds to wait before the next request: the API said its quota is used up until its reset.
@@ -208,6 +213,9 @@ class ApiClient:
                 reset_after=wait, where=self.where,
                 status=status, body_excerpt=body_excerpt,
             ), wait)
+        refused = self.refusal(status, content) if self.refusal else None
+        if refused:
+            raise AuthError(refused[0], where=self.where, status=status, body_excerpt=body_excerpt, hint=refused[1])
         if status in (401, 403):
             raise AuthError(
                 "the API refused the credential",

@@ -213,6 +213,8 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         base_url = base_url_of(connection, spec.default_base_url)
     except ValueError as exc:
         raise ConfigError(str(exc), where=where) from None
+    if spec.connection_path is not None:
+        base_url += spec.connection_path(connection)
     return ApiClient(
         base_url=base_url,
         session=session,
@@ -222,6 +224,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         permission=spec.permission,
         secrets=tuple(s for s in (connection.password, connection.login) if s),
         is_rate_limited=spec.is_rate_limited,
+        refusal=spec.refusal,
         **{
             "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
             "rate": TokenBucket(

@@ -16,12 +16,34 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+from pydantic import ConfigDict, Field, field_validator
 
-from auditlogs.client.api import ApiRequest, RateLimitTest
+from auditlogs.client.api import ApiClient, ApiRequest, RateLimitTest, RefusalTest
 from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
 from auditlogs.errors import IncompleteWindowError
 from auditlogs.window import Window
+
+
+class ChosenStreams(SourceConfig):
+    """A source type whose config key `streams` picks some of its `streams`, one task each (default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    selected_streams: tuple[str, ...] | None = Field(None, alias="streams", min_length=1)
+
+    @field_validator("selected_streams")
+    @classmethod
+    def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = [name for name in value or () if name not in cls.streams]
+        if unknown:
+            raise ValueError(f"{unknown} are not streams of this type; allowed: {', '.join(cls.streams)}")
+        if value and len(set(value)) != len(value):
+            raise ValueError("lists a stream twice")
+        return value
+
+    def stream_names(self) -> tuple[str, ...]:
+        return self.selected_streams or self.streams
 
 
 class Order(enum.Enum):
@@ -60,6 +82,20 @@ class SourceSpec:
     default_base_url: str | None = None
     #: Set for an API that shows only a recent snapshot: the window is checked to be within its reach.
     snapshot: Snapshot | None = None
+    #: For APIs whose 401/403 can mean more than a bad credential: what to tell the user instead.
+    refusal: RefusalTest | None = None
+    #: A path below the connection's host that the connection decides (O365's `api/v1.0/{tenant}/...`).
+    connection_path: Callable[[Any], str] | None = None
+    #: The longest window one request may ask for: longer windows are collected in consecutive pieces.
+    max_window: timedelta | None = None
+    #: Called once per task before the first page (O365: start the content type's subscription if missing).
+    prepare: Callable[[ApiClient, SourceConfig, str], None] | None = None
+    #: For APIs that list content blobs (O365): the records of one listed entry, fetched with the client.
+    #: `event_time` then reads the listed entry (when the blob became available), `event_id` the record.
+    blob: Callable[[ApiClient, SourceConfig, dict], Iterable[dict]] | None = None
+    #: Set when the same event may come back anywhere in a window, not only at the edge reached so far
+    #: (O365 repeats records across blobs): repeats are then dropped by id over the whole window.
+    repeats_anywhere: bool = False
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
@@ -214,3 +250,14 @@ def _absent(body: dict, path: tuple[str, ...]) -> bool:
         if not isinstance(body, dict):
             return False
     return False
+
+
+def error_code(content: bytes, *path: str) -> str | None:
+    """The error code an API put in its JSON error body (Microsoft's `error.code`), or None."""
+    try:
+        value: Any = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
