@@ -49,6 +49,11 @@ def log_of(event_id: str) -> str:
     return ("directoryAudits", "signIns")[part_of(event_id, 2)]
 
 
+def log_of_event(event: dict[str, Any]) -> str:
+    """The Graph log a rendered event belongs to."""
+    return "directoryAudits" if "activityDateTime" in event else "signIns"
+
+
 def ticks(ts: int, event_id: str) -> int:
     """The event's time in 100 ns ticks (Graph's 7 fractional digits), increasing with the id in a second."""
     return millis(ts, event_id) * 10_000 + int(event_id[9:13], 16) % 10_000

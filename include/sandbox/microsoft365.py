@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
+from itertools import islice
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -191,7 +192,7 @@ class Microsoft365Api:
                 first = int(decode_token(req.param("nextPage"))["slot"])
             except (ValueError, KeyError, TypeError):
                 return af_error(400, "AF20031", "Invalid nextPage Input: " + req.param("nextPage"))
-        found = [s for s in slots(content_type, self._store, max(start, created(first)), end, now)]
+        found = list(islice(slots(content_type, self._store, max(start, created(first)), end, now), PAGE_BLOBS + 1))
         page, more = found[:PAGE_BLOBS], found[PAGE_BLOBS:]
         host = f"http://{req.headers.get('host', 'localhost')}"
         body = [{"contentType": content_type, "contentId": self._content_id(content_type, s),
