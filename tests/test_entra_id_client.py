@@ -90,7 +90,7 @@ def test_the_token_is_reused_until_shortly_before_it_expires_then_exchanged_agai
     now = [0.0]
     auth = ClientCredentialsAuth(f"{api.url}{TOKEN_PATH}", {"grant_type": "client_credentials", "client_id": CLIENT_ID,
                                  "client_secret": SECRET, "scope": "https://graph.microsoft.com/.default"},
-                                 "entra_audit", (SECRET,), clock=lambda: now[0])
+                                 "entra_audit", (SECRET,), api.url, clock=lambda: now[0])
     session = requests.Session()
     session.auth = auth
     params = {"$filter": "createdDateTime ge 2026-03-01T04:00:00Z and createdDateTime le 2026-03-01T04:01:00Z"}

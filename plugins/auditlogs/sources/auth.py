@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from auditlogs.client.api import base_url_of
 from auditlogs.errors import AuthError, ConfigError, MalformedResponseError, TransientError, excerpt
 
 
@@ -118,15 +119,15 @@ class GoogleCredentialsAuth(requests.auth.AuthBase):
 #: Refresh an access token this long before the expiry its issuer stated, so no request carries a token
 #: that expires on the way.
 TOKEN_REFRESH_MARGIN = 300.0
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def checked_token_url(url: str, conn_id: str) -> str:
+def checked_token_url(url: str, conn_id: str, api_url: str) -> str:
     """A token endpoint the client secret may be posted to: an absolute https URL without credentials or
-    query (plain http only on this machine, for the sandbox), so a typo cannot send the secret elsewhere."""
+    query, so a typo cannot send the secret elsewhere; plain http only on the API's own origin (the sandbox),
+    which the connection already trusts with the token."""
     parts = urlsplit(url)
-    local = parts.hostname in _LOOPBACK
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or not parts.hostname \
+    same_origin = (parts.scheme, parts.netloc) == tuple(urlsplit(api_url)[:2])
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not same_origin) or not parts.hostname \
             or parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(
             f"Airflow connection '{conn_id}' names the token endpoint {parts.scheme}://{parts.hostname or ''}"
@@ -146,10 +147,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     is never retried; a failing token endpoint (5xx) is a TransientError, retried like any page.
     """
 
-    def __init__(self, token_url: str, form: dict[str, str], conn_id: str, secrets: tuple[str, ...],
+    def __init__(self, token_url: str, form: dict[str, str], conn_id: str, secrets: tuple[str, ...], api_url: str,
                  basic: tuple[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
                  timeout: float = 60.0):
-        self.token_url = checked_token_url(token_url, conn_id)
+        self.token_url = checked_token_url(token_url, conn_id, api_url)
         self.form = form
         self.conn_id = conn_id
         self.secrets = tuple(s for s in secrets if s)
@@ -224,7 +225,7 @@ def microsoft_identity(default_resource: str) -> Callable[[Any, Any], None]:
         scope = str(extra.get("scope") or f"{resource}/.default")
         form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": scope}
         session.auth = ClientCredentialsAuth(f"{authority}/{tenant}/oauth2/v2.0/token", form, connection.conn_id,
-                                             (secret,))
+                                             (secret,), resource)
 
     return auth
 
@@ -240,4 +241,5 @@ def zoom_server_to_server(connection: Any, session: Any) -> None:
     account = _extra(connection, "account_id", "set the extra 'account_id' to the Zoom account id of the app")
     token_url = str((connection.extra_dejson or {}).get("token_url") or "https://zoom.us/oauth/token")
     form = {"grant_type": "account_credentials", "account_id": account}
-    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), basic=(client_id, secret))
+    api_url = base_url_of(connection, "https://api.zoom.us")
+    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), api_url, basic=(client_id, secret))
