@@ -21,12 +21,14 @@ from sandbox.web import Request, Response, json_response
 
 class TokenIssuer:
     def __init__(self, credentials: str, clock: Clock, grant_type: str, lifetime: int = 3599,
-                 lifetime_as_text: bool = False) -> None:
+                 lifetime_as_text: bool = False, required: dict[str, str] | None = None) -> None:
         self.client_id, _, self.secret = credentials.partition(":")
         self._clock = clock
         self._grant_type = grant_type
         self._lifetime = lifetime
         self._as_text = lifetime_as_text
+        #: Fields the exchange must carry with these values (Zoom's `account_id`).
+        self._required = required or {}
         self._issued: dict[str, float] = {}
         self.exchanges: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -50,6 +52,9 @@ class TokenIssuer:
             self.exchanges.append({k: v for k, v in form.items() if k != "client_secret"})
         if form.get("grant_type") != self._grant_type:
             return _oauth_error(400, "unsupported_grant_type", f"grant_type must be {self._grant_type}.")
+        wrong = [name for name, value in self._required.items() if form.get(name) != value]
+        if wrong:
+            return _oauth_error(400, "invalid_request", f"Invalid {wrong[0]}.")
         if client_id != self.client_id or secret != self.secret:
             return _oauth_error(401, "invalid_client", "Invalid client secret provided.")
         token = "sbx." + secrets.token_urlsafe(24)

@@ -19,6 +19,7 @@ from sandbox import sendgrid
 from sandbox import google_workspace
 from sandbox import microsoft365
 from sandbox import entra_id
+from sandbox import zoom
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -46,6 +47,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
     google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
     microsoft365.NAME: SourceType(microsoft365.make_renderer, microsoft365.Microsoft365Api),
     entra_id.NAME: SourceType(entra_id.make_renderer, entra_id.EntraIdApi),
+    zoom.NAME: SourceType(zoom.make_renderer, zoom.ZoomApi),
 }
 
 

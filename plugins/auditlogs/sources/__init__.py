@@ -12,6 +12,7 @@ from auditlogs.sources import sendgrid
 from auditlogs.sources import google_workspace
 from auditlogs.sources import microsoft365
 from auditlogs.sources import entra_id
+from auditlogs.sources import zoom
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -26,6 +27,7 @@ SPECS: dict[str, SourceSpec] = {
         google_workspace.SPEC,
         microsoft365.SPEC,
         entra_id.SPEC,
+        zoom.SPEC,
     )
 }
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}

@@ -197,9 +197,15 @@ def event_key(*paths: tuple[str, ...]) -> Callable[[dict], str]:
         try:
             return "|".join(str(read(event)) for read in readers)
         except BadEventError:
-            return "sha256:" + hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            return content_key(event)
 
     return key
+
+
+def content_key(event: dict) -> str:
+    """The key of an event without an id (Zoom's): 'sha256:' and the SHA-256 of its canonical JSON (sorted
+    keys), the same on every page and every run. Two identical events in the same instant share it."""
+    return "sha256:" + hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def epoch_millis(*path: str) -> Callable[[dict], datetime]:
