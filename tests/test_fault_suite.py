@@ -31,7 +31,7 @@ from auditlogs.sources import SPECS
 from auditlogs.window import Window
 from sandbox import SandboxServer, ground_truth, load_scenario
 from sandbox.gcs import GcsEmulatorProcess
-from sandbox import entra_id, microsoft365
+from sandbox import entra_id, microsoft365, zoom
 from sandbox.connections import sandbox_connection
 from sandbox.github import ORG as GITHUB_ORG
 from sandbox.onepassword import stream_of_item
@@ -59,6 +59,7 @@ TOKENS = {
     "google_workspace": "ya29.fault-suite-google-token-5e5e",
     "microsoft365": "0d6f1c2a-fault-o365:o365-fault-client-secret-3d3d",
     "entra_id": "5e2a7b10-fault-entra:entra-fault-client-secret-4f4f",
+    "zoom": "zoomFaultClientId:zoom-fault-client-secret-6a6a",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -76,12 +77,13 @@ SOURCES = {
     "google_workspace": ({"applications": ["login"], "max_results": 20}, "login"),
     "microsoft365": ({"content_types": ["Audit.Exchange"]}, "audit_exchange"),
     "entra_id": ({"streams": ["sign_ins"], "page_size": 20}, "sign_ins"),
+    "zoom": ({"streams": ["activities"]}, "activities"),
 }
 
 
 def connection_fields(source: str, url: str) -> dict:
     token = TOKENS[source]
-    if source in ("microsoft365", "entra_id"):
+    if source in ("microsoft365", "entra_id", "zoom"):
         return sandbox_connection(source, url, token)
     if source == "twilio":
         login, password = token.split(":")
@@ -106,6 +108,7 @@ def expected_keys(source: str, config, stream: str, window: Window) -> set[str]:
         "google_workspace": lambda e: e["id"]["applicationName"] == stream,
         "github": lambda e: not e["action"].startswith("git."),
         "entra_id": lambda e: entra_id.log_of_event(e) == "signIns",
+        "zoom": lambda e: zoom.report_of(e) == "activity_logs",
     }.get(source, lambda e: True)
     return {spec.event_id(e) for e in events if window.contains(spec.event_time(e)) and belongs(e)}
 

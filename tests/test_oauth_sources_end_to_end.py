@@ -1,7 +1,7 @@
-"""The generated Microsoft 365 and Entra ID DAGs run for real (`airflow dags test`, SQLite) against the
+"""The generated Microsoft 365, Entra ID and Zoom DAGs run for real (`airflow dags test`, SQLite) against the
 sandbox (its token endpoints included) and the GCS emulator: each stream's interval holds exactly the
 sandbox's records (O365: of the blobs available in the widened window, each Id once; Entra: of the widened
-event-time window); a Microsoft 365 window older than the API's 7 days fails before any request."""
+event-time window; Zoom: of the exact window, from padded whole days); a Microsoft 365 window older than the API's 7 days fails before any request."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import pytest
 from harness import Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config
 
 from auditlogs.sources import SPECS
-from sandbox import entra_id, ground_truth, load_scenario, microsoft365
+from sandbox import entra_id, ground_truth, load_scenario, microsoft365, zoom
 from sandbox.sources import event_store
 
 pytestmark = pytest.mark.e2e
 
 O365_ID, O365_SECRET = "0d6f1c2a-e2e-o365", "o365-e2e-client-secret-77Qa"
 ENTRA_ID, ENTRA_SECRET = "5e2a7b10-e2e-entra", "entra-e2e-client-secret-88Wb"
-SECRETS = (O365_SECRET, ENTRA_SECRET)
+ZOOM_ID, ZOOM_SECRET = "zoomE2eClientId", "zoom-e2e-client-secret-99Xc"
+SECRETS = (O365_SECRET, ENTRA_SECRET, ZOOM_SECRET)
 BUCKET = "e2e-ms-bucket"
 DELAY = timedelta(minutes=30)
 CONTENT_TYPES = ["Audit.Exchange", "Audit.SharePoint"]
@@ -27,6 +28,7 @@ SCENARIO = {"seed": 37, "sources": {
                      "lag": {"p_late": 0.2, "max_lag_seconds": 3 * 3600}},
     "entra_id": {"events_per_hour": 1200, "burst_fraction": 0.3, "token": f"{ENTRA_ID}:{ENTRA_SECRET}",
                  "rate_limit_per_minute": 0},
+    "zoom": {"events_per_hour": 300, "burst_fraction": 0.4, "token": f"{ZOOM_ID}:{ZOOM_SECRET}", "rate_limit_per_minute": 0},
 }}
 UTC = timezone.utc
 # O365 keeps 7 days, measured against the real clock: the interval is the hour that ended two hours ago.
@@ -45,13 +47,16 @@ def stack(tmp_path_factory):
     config = write_config(
         tmp_path_factory.mktemp("config") / "sources.yaml",
         {"o365": {"type": "microsoft365", "conn_id": "o365_audit", "content_types": CONTENT_TYPES},
-         "entra": {"type": "entra_id", "conn_id": "entra_audit", "page_size": 200}},
+         "entra": {"type": "entra_id", "conn_id": "entra_audit", "page_size": 200},
+         "zoom": {"type": "zoom", "conn_id": "zoom_reports", "page_size": 300}},
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
     )
 
     def connections(url: str) -> dict:
         return {**microsoft_connection("o365_audit", url, O365_ID, O365_SECRET, microsoft365.TENANT),
-                **microsoft_connection("entra_audit", url, ENTRA_ID, ENTRA_SECRET, entra_id.TENANT)}
+                **microsoft_connection("entra_audit", url, ENTRA_ID, ENTRA_SECRET, entra_id.TENANT),
+                **connection_env("zoom_reports", host=url, login=ZOOM_ID, password=ZOOM_SECRET,
+                                 extra={"account_id": zoom.ACCOUNT, "token_url": f"{url}/oauth/token"})}
     with running_stack(SCENARIO, BUCKET, connections, clock=CLOCK, config=config) as running:
         yield running
 
@@ -99,3 +104,19 @@ def test_entra_id_streams_hold_exactly_the_widened_windows_events(stack):
                     if entra_id.log_of_event(e) == log and START - DELAY <= time_of(e) < END}
         manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "entra", stream, START, END), "id", expected)
         assert manifest["events"] > 300 and manifest["pages"] > 3
+
+
+def test_zoom_streams_hold_exactly_the_widened_window_out_of_the_padded_days(stack):
+    stack.api.admin.clear_requests()
+    result = run(stack, "auditlogs_zoom")
+    assert result.returncode == 0, result.output[-3000:]
+    spec = SPECS["zoom"]
+    everything = ground_truth("zoom", START - timedelta(days=2), END + timedelta(days=2), SCENARIO, now=CLOCK)
+    for stream, key in (("activities", "activity_logs"), ("operation_logs", "operation_logs")):
+        expected = {spec.event_id(e) for e in everything
+                    if zoom.report_of(e) == key and START - DELAY <= spec.event_time(e) < END}
+        manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "zoom", stream, START, END),
+                                         spec.event_id, expected)
+        assert manifest["events"] > 50 and manifest["outside_window"] > 10 * manifest["events"]
+    days = {(r["query"]["from"][0], r["query"]["to"][0]) for r in stack.api.admin.requests() if "from" in r["query"]}
+    assert days == {(f"{START - DELAY - timedelta(days=1):%Y-%m-%d}", f"{END - timedelta(seconds=1) + timedelta(days=1):%Y-%m-%d}")}
