@@ -48,7 +48,8 @@ def stack(tmp_path_factory):
         tmp_path_factory.mktemp("config") / "sources.yaml",
         {"o365": {"type": "microsoft365", "conn_id": "o365_audit", "content_types": CONTENT_TYPES},
          "entra": {"type": "entra_id", "conn_id": "entra_audit", "page_size": 200},
-         "zoom": {"type": "zoom", "conn_id": "zoom_reports", "page_size": 300}},
+         # Zoom's documented budget (20/min, split over 2 tasks) would pace ~80 pages over minutes.
+         "zoom": {"type": "zoom", "conn_id": "zoom_reports", "page_size": 300, "requests_per_minute": 600}},
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
     )
 

@@ -151,7 +151,8 @@ def _pages(spec: SourceSpec, config: SourceConfig, stream: str, client: ApiClien
         yield from paginate(client, spec.paginator, first, max_pages, is_empty=_page_is_empty(spec))
 
 
-def _events(spec: SourceSpec, config: SourceConfig, client: ApiClient, response: ApiResponse) -> Iterator[tuple[dict, dict]]:
+def _events(spec: SourceSpec, config: SourceConfig, client: ApiClient,
+            response: ApiResponse) -> Iterator[tuple[dict, dict]]:
     """(event, what its time is read from) for each event of a page: the event itself, or, for an API that
     lists content blobs, each record of each listed blob with its listing entry (one blob held at a time)."""
     try:

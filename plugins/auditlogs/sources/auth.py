@@ -188,8 +188,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             answer = response.json()
             token, lifetime = answer["access_token"], float(answer.get("expires_in", 3600))  # "3599" in Microsoft's v1
         except (ValueError, KeyError, TypeError):
-            raise MalformedResponseError("the token endpoint answered without an access_token and a numeric "
-                                         "expires_in", where=where, status=response.status_code, body_excerpt=body) from None
+            raise MalformedResponseError(
+                "the token endpoint answered without an access_token and a numeric expires_in",
+                where=where, status=response.status_code, body_excerpt=body,
+            ) from None
         if not isinstance(token, str) or not token:
             raise MalformedResponseError("the token endpoint's access_token is empty", where=where)
         self._token, self._expires_at = token, self.clock() + lifetime
@@ -242,4 +244,5 @@ def zoom_server_to_server(connection: Any, session: Any) -> None:
     token_url = str((connection.extra_dejson or {}).get("token_url") or "https://zoom.us/oauth/token")
     form = {"grant_type": "account_credentials", "account_id": account}
     api_url = base_url_of(connection, "https://api.zoom.us")
-    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), api_url, basic=(client_id, secret))
+    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), api_url,
+                                         basic=(client_id, secret))

@@ -18,7 +18,9 @@ from pydantic import Field
 from auditlogs.client.api import ApiRequest
 from auditlogs.client.pagination import BodyNextUrl
 from auditlogs.sources.auth import microsoft_identity
-from auditlogs.sources.base import BadEventError, ChosenStreams, Order, SourceSpec, error_code, events_at, field, rfc3339, rfc3339_text
+from auditlogs.sources.base import (
+    BadEventError, ChosenStreams, Order, SourceSpec, error_code, events_at, field, rfc3339, rfc3339_text,
+)
 from auditlogs.window import Window
 
 MAX_TOP = 1000

@@ -73,7 +73,8 @@ def _time(moment) -> str:
 
 
 def first_request(config: Microsoft365Config, stream: str, window: Window) -> ApiRequest:
-    params = {"contentType": config.content_type(stream), "startTime": _time(window.start), "endTime": _time(window.end)}
+    params = {"contentType": config.content_type(stream),
+              "startTime": _time(window.start), "endTime": _time(window.end)}
     return ApiRequest("GET", "subscriptions/content", params=params)
 
 
