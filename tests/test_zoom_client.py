@@ -80,3 +80,17 @@ def test_a_long_window_is_asked_for_in_pieces_of_at_most_a_month_of_days(api, tm
     firsts = [(r["query"]["from"], r["query"]["to"]) for r in api.requests.entries()
               if "from" in r["query"] and "next_page_token" not in r["query"]]
     assert firsts == [(["2026-01-19"], ["2026-02-16"]), (["2026-02-15"], ["2026-03-01"])]
+
+
+def test_a_retry_after_timestamp_is_waited_for_and_the_page_retried(api, tmp_path):
+    from sandbox.faults import parse_fault
+
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=200)
+    api.faults.add([parse_fault({"kind": "status", "match": "/v2/report/", "status": 429, "count": 1,
+                                 "headers": {"Retry-After": until.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                                 "body": '{"code": 429, "message": "You have reached the maximum daily rate limit"}'})])
+    waits: list[float] = []
+    collected = collect_window("zoom", {"page_size": 100}, "activities", connection(api.url), WINDOW, tmp_path,
+                               sleep=waits.append)
+    assert [SPECS["zoom"].event_id(e) for e in collected.events] == expected("activities")
+    assert len(waits) == 1 and 100 < waits[0] < 300  # Zoom's absolute Retry-After, not a backoff guess
