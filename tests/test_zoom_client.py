@@ -50,7 +50,8 @@ def test_padded_days_are_asked_for_and_trimmed_to_the_exact_window(api, tmp_path
     assert collected.result.outside_window > 10 * collected.result.written  # three days asked for, one hour kept
     token, *pages = api.requests.entries()
     assert token["path"] == "/oauth/token" and token["auth_scheme"] == "Basic" and token["status"] == 200
-    assert "account_id=" + fake.ACCOUNT in token["body"] and SECRET not in token["body"]
+    assert token["query"] == {"grant_type": ["account_credentials"], "account_id": [fake.ACCOUNT]}
+    assert SECRET not in str(token["query"]) and SECRET not in (token["body"] or "")
     first = {"from": ["2026-02-28"], "to": ["2026-03-02"], "page_size": ["100"]}
     if stream == "operation_logs":
         first["category_type"] = ["all"]

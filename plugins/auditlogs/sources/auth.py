@@ -149,12 +149,14 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     def __init__(self, token_url: str, form: dict[str, str], conn_id: str, secrets: tuple[str, ...], api_url: str,
                  basic: tuple[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, query: dict[str, str] | None = None):
         self.token_url = checked_token_url(token_url, conn_id, api_url)
         self.form = form
         self.conn_id = conn_id
         self.secrets = tuple(s for s in secrets if s)
         self.basic = basic
+        #: Non-secret grant parameters some providers want in the URL (Zoom's grant_type and account_id).
+        self.query = query
         self.clock = clock
         self.timeout = timeout
         self._token: str | None = None
@@ -171,7 +173,8 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def _exchange(self) -> None:
         self.exchanges += 1
         where = f"token endpoint of Airflow connection '{self.conn_id}'"
-        response = requests.post(self.token_url, data=self.form, auth=self.basic, timeout=self.timeout,
+        response = requests.post(self.token_url, params=self.query, data=self.form, auth=self.basic,
+                                 timeout=self.timeout,
                                  allow_redirects=False, headers={"Accept": "application/json"})
         body = excerpt(response.content, self.secrets)
         if response.status_code in (400, 401, 403):
@@ -237,12 +240,13 @@ def microsoft_tenant(connection: Any) -> str:
 
 
 def zoom_server_to_server(connection: Any, session: Any) -> None:
-    """Zoom Server-to-Server OAuth: `grant_type=account_credentials` and extra `account_id` posted to extra
-    `token_url` (default https://zoom.us/oauth/token), the client id and secret as HTTP Basic."""
+    """Zoom Server-to-Server OAuth: `grant_type=account_credentials` and extra `account_id` in the URL of a POST
+    to extra `token_url` (default https://zoom.us/oauth/token; Grove found Zoom wants them there, not in the
+    body), the client id and secret as HTTP Basic."""
     client_id, secret = _secret_pair(connection, "Zoom Server-to-Server OAuth app's")
     account = _extra(connection, "account_id", "set the extra 'account_id' to the Zoom account id of the app")
     token_url = str((connection.extra_dejson or {}).get("token_url") or "https://zoom.us/oauth/token")
-    form = {"grant_type": "account_credentials", "account_id": account}
+    grant = {"grant_type": "account_credentials", "account_id": account}
     api_url = base_url_of(connection, "https://api.zoom.us")
-    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), api_url,
-                                         basic=(client_id, secret))
+    session.auth = ClientCredentialsAuth(token_url, {}, connection.conn_id, (secret,), api_url,
+                                         basic=(client_id, secret), query=grant)
