@@ -32,7 +32,8 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 def expected(stream: str, scenario=SCENARIO) -> list[str]:
     log = {"directory_audits": "directoryAudits", "sign_ins": "signIns"}[stream]
     time_of = SPECS["entra_id"].event_time
-    events = ground_truth("entra_id", WINDOW.start - timedelta(seconds=1), WINDOW.end + timedelta(seconds=1), scenario, now=NOW)
+    second = timedelta(seconds=1)
+    events = ground_truth("entra_id", WINDOW.start - second, WINDOW.end + second, scenario, now=NOW)
     return [e["id"] for e in events if fake.log_of_event(e) == log and WINDOW.contains(time_of(e))]
 
 
@@ -54,7 +55,8 @@ def test_each_stream_holds_its_exact_window_following_next_links_verbatim_past_a
     assert [r["path"] for r in sent[:1]] == [TOKEN_PATH] and TOKEN_PATH not in [r["path"] for r in sent[1:]]
     pages = sent[1:]
     field = "activityDateTime" if stream == "directory_audits" else "createdDateTime"
-    first = {"$filter": [f"{field} ge 2026-03-01T04:00:00.250Z and {field} le 2026-03-01T05:00:00.250Z"], "$top": ["100"]}
+    first = {"$filter": [f"{field} ge 2026-03-01T04:00:00.250Z and {field} le 2026-03-01T05:00:00.250Z"],
+             "$top": ["100"]}
     if stream == "directory_audits":
         first["$orderby"] = ["activityDateTime desc"]
     assert pages[0]["path"] == PATHS[stream] and pages[0]["query"] == first
@@ -72,8 +74,8 @@ def test_a_tenant_without_the_premium_licence_fails_at_once_naming_the_licence(t
             run(srv.url, tmp_path, "sign_ins", login="free-tenant-app")
         assert "remove 'sign_ins'" in str(raised.value) and "not retried" in str(raised.value)
         assert [r["path"] for r in srv.requests.entries()] == [TOKEN_PATH, PATHS["sign_ins"]]  # never retried
-        assert [e["id"] for e in run(srv.url, tmp_path / "audits", "directory_audits", login="free-tenant-app").events] \
-            == expected("directory_audits", free)
+        audits = run(srv.url, tmp_path / "audits", "directory_audits", login="free-tenant-app")
+        assert [e["id"] for e in audits.events] == expected("directory_audits", free)
 
 
 def test_a_refused_secret_is_one_token_request_an_auth_error_naming_the_connection_and_no_secret(api, tmp_path):

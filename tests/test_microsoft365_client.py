@@ -99,7 +99,8 @@ def test_a_window_longer_than_24_hours_is_listed_in_24_hour_pieces(api, tmp_path
     assert {e["Id"] for e in collected.events} == {e.id for e in truth("Audit.General", window)}
     starts = [(r["query"]["startTime"], r["query"]["endTime"]) for r in api.requests.entries()
               if "startTime" in r["query"] and "nextPage" not in r["query"]]
-    assert starts == [(["2026-02-28T04:00:00"], ["2026-03-01T04:00:00"]), (["2026-03-01T04:00:00"], ["2026-03-01T05:00:00"])]
+    assert starts == [(["2026-02-28T04:00:00"], ["2026-03-01T04:00:00"]),
+                      (["2026-03-01T04:00:00"], ["2026-03-01T05:00:00"])]
 
 
 def test_af429_on_a_403_is_a_rate_limit_retried_not_a_refused_credential(api, tmp_path):
@@ -125,7 +126,8 @@ def test_the_api_keeps_seven_days_so_older_windows_are_refused_by_default():
     config = Microsoft365Config.model_validate({"name": "o365", "type": "microsoft365", "conn_id": "c", "bucket": "bkt",
                                                 "start_date": "2026-01-01"})
     assert config.retention == timedelta(days=7) - timedelta(minutes=5)
-    assert config.stream_names() == ("audit_azureactivedirectory", "audit_exchange", "audit_sharepoint", "audit_general")
+    assert config.stream_names() == (
+        "audit_azureactivedirectory", "audit_exchange", "audit_sharepoint", "audit_general")
 
 
 def fake_fault(match: str, status: int, body: str, count: int):

@@ -1,14 +1,17 @@
 """The generated Microsoft 365, Entra ID and Zoom DAGs run for real (`airflow dags test`, SQLite) against the
 sandbox (its token endpoints included) and the GCS emulator: each stream's interval holds exactly the
 sandbox's records (O365: of the blobs available in the widened window, each Id once; Entra: of the widened
-event-time window; Zoom: of the exact window, from padded whole days); a Microsoft 365 window older than the API's 7 days fails before any request."""
+event-time window; Zoom: of the exact window, from padded whole days); a Microsoft 365 window older than
+the API's 7 days fails before any request."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config
+from harness import (
+    Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config,
+)
 
 from auditlogs.sources import SPECS
 from sandbox import entra_id, ground_truth, load_scenario, microsoft365, zoom
@@ -28,7 +31,8 @@ SCENARIO = {"seed": 37, "sources": {
                      "lag": {"p_late": 0.2, "max_lag_seconds": 3 * 3600}},
     "entra_id": {"events_per_hour": 1200, "burst_fraction": 0.3, "token": f"{ENTRA_ID}:{ENTRA_SECRET}",
                  "rate_limit_per_minute": 0},
-    "zoom": {"events_per_hour": 300, "burst_fraction": 0.4, "token": f"{ZOOM_ID}:{ZOOM_SECRET}", "rate_limit_per_minute": 0},
+    "zoom": {"events_per_hour": 300, "burst_fraction": 0.4, "token": f"{ZOOM_ID}:{ZOOM_SECRET}",
+             "rate_limit_per_minute": 0},
 }}
 UTC = timezone.utc
 # O365 keeps 7 days, measured against the real clock: the interval is the hour that ended two hours ago.
@@ -74,7 +78,8 @@ def test_each_content_type_holds_the_records_of_the_blobs_available_in_the_widen
     assert result.returncode == 0, result.output[-3000:]
     store = event_store(load_scenario(SCENARIO), "microsoft365")
     for content_type in CONTENT_TYPES:
-        records = microsoft365.records(store, content_type, (START - DELAY).timestamp(), END.timestamp(), CLOCK.timestamp())
+        records = microsoft365.records(store, content_type, (START - DELAY).timestamp(), END.timestamp(),
+                                       CLOCK.timestamp())
         stream = content_type.lower().replace(".", "_")
         manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "o365", stream, START, END), "Id",
                                          {e.id for e in records})
@@ -91,7 +96,8 @@ def test_a_microsoft365_window_older_than_the_apis_7_days_fails_before_any_reque
     result = run(stack, "auditlogs_o365", old_end)
     assert result.returncode != 0
     assert "the window reaches back past the API's retention of 6d23h55m" in result.output
-    assert stack.gcs.list(BUCKET, interval_folder("raw", "o365", "audit_exchange", old_end - timedelta(hours=1), old_end) + "/") == []
+    folder = interval_folder("raw", "o365", "audit_exchange", old_end - timedelta(hours=1), old_end)
+    assert stack.gcs.list(BUCKET, folder + "/") == []
     assert stack.api.admin.requests() == []
 
 
@@ -99,11 +105,13 @@ def test_entra_id_streams_hold_exactly_the_widened_windows_events(stack):
     result = run(stack, "auditlogs_entra")
     assert result.returncode == 0, result.output[-3000:]
     time_of = SPECS["entra_id"].event_time
-    everything = ground_truth("entra_id", START - DELAY - timedelta(seconds=1), END + timedelta(seconds=1), SCENARIO, now=CLOCK)
+    second = timedelta(seconds=1)
+    everything = ground_truth("entra_id", START - DELAY - second, END + second, SCENARIO, now=CLOCK)
     for stream, log in (("directory_audits", "directoryAudits"), ("sign_ins", "signIns")):
         expected = {e["id"] for e in everything
                     if entra_id.log_of_event(e) == log and START - DELAY <= time_of(e) < END}
-        manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "entra", stream, START, END), "id", expected)
+        folder = interval_folder("raw", "entra", stream, START, END)
+        manifest = assert_interval_holds(stack.gcs, BUCKET, folder, "id", expected)
         assert manifest["events"] > 300 and manifest["pages"] > 3
 
 
@@ -120,4 +128,6 @@ def test_zoom_streams_hold_exactly_the_widened_window_out_of_the_padded_days(sta
                                          spec.event_id, expected)
         assert manifest["events"] > 50 and manifest["outside_window"] > 10 * manifest["events"]
     days = {(r["query"]["from"][0], r["query"]["to"][0]) for r in stack.api.admin.requests() if "from" in r["query"]}
-    assert days == {(f"{START - DELAY - timedelta(days=1):%Y-%m-%d}", f"{END - timedelta(seconds=1) + timedelta(days=1):%Y-%m-%d}")}
+    day = timedelta(days=1)
+    padded = (f"{START - DELAY - day:%Y-%m-%d}", f"{END - timedelta(seconds=1) + day:%Y-%m-%d}")
+    assert days == {padded}

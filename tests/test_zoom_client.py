@@ -21,7 +21,8 @@ NOW = datetime(2026, 3, 2, 6, tzinfo=UTC)
 SCENARIO = {"seed": 29, "sources": {"zoom": {"events_per_hour": 120, "burst_fraction": 0.4,
                                              "token": f"{CLIENT_ID}:{SECRET}", "rate_limit_per_minute": 0}}}
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
-REPORT = {"activities": ("/v2/report/activities", "activity_logs"), "operation_logs": ("/v2/report/operationlogs", "operation_logs")}
+REPORT = {"activities": ("/v2/report/activities", "activity_logs"),
+          "operation_logs": ("/v2/report/operationlogs", "operation_logs")}
 
 server, api = sandbox_fixtures(SCENARIO, NOW)
 
@@ -29,7 +30,8 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 def expected(stream: str, window: Window = WINDOW) -> list[str]:
     spec = SPECS["zoom"]
     events = ground_truth("zoom", window.start - timedelta(days=2), window.end + timedelta(days=2), SCENARIO, now=NOW)
-    keys = [spec.event_id(e) for e in events if fake.report_of(e) == REPORT[stream][1] and window.contains(spec.event_time(e))]
+    keys = [spec.event_id(e) for e in events
+            if fake.report_of(e) == REPORT[stream][1] and window.contains(spec.event_time(e))]
     return list(dict.fromkeys(keys))
 
 
@@ -62,9 +64,9 @@ def test_padded_days_are_asked_for_and_trimmed_to_the_exact_window(api, tmp_path
 
 
 def test_records_without_ids_are_keyed_by_their_content_once_over_a_whole_day(api, tmp_path):
-    collected = run(api.url, tmp_path, "activities", window=Window(WINDOW.start, WINDOW.start + timedelta(days=1)))
-    keys = [SPECS["zoom"].event_id(e) for e in collected.events]
-    assert len(keys) == len(set(keys)) and set(keys) == set(expected("activities", Window(WINDOW.start, WINDOW.start + timedelta(days=1))))
+    day = Window(WINDOW.start, WINDOW.start + timedelta(days=1))
+    keys = [SPECS["zoom"].event_id(e) for e in run(api.url, tmp_path, "activities", window=day).events]
+    assert len(keys) == len(set(keys)) and set(keys) == set(expected("activities", day))
 
 
 def test_a_wrong_account_id_fails_once_naming_the_connection(api, tmp_path):

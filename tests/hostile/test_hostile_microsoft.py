@@ -25,11 +25,13 @@ TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"
 
 
 def token_reply() -> Reply:
-    return Reply(200, json.dumps({"token_type": "Bearer", "expires_in": "3599", "access_token": ACCESS_TOKEN}).encode(), JSON)
+    answer = {"token_type": "Bearer", "expires_in": "3599", "access_token": ACCESS_TOKEN}
+    return Reply(200, json.dumps(answer).encode(), JSON)
 
 
 def run(url: str, source_type: str, stream: str, tmp_path, options: dict | None = None):
-    connection = Connection("ms_hostile", url, SECRET, login=CLIENT_ID, extra_dejson={"tenant_id": TENANT, "authority": url})
+    connection = Connection("ms_hostile", url, SECRET, login=CLIENT_ID,
+                            extra_dejson={"tenant_id": TENANT, "authority": url})
     return collect_window(source_type, options or {}, stream, connection, WINDOW, tmp_path)
 
 
@@ -37,8 +39,8 @@ def run(url: str, source_type: str, stream: str, tmp_path, options: dict | None 
 def test_a_token_endpoint_echoing_the_secret_fails_once_and_the_error_never_shows_it(tmp_path, status):
     def script(request: HostileRequest) -> Reply:
         form = parse_qs(request.body.decode())
-        echoed = {"error": "invalid_client", "error_description": f"AADSTS7000215: bad secret {form['client_secret'][0]}",
-                  "trace": form}
+        echoed = {"error": "invalid_client", "trace": form,
+                  "error_description": f"AADSTS7000215: bad secret {form['client_secret'][0]}"}
         return Reply(status, json.dumps(echoed).encode(), JSON)
 
     with HostileServer(script) as api:
