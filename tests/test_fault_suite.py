@@ -31,6 +31,8 @@ from auditlogs.sources import SPECS
 from auditlogs.window import Window
 from sandbox import SandboxServer, ground_truth, load_scenario
 from sandbox.gcs import GcsEmulatorProcess
+from sandbox import entra_id, microsoft365, zoom
+from sandbox.connections import sandbox_connection
 from sandbox.github import ORG as GITHUB_ORG
 from sandbox.onepassword import stream_of_item
 from sandbox.sendgrid import snapshot
@@ -55,6 +57,9 @@ TOKENS = {
     "twilio": "ACfa0000000000000000000000000000ff:twilio-fault-secret-9c9c",
     "sendgrid": "SG.fault-suite-key.1234567890abcdef",
     "google_workspace": "ya29.fault-suite-google-token-5e5e",
+    "microsoft365": "0d6f1c2a-fault-o365:o365-fault-client-secret-3d3d",
+    "entra_id": "5e2a7b10-fault-entra:entra-fault-client-secret-4f4f",
+    "zoom": "zoomFaultClientId:zoom-fault-client-secret-6a6a",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -70,11 +75,16 @@ SOURCES = {
     "twilio": ({"page_size": 20}, "events"),
     "sendgrid": ({"limit": 1000}, "activity"),
     "google_workspace": ({"applications": ["login"], "max_results": 20}, "login"),
+    "microsoft365": ({"content_types": ["Audit.Exchange"]}, "audit_exchange"),
+    "entra_id": ({"streams": ["sign_ins"], "page_size": 20}, "sign_ins"),
+    "zoom": ({"streams": ["activities"]}, "activities"),
 }
 
 
 def connection_fields(source: str, url: str) -> dict:
     token = TOKENS[source]
+    if source in ("microsoft365", "entra_id", "zoom"):
+        return sandbox_connection(source, url, token)
     if source == "twilio":
         login, password = token.split(":")
         return {"conn_type": "http", "host": url, "login": login, "password": password}
@@ -87,11 +97,18 @@ def expected_keys(source: str, config, stream: str, window: Window) -> set[str]:
     if source == "sendgrid":
         rows = snapshot(event_store(load_scenario(SCENARIO), "sendgrid"), CLOCK.timestamp(), config.limit)
         return {spec.event_id(r) for r in rows if window.contains(spec.event_time(r))}
+    if source == "microsoft365":
+        store = event_store(load_scenario(SCENARIO), source)
+        content_type = config.content_type(stream)
+        return {e.id for e in microsoft365.records(store, content_type, window.start.timestamp(), window.end.timestamp(),
+                                                   CLOCK.timestamp())}
     events = ground_truth(source, window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=CLOCK)
     belongs = {
         "onepassword": lambda e: stream_of_item(e) == stream,
         "google_workspace": lambda e: e["id"]["applicationName"] == stream,
         "github": lambda e: not e["action"].startswith("git."),
+        "entra_id": lambda e: entra_id.log_of_event(e) == "signIns",
+        "zoom": lambda e: zoom.report_of(e) == "activity_logs",
     }.get(source, lambda e: True)
     return {spec.event_id(e) for e in events if window.contains(spec.event_time(e)) and belongs(e)}
 

@@ -11,13 +11,25 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sandbox import entra_id, microsoft365, zoom
 from sandbox.scenario import Scenario
+
+#: OAuth client-credentials types: the fake's tenant, its token endpoint on the sandbox itself.
+_TENANTS = {"microsoft365": microsoft365.TENANT, "entra_id": entra_id.TENANT}
 
 
 def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, Any]:
     if source_type == "twilio":
         sid, _, secret = token.partition(":")  # the scenario's token is "SID:secret", as Basic auth sends it
         return {"conn_type": "http", "host": api_url, "login": sid, "password": secret}
+    if source_type in _TENANTS:
+        client_id, _, secret = token.partition(":")  # the scenario's token is "client_id:client_secret"
+        return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
+                "extra": {"tenant_id": _TENANTS[source_type], "authority": api_url}}
+    if source_type == "zoom":
+        client_id, _, secret = token.partition(":")
+        return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
+                "extra": {"account_id": zoom.ACCOUNT, "token_url": f"{api_url}/oauth/token"}}
     if source_type == "google_workspace":
         # A password on the connection is used as a static bearer token instead of delegated credentials.
         return {"conn_type": "google_cloud_platform", "host": api_url, "password": token}

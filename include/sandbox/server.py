@@ -142,7 +142,7 @@ class SandboxServer:
             api.reset()
 
     def dispatch(self, req: Request) -> Response:
-        methods = self._routes.get(req.path)
+        methods = self._routes.get(req.path) or self._routes.get(self._prefix_of(req.path), None)
         if methods is None:
             return json_response(404, {"ok": False, "error": "unknown_method"})
         handler = methods.get(req.method)
@@ -153,6 +153,11 @@ class SandboxServer:
         except Exception:
             logger.exception("handler for %s %s failed", req.method, req.path)
             return json_response(500, {"ok": False, "error": "internal_error"})
+
+    def _prefix_of(self, path: str) -> str:
+        """The route `prefix*` that `path` falls under (O365's content URIs end in a blob id), or ''."""
+        prefixes = [route for route in self._routes if route.endswith("*") and path.startswith(route[:-1])]
+        return max(prefixes, key=len, default="")
 
     def _admin_routes(self) -> list[Route]:
         p = ADMIN_PREFIX

@@ -17,6 +17,9 @@ from sandbox import okta
 from sandbox import twilio
 from sandbox import sendgrid
 from sandbox import google_workspace
+from sandbox import microsoft365
+from sandbox import entra_id
+from sandbox import zoom
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -42,6 +45,9 @@ SOURCE_TYPES: dict[str, SourceType] = {
     twilio.NAME: SourceType(twilio.make_renderer, twilio.TwilioApi),
     sendgrid.NAME: SourceType(sendgrid.make_renderer, sendgrid.SendGridApi),
     google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
+    microsoft365.NAME: SourceType(microsoft365.make_renderer, microsoft365.Microsoft365Api),
+    entra_id.NAME: SourceType(entra_id.make_renderer, entra_id.EntraIdApi),
+    zoom.NAME: SourceType(zoom.make_renderer, zoom.ZoomApi),
 }
 
 

@@ -34,6 +34,13 @@ class Window:
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
 
+    def pieces(self, longest: timedelta | None) -> list[Window]:
+        """The window as consecutive half-open pieces of at most `longest` (one piece when None)."""
+        if longest is None or self.end - self.start <= longest:
+            return [self]
+        starts = [self.start + i * longest for i in range(-(-(self.end - self.start) // longest))]
+        return [Window(start, min(start + longest, self.end)) for start in starts]
+
     def label(self) -> str:
         """`YYYYMMDDTHHMMSSZ_YYYYMMDDTHHMMSSZ`, the interval's folder name."""
         return f"{compact(self.start)}_{compact(self.end)}"

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -54,6 +54,9 @@ DEFAULT_MAX_COMPRESSED_RESPONSE_BYTES = 64 * 1024**2
 
 #: Decides whether a non-429 response is a rate limit (GitHub answers 403 for both limits and permissions).
 RateLimitTest = Callable[[int, Any, bytes], bool]
+#: For APIs whose refusal can mean something other than a wrong credential (Graph's licence refusal): the
+#: (what, hint) a user should read instead, or None.
+RefusalTest = Callable[[int, bytes], "tuple[str, str] | None"]
 
 
 class _Retryable(Exception):
@@ -143,6 +146,7 @@ class ApiClient:
         is_rate_limited: RateLimitTest | None = None,
         rate: TokenBucket | RateBudget | None = None,
         limits: ResponseLimits | None = None,
+        refusal: RefusalTest | None = None,
     ):
         self.base_url = base_url
         self.session = session
@@ -157,6 +161,7 @@ class ApiClient:
         #: The task's share of the source's request budget; every attempt, retries included, takes a token.
         self.rate = rate
         self.limits = limits or ResponseLimits()
+        self.refusal = refusal
         self.stats = ClientStats()
         self._origin = urlsplit(base_url)[:2]
         #: Seconds to wait before the next request: the API said its quota is used up until its reset.
@@ -258,6 +263,9 @@ class ApiClient:
                 reset_after=wait, where=self.where,
                 status=status, body_excerpt=body_excerpt,
             ), wait)
+        refused = self.refusal(status, content) if self.refusal else None
+        if refused:
+            raise AuthError(refused[0], where=self.where, status=status, body_excerpt=body_excerpt, hint=refused[1])
         if status in (401, 403):
             raise AuthError(
                 "the API refused the credential",
@@ -378,10 +386,13 @@ def _retry_after(value: str | None) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        try:
+        try:  # an HTTP date, or an ISO 8601 instant as Zoom sends ("2020-05-31T00:00:00Z")
             parsed = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
-            return None
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
         if parsed.tzinfo is None:  # "-0000": UTC, as RFC 5322 says
             parsed = parsed.replace(tzinfo=timezone.utc)
         seconds = max(0.0, parsed.timestamp() - time.time())

@@ -109,6 +109,18 @@ class BodyNextUrl:
 
 
 @dataclass(frozen=True)
+class HeaderNextUrl:
+    """An absolute next-page URL in a response header (O365's `NextPageUri`), followed verbatim: it carries
+    the filters and the API's page id. Header names are case-insensitive; no header ends paging."""
+
+    header: str
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        url = (response.headers.get(self.header) or "").strip()
+        return ApiRequest(previous.method, url) if url else None
+
+
+@dataclass(frozen=True)
 class SinglePage:
     """An API without paging: the first answer is the whole answer."""
 

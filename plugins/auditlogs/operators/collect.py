@@ -225,6 +225,8 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         base_url = base_url_of(connection, spec.default_base_url)
     except ValueError as exc:
         raise ConfigError(str(exc), where=where) from None
+    if spec.connection_path is not None:
+        base_url += spec.connection_path(connection)
     sleep = options.get("sleep", time.sleep)
     return ApiClient(
         base_url=base_url,
@@ -235,6 +237,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         permission=spec.permission,
         secrets=secrets,
         is_rate_limited=spec.is_rate_limited,
+        refusal=spec.refusal,
         **{
             "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
             "rate": rate_budget(spec, source, sleep),

@@ -10,6 +10,9 @@ from auditlogs.sources import okta
 from auditlogs.sources import twilio
 from auditlogs.sources import sendgrid
 from auditlogs.sources import google_workspace
+from auditlogs.sources import microsoft365
+from auditlogs.sources import entra_id
+from auditlogs.sources import zoom
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -22,6 +25,9 @@ SPECS: dict[str, SourceSpec] = {
         twilio.SPEC,
         sendgrid.SPEC,
         google_workspace.SPEC,
+        microsoft365.SPEC,
+        entra_id.SPEC,
+        zoom.SPEC,
     )
 }
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}

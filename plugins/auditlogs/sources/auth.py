@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from auditlogs.errors import AuthError, ConfigError, excerpt, register_secret
+from auditlogs.client.api import base_url_of
+from auditlogs.errors import AuthError, ConfigError, MalformedResponseError, TransientError, excerpt, register_secret
 
 
 def _token(connection: Any) -> str:
@@ -112,3 +115,139 @@ class GoogleCredentialsAuth(requests.auth.AuthBase):
             register_secret(self.credentials.token)  # minted here, after the client was built
         self.credentials.apply(request.headers)
         return request
+
+
+#: Refresh an access token this long before the expiry its issuer stated, so no request carries a token
+#: that expires on the way.
+TOKEN_REFRESH_MARGIN = 300.0
+
+
+def checked_token_url(url: str, conn_id: str, api_url: str) -> str:
+    """A token endpoint the client secret may be posted to: an absolute https URL without credentials or
+    query, so a typo cannot send the secret elsewhere; plain http only on the API's own origin (the sandbox),
+    which the connection already trusts with the token."""
+    parts = urlsplit(url)
+    same_origin = (parts.scheme, parts.netloc) == tuple(urlsplit(api_url)[:2])
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not same_origin) or not parts.hostname \
+            or parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(
+            f"Airflow connection '{conn_id}' names the token endpoint {parts.scheme}://{parts.hostname or ''}"
+            f"{parts.path}, which is not an https URL without credentials or query",
+            hint="set the token authority in the connection extra to the identity provider's https URL, such as "
+            "https://login.microsoftonline.com",
+        )
+    return url
+
+
+class ClientCredentialsAuth(requests.auth.AuthBase):
+    """OAuth client credentials (Microsoft identity platform, Zoom Server-to-Server): puts a bearer token on
+    every request, exchanging the client secret for a new one before the current one expires.
+
+    The secret travels only in the token request's body or Basic header, never in a URL. A refused exchange
+    (400/401: wrong secret, unknown client or tenant, no consent) is an AuthError naming the connection and
+    is never retried; a failing token endpoint (5xx) is a TransientError, retried like any page.
+    """
+
+    def __init__(self, token_url: str, form: dict[str, str], conn_id: str, secrets: tuple[str, ...], api_url: str,
+                 basic: tuple[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
+                 timeout: float = 60.0, query: dict[str, str] | None = None):
+        self.token_url = checked_token_url(token_url, conn_id, api_url)
+        self.form = form
+        self.conn_id = conn_id
+        self.secrets = tuple(s for s in secrets if s)
+        self.basic = basic
+        #: Non-secret grant parameters some providers want in the URL (Zoom's grant_type and account_id).
+        self.query = query
+        self.clock = clock
+        self.timeout = timeout
+        self._token: str | None = None
+        self._expires_at = 0.0
+        #: Token exchanges made (tests and the manifest's request figures can count them).
+        self.exchanges = 0
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._token is None or self.clock() >= self._expires_at - TOKEN_REFRESH_MARGIN:
+            self._exchange()
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def _exchange(self) -> None:
+        self.exchanges += 1
+        where = f"token endpoint of Airflow connection '{self.conn_id}'"
+        response = requests.post(self.token_url, params=self.query, data=self.form, auth=self.basic,
+                                 timeout=self.timeout,
+                                 allow_redirects=False, headers={"Accept": "application/json"})
+        body = excerpt(response.content, self.secrets)
+        if response.status_code in (400, 401, 403):
+            raise AuthError(
+                "the identity provider refused to issue an access token", where=where,
+                status=response.status_code, body_excerpt=body,
+                hint=f"check the client id, client secret and tenant or account id in Airflow connection "
+                f"'{self.conn_id}', and that the application was granted the API's permission; not retried",
+            )
+        if response.status_code >= 300:
+            raise TransientError("the identity provider failed to issue an access token", where=where,
+                                 status=response.status_code, body_excerpt=body)
+        try:
+            answer = response.json()
+            token, lifetime = answer["access_token"], float(answer.get("expires_in", 3600))  # "3599" in Microsoft's v1
+        except (ValueError, KeyError, TypeError):
+            raise MalformedResponseError(
+                "the token endpoint answered without an access_token and a numeric expires_in",
+                where=where, status=response.status_code, body_excerpt=body,
+            ) from None
+        if not isinstance(token, str) or not token:
+            raise MalformedResponseError("the token endpoint's access_token is empty", where=where)
+        self._token, self._expires_at = token, self.clock() + lifetime
+
+
+def _secret_pair(connection: Any, what: str) -> tuple[str, str]:
+    if not connection.login:
+        raise ConfigError(f"Airflow connection '{connection.conn_id}' has no login",
+                          hint=f"put the {what} client (application) id in the connection's login field")
+    return connection.login, _token(connection)
+
+
+def _extra(connection: Any, key: str, hint: str) -> str:
+    value = (connection.extra_dejson or {}).get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"Airflow connection '{connection.conn_id}' has no '{key}' extra", hint=hint)
+    return value.strip()
+
+
+def microsoft_identity(default_resource: str) -> Callable[[Any, Any], None]:
+    """App-only tokens of the Microsoft identity platform (v2.0 endpoint): the connection's login is the
+    application (client) id, its password the client secret, extra `tenant_id`; extra `authority` for national
+    clouds (default https://login.microsoftonline.com) and `scope` (default: the API host's `/.default`)."""
+
+    def auth(connection: Any, session: Any) -> None:
+        client_id, secret = _secret_pair(connection, "Microsoft Entra application's")
+        tenant = microsoft_tenant(connection)
+        extra = connection.extra_dejson or {}
+        authority = str(extra.get("authority") or "https://login.microsoftonline.com").rstrip("/")
+        resource = (connection.host or default_resource).rstrip("/")
+        if "://" not in resource:
+            resource = f"https://{resource}"
+        scope = str(extra.get("scope") or f"{resource}/.default")
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": scope}
+        session.auth = ClientCredentialsAuth(f"{authority}/{tenant}/oauth2/v2.0/token", form, connection.conn_id,
+                                             (secret,), resource)
+
+    return auth
+
+
+def microsoft_tenant(connection: Any) -> str:
+    return _extra(connection, "tenant_id", "set the extra 'tenant_id' to the directory (tenant) id, a GUID")
+
+
+def zoom_server_to_server(connection: Any, session: Any) -> None:
+    """Zoom Server-to-Server OAuth: `grant_type=account_credentials` and extra `account_id` in the URL of a POST
+    to extra `token_url` (default https://zoom.us/oauth/token; Grove found Zoom wants them there, not in the
+    body), the client id and secret as HTTP Basic."""
+    client_id, secret = _secret_pair(connection, "Zoom Server-to-Server OAuth app's")
+    account = _extra(connection, "account_id", "set the extra 'account_id' to the Zoom account id of the app")
+    token_url = str((connection.extra_dejson or {}).get("token_url") or "https://zoom.us/oauth/token")
+    grant = {"grant_type": "account_credentials", "account_id": account}
+    api_url = base_url_of(connection, "https://api.zoom.us")
+    session.auth = ClientCredentialsAuth(token_url, {}, connection.conn_id, (secret,), api_url,
+                                         basic=(client_id, secret), query=grant)

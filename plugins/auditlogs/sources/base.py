@@ -15,8 +15,11 @@ from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
+from pydantic import ConfigDict, Field, field_validator
+
 from auditlogs import exact_json
-from auditlogs.client.api import ApiRequest, RateLimitTest
+from auditlogs.client.api import ApiClient, ApiRequest, RateLimitTest, RefusalTest
 from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
 from auditlogs.errors import IncompleteWindowError
@@ -26,6 +29,27 @@ from auditlogs.window import Window
 #: How far a bound whose inclusiveness the vendor does not document is moved outward: an exclusive bound
 #: then still includes an event at the window's exact edge, and the collector trims the extra.
 OUTWARD = timedelta(milliseconds=1)
+
+
+class ChosenStreams(SourceConfig):
+    """A source type whose config key `streams` picks some of its `streams`, one task each (default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    selected_streams: tuple[str, ...] | None = Field(None, alias="streams", min_length=1)
+
+    @field_validator("selected_streams")
+    @classmethod
+    def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = [name for name in value or () if name not in cls.streams]
+        if unknown:
+            raise ValueError(f"{unknown} are not streams of this type; allowed: {', '.join(cls.streams)}")
+        if value and len(set(value)) != len(value):
+            raise ValueError("lists a stream twice")
+        return value
+
+    def stream_names(self) -> tuple[str, ...]:
+        return self.selected_streams or self.streams
 
 
 class Order(enum.Enum):
@@ -66,6 +90,20 @@ class SourceSpec:
     snapshot: Snapshot | None = None
     #: The API's documented hourly limit besides the minute's (1Password: 30,000), 0: none documented.
     requests_per_hour: int = 0
+    #: For APIs whose 401/403 can mean more than a bad credential: what to tell the user instead.
+    refusal: RefusalTest | None = None
+    #: A path below the connection's host that the connection decides (O365's `api/v1.0/{tenant}/...`).
+    connection_path: Callable[[Any], str] | None = None
+    #: The longest window one request may ask for: longer windows are collected in consecutive pieces.
+    max_window: timedelta | None = None
+    #: Called once per task before the first page (O365: start the content type's subscription if missing).
+    prepare: Callable[[ApiClient, SourceConfig, str], None] | None = None
+    #: For APIs that list content blobs (O365): the records of one listed entry, fetched with the client.
+    #: `event_time` then reads the listed entry (when the blob became available), `event_id` the record.
+    blob: Callable[[ApiClient, SourceConfig, dict], Iterable[dict]] | None = None
+    #: Set when the same event may come back anywhere in a window, not only at the edge reached so far
+    #: (O365 repeats records across blobs): repeats are then dropped by id over the whole window.
+    repeats_anywhere: bool = False
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
@@ -191,9 +229,15 @@ def event_key(*paths: tuple[str, ...]) -> Callable[[dict], str]:
         try:
             return "|".join(id_text(read(event)) for read in readers)
         except BadEventError:
-            return "sha256:" + hashlib.sha256(exact_json.canonical(event)).hexdigest()
+            return content_key(event)
 
     return key
+
+
+def content_key(event: dict) -> str:
+    """The key of an event without an id (Zoom's): 'sha256:' and the SHA-256 of its canonical JSON (sorted
+    keys), the same on every page and every run. Two identical events in the same instant share it."""
+    return "sha256:" + hashlib.sha256(exact_json.canonical(event)).hexdigest()
 
 
 def epoch_millis(*path: str) -> Callable[[dict], datetime]:
@@ -246,3 +290,14 @@ def _absent(body: dict, path: tuple[str, ...]) -> bool:
         if not isinstance(body, dict):
             return False
     return False
+
+
+def error_code(content: bytes, *path: str) -> str | None:
+    """The error code an API put in its JSON error body (Microsoft's `error.code`), or None."""
+    try:
+        value: Any = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
