@@ -96,62 +96,61 @@ def collect(
 ) -> CollectResult:
     """`admit(event_id, event_time)` returning False skips an in-window event that another run stored."""
     result = CollectResult()
-    dedup = EdgeDeduplicator(spec.order_for(config))
     anywhere = WindowDeduplicator() if spec.repeats_anywhere else None
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     if spec.prepare is not None:
         spec.prepare(client, config, stream)
     oldest: datetime | None = None
-    for response in _pages(spec, config, stream, client, window, max_pages, new_events=lambda: result.new):
-        result.pages += 1
-        kept = listed = 0
-        for event, timed in _events(spec, config, client, response):
-            listed += 1
-            result.fetched += 1
-            try:
-                event_id = spec.key(event)
-                moment = spec.event_time(timed)
-            except BadEventError as exc:
-                raise MalformedEventError(
-                    f"page {result.pages}, event {result.fetched}: {exc}", where=client.where, status=response.status,
-                    body_excerpt=excerpt(exact_json.line(event), client.secrets),
-                ) from None
-            oldest = moment if oldest is None or moment < oldest else oldest
-            if not window.contains(moment):
-                result.outside_window += 1
-                continue
-            repeat = dedup.is_repeat(event_id, moment)
-            if repeat or (anywhere is not None and anywhere.is_repeat(event_id, moment)):
-                result.duplicates += 1
-                continue
-            if repeat is None:
-                result.out_of_order += 1  # new or a repeat behind the edge: kept, but not counted as progress
-            else:
-                result.new += 1
-            if admit is not None and not admit(event_id, moment):
-                result.already_stored += 1
-                continue
-            writer.write(exact_json.line(event))
-            result.note_time(moment)
-            kept += 1
-        result.written += kept
-        log.info(
-            "%s: page %d: %d events, %d kept (%d written so far)",
-            client.where, result.pages, listed, kept, result.written,
-        )
-        response = event = timed = None  # let the page go before the next one is fetched: memory is one page
+    # Pieces tile the window (an API that limits how long a window one request may ask for); each is paged
+    # and trimmed on its own, so a piece's padding never brings back what the piece before it wrote.
+    for piece in window.pieces(spec.max_window):
+        dedup = EdgeDeduplicator(spec.order_for(config))
+        asked = spec.asked_window(config, piece) if spec.asked_window else None
+        for response in paginate(client, spec.paginator, spec.first_request(config, stream, piece), max_pages,
+                                 new_events=lambda: result.new):
+            result.pages += 1
+            kept = listed = 0
+            for event, timed in _events(spec, config, client, response):
+                listed += 1
+                result.fetched += 1
+                try:
+                    event_id = spec.key(event)
+                    moment = spec.event_time(timed)
+                except BadEventError as exc:
+                    raise MalformedEventError(
+                        f"page {result.pages}, event {result.fetched}: {exc}", where=client.where,
+                        status=response.status, body_excerpt=excerpt(exact_json.line(event), client.secrets),
+                    ) from None
+                oldest = moment if oldest is None or moment < oldest else oldest
+                if not piece.contains(moment):
+                    result.outside_window += 1
+                    if asked is not None and asked.contains(moment):
+                        result.new += 1  # the padding the API cannot be spared, not a runaway
+                    continue
+                repeat = dedup.is_repeat(event_id, moment)
+                if repeat or (anywhere is not None and anywhere.is_repeat(event_id, moment)):
+                    result.duplicates += 1
+                    continue
+                if repeat is None:
+                    result.out_of_order += 1  # new or a repeat behind the edge: kept, but not counted as progress
+                else:
+                    result.new += 1
+                if admit is not None and not admit(event_id, moment):
+                    result.already_stored += 1
+                    continue
+                writer.write(exact_json.line(event))
+                result.note_time(moment)
+                kept += 1
+            result.written += kept
+            log.info(
+                "%s: page %d: %d events, %d kept (%d written so far)",
+                client.where, result.pages, listed, kept, result.written,
+            )
+            response = event = timed = None  # let the page go before the next one is fetched: memory is one page
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result
-
-
-def _pages(spec: SourceSpec, config: SourceConfig, stream: str, client: ApiClient, window: Window,
-           max_pages: int, new_events: Callable[[], int]) -> Iterator[ApiResponse]:
-    """Every page of the window, piece by piece when the API limits how long a window one request may ask for."""
-    for piece in window.pieces(spec.max_window):
-        first = spec.first_request(config, stream, piece)
-        yield from paginate(client, spec.paginator, first, max_pages, new_events=new_events)
 
 
 def _events(spec: SourceSpec, config: SourceConfig, client: ApiClient,

@@ -104,6 +104,10 @@ class SourceSpec:
     #: Set when the same event may come back anywhere in a window, not only at the edge reached so far
     #: (O365 repeats records across blobs): repeats are then dropped by id over the whole window.
     repeats_anywhere: bool = False
+    #: For APIs that can only be asked for more than the window (Zoom's whole, padded days): the range a
+    #: request for the window really covers. Events there but outside the window are expected, trimmed, and
+    #: count as paging progress, so the no-progress guard does not mistake the padding for a runaway.
+    asked_window: Callable[[SourceConfig, Window], Window] | None = None
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order

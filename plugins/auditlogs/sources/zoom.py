@@ -43,10 +43,17 @@ class ZoomConfig(ChosenStreams):
     streams = tuple(REPORTS)
 
 
-def first_request(config: ZoomConfig, stream: str, window: Window) -> ApiRequest:
+def asked_days(config: ZoomConfig, window: Window) -> Window:
+    """The whole days a request for `window` asks for: its own days padded by `window_pad_days` each side."""
     pad = timedelta(days=config.window_pad_days)
-    last = window.end - timedelta(microseconds=1)
-    params: dict[str, Any] = {"from": f"{window.start - pad:%Y-%m-%d}", "to": f"{last + pad:%Y-%m-%d}",
+    first = (window.start - pad).replace(hour=0, minute=0, second=0, microsecond=0)
+    last = (window.end - timedelta(microseconds=1) + pad).replace(hour=0, minute=0, second=0, microsecond=0)
+    return Window(first, last + timedelta(days=1))
+
+
+def first_request(config: ZoomConfig, stream: str, window: Window) -> ApiRequest:
+    days = asked_days(config, window)
+    params: dict[str, Any] = {"from": f"{days.start:%Y-%m-%d}", "to": f"{days.end - timedelta(days=1):%Y-%m-%d}",
                               "page_size": config.page_size}
     if stream == "operation_logs":
         params["category_type"] = config.category_type
@@ -79,4 +86,5 @@ SPEC = SourceSpec(
     permission="the report:read:admin scope of a Server-to-Server OAuth app (Pro plan or higher)",
     default_base_url="https://api.zoom.us",
     max_window=MAX_WINDOW,
+    asked_window=asked_days,
 )
