@@ -32,6 +32,7 @@ from auditlogs.window import Window
 from sandbox import SandboxServer, ground_truth, load_scenario
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.github import ORG as GITHUB_ORG
+from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
 from sandbox.onepassword import stream_of_item
 from sandbox.sendgrid import snapshot
 from sandbox.sources import event_store
@@ -55,6 +56,7 @@ TOKENS = {
     "twilio": "ACfa0000000000000000000000000000ff:twilio-fault-secret-9c9c",
     "sendgrid": "SG.fault-suite-key.1234567890abcdef",
     "google_workspace": "ya29.fault-suite-google-token-5e5e",
+    "gitlab": "glpat-fault-suite-token-0a0a0a0a",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -70,6 +72,7 @@ SOURCES = {
     "twilio": ({"page_size": 20}, "events"),
     "sendgrid": ({"limit": 1000}, "activity"),
     "google_workspace": ({"applications": ["login"], "max_results": 20}, "login"),
+    "gitlab": ({"group": GITLAB_GROUP, "per_page": 20}, "audit_events"),
 }
 
 

@@ -17,6 +17,7 @@ from sandbox import okta
 from sandbox import twilio
 from sandbox import sendgrid
 from sandbox import google_workspace
+from sandbox import gitlab
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -42,6 +43,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
     twilio.NAME: SourceType(twilio.make_renderer, twilio.TwilioApi),
     sendgrid.NAME: SourceType(sendgrid.make_renderer, sendgrid.SendGridApi),
     google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
+    gitlab.NAME: SourceType(gitlab.make_renderer, gitlab.GitLabApi),
 }
 
 

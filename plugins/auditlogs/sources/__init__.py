@@ -10,6 +10,7 @@ from auditlogs.sources import okta
 from auditlogs.sources import twilio
 from auditlogs.sources import sendgrid
 from auditlogs.sources import google_workspace
+from auditlogs.sources import gitlab
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -22,6 +23,12 @@ SPECS: dict[str, SourceSpec] = {
         twilio.SPEC,
         sendgrid.SPEC,
         google_workspace.SPEC,
+        gitlab.SPEC,
     )
 }
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}
+
+
+def spec_for(config: SourceConfig) -> SourceSpec:
+    """The spec a configured source runs with: its type's."""
+    return SPECS[config.type]

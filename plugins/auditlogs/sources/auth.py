@@ -111,3 +111,13 @@ class GoogleCredentialsAuth(requests.auth.AuthBase):
                 ) from None
         self.credentials.apply(request.headers)
         return request
+
+
+def token_header(name: str, prefix: str = "") -> Callable[[Any, Any], None]:
+    """The connection's password in one request header, after `prefix` (GitLab's `PRIVATE-TOKEN`, an API's
+    `X-Api-Key`, `Authorization: Token token=`)."""
+
+    def auth(connection: Any, session: Any) -> None:
+        session.headers[name] = prefix + _token(connection)
+
+    return auth
