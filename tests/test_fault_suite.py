@@ -32,6 +32,7 @@ from auditlogs.window import Window
 from sandbox import SandboxServer, ground_truth, load_scenario
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.github import ORG as GITHUB_ORG
+from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
 from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
 from sandbox.onepassword import stream_of_item
 from sandbox.sendgrid import snapshot
@@ -57,6 +58,7 @@ TOKENS = {
     "sendgrid": "SG.fault-suite-key.1234567890abcdef",
     "google_workspace": "ya29.fault-suite-google-token-5e5e",
     "gitlab": "glpat-fault-suite-token-0a0a0a0a",
+    "atlassian": "ATATT3xFaultSuiteKey0123456789",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -73,6 +75,7 @@ SOURCES = {
     "sendgrid": ({"limit": 1000}, "activity"),
     "google_workspace": ({"applications": ["login"], "max_results": 20}, "login"),
     "gitlab": ({"group": GITLAB_GROUP, "per_page": 20}, "audit_events"),
+    "atlassian": ({"org_id": ATLASSIAN_ORG}, "org_events"),
 }
 
 

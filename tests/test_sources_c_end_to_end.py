@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from harness import Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config
 from sandbox import ground_truth
+from sandbox.atlassian import ORG_ID
 from sandbox.gitlab import GROUP_PATH
 
 pytestmark = pytest.mark.e2e
@@ -18,13 +19,14 @@ BUCKET = "e2e-bucket"
 DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
-TOKENS = {"gitlab": "glpat-e2eToken0123456789abcdef"}
+TOKENS = {"gitlab": "glpat-e2eToken0123456789abcdef", "atlassian": "ATATT3xE2eAdminKey0123456789"}
 SCENARIO = {"seed": 31, "sources": {
     name: {"events_per_hour": 900, "burst_fraction": 0.3, "token": token, "rate_limit_per_minute": 0, "retention_days": 120}
     for name, token in TOKENS.items()
 }}
 SOURCES = {
     "gitlab": {"type": "gitlab", "conn_id": "gitlab_audit", "group": GROUP_PATH},
+    "atlassian": {"type": "atlassian", "conn_id": "atlassian_org", "org_id": ORG_ID},
 }
 
 
@@ -34,7 +36,8 @@ def stack(tmp_path_factory):
                           start_date="2026-01-01T00:00:00Z", delay="30m", retries=0)
 
     def connections(url: str) -> dict:
-        return {**connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"])}
+        return {**connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"]),
+                **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"])}
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
         yield running
 
@@ -62,3 +65,11 @@ def test_gitlab_collects_the_groups_window_with_keyset_pages(stack):
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 5
     assert {r["path"] for r in sent} == {"/api/v4/groups/northwind%2Fsecurity/audit_events"}
     assert sent[0]["query"]["pagination"] == ["keyset"] and sent[0]["query"]["created_after"] == ["2026-03-01T03:30:00Z"]
+
+
+def test_atlassian_collects_the_orgs_window_following_links_next(stack):
+    sent = run_dag(stack, "atlassian")
+    expected = {e["id"] for e in truth("atlassian")}
+    manifest = assert_interval_holds(stack.gcs, BUCKET, folder("atlassian", "org_events"), "id", expected)
+    assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 5
+    assert sent[0]["query"] == {"from": ["1772335799000"], "to": ["1772341201000"]}

@@ -18,6 +18,7 @@ from sandbox import twilio
 from sandbox import sendgrid
 from sandbox import google_workspace
 from sandbox import gitlab
+from sandbox import atlassian
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -44,6 +45,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
     sendgrid.NAME: SourceType(sendgrid.make_renderer, sendgrid.SendGridApi),
     google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
     gitlab.NAME: SourceType(gitlab.make_renderer, gitlab.GitLabApi),
+    atlassian.NAME: SourceType(atlassian.make_renderer, atlassian.AtlassianApi),
 }
 
 

@@ -11,6 +11,7 @@ from auditlogs.sources import twilio
 from auditlogs.sources import sendgrid
 from auditlogs.sources import google_workspace
 from auditlogs.sources import gitlab
+from auditlogs.sources import atlassian
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -24,6 +25,7 @@ SPECS: dict[str, SourceSpec] = {
         sendgrid.SPEC,
         google_workspace.SPEC,
         gitlab.SPEC,
+        atlassian.SPEC,
     )
 }
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}

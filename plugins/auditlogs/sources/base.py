@@ -60,6 +60,9 @@ class SourceSpec:
     default_base_url: str | None = None
     #: Set for an API that shows only a recent snapshot: the window is checked to be within its reach.
     snapshot: Snapshot | None = None
+    #: For APIs whose filters can be misread silently: `(client, config, stream, window, events in the window)`
+    #: is called after paging and raises instead of letting a wrong answer be written as complete.
+    check_window: Callable[[Any, Any, str, Window, int], None] | None = None
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
