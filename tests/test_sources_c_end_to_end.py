@@ -12,6 +12,9 @@ from sandbox import ground_truth
 from sandbox.atlassian import ORG_ID
 from sandbox.gitlab import GROUP_PATH
 
+from auditlogs.sources import SPECS
+from auditlogs.sources.google_workspace import DEFAULT_APPLICATIONS
+
 pytestmark = pytest.mark.e2e
 
 UTC = timezone.utc
@@ -19,7 +22,8 @@ BUCKET = "e2e-bucket"
 DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
-TOKENS = {"gitlab": "glpat-e2eToken0123456789abcdef", "atlassian": "ATATT3xE2eAdminKey0123456789"}
+TOKENS = {"gitlab": "glpat-e2eToken0123456789abcdef", "atlassian": "ATATT3xE2eAdminKey0123456789",
+          "google_workspace": "ya29.e2e-default-applications-token"}
 SCENARIO = {"seed": 31, "sources": {
     name: {"events_per_hour": 900, "burst_fraction": 0.3, "token": token, "rate_limit_per_minute": 0, "retention_days": 120}
     for name, token in TOKENS.items()
@@ -27,6 +31,7 @@ SCENARIO = {"seed": 31, "sources": {
 SOURCES = {
     "gitlab": {"type": "gitlab", "conn_id": "gitlab_audit", "group": GROUP_PATH},
     "atlassian": {"type": "atlassian", "conn_id": "atlassian_org", "org_id": ORG_ID},
+    "gws": {"type": "google_workspace", "conn_id": "gws_reports"},  # the default applications
 }
 
 
@@ -37,7 +42,8 @@ def stack(tmp_path_factory):
 
     def connections(url: str) -> dict:
         return {**connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"]),
-                **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"])}
+                **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"]),
+                **connection_env("gws_reports", "google_cloud_platform", host=url, password=TOKENS["google_workspace"])}
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
         yield running
 
@@ -73,3 +79,14 @@ def test_atlassian_collects_the_orgs_window_following_links_next(stack):
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder("atlassian", "org_events"), "id", expected)
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 5
     assert sent[0]["query"] == {"from": ["1772335799000"], "to": ["1772341201000"]}
+
+
+def test_google_workspace_collects_every_default_application_in_its_own_stream(stack):
+    sent = run_dag(stack, "gws")
+    key = SPECS["google_workspace"].event_id
+    everything = truth("google_workspace")
+    for app in DEFAULT_APPLICATIONS:
+        expected = {key(e) for e in everything if e["id"]["applicationName"] == app}
+        assert expected, app
+        assert_interval_holds(stack.gcs, BUCKET, folder("gws", app), key, expected)
+    assert {r["path"].rsplit("/", 1)[1] for r in sent} == set(DEFAULT_APPLICATIONS)
