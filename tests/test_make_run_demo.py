@@ -9,6 +9,8 @@ import sys
 import pytest
 from sandbox.gcs import free_port
 
+from auditlogs.sources.google_workspace import DEFAULT_APPLICATIONS
+
 
 @pytest.mark.e2e
 def test_the_demo_collects_every_source_and_says_where_it_landed(tmp_path):
@@ -23,6 +25,7 @@ def test_the_demo_collects_every_source_and_says_where_it_landed(tmp_path):
     assert "Collected:" in out
     streams = ["slack/audit", "onepassword/auditevents", "onepassword/itemusages", "onepassword/signinattempts",
                "github/audit", "okta/systemlog", "twilio/events", "sendgrid/access_attempts",
-               *(f"google_workspace/{app}" for app in ("admin", "login", "token", "saml", "user_accounts"))]
+               "gitlab/audit_events", "atlassian/org_events", "pagerduty/audit_records",
+               *(f"google_workspace/{app}" for app in DEFAULT_APPLICATIONS)]
     assert [s for s in streams if f"gs://auditlogs-sandbox/raw/{s}/dt=" not in out] == []
     assert "part-00000.ndjson.gz" in out and f"Airflow UI: http://localhost:{ports[2]}  user admin, password " in out

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config
+from harness import (
+    Stack, assert_interval_holds, connection_env, dags_test, interval_folder, readme_rest_example, running_stack, write_config,
+)
 from sandbox import ground_truth
 from sandbox.atlassian import ORG_ID
 from sandbox.gitlab import GROUP_PATH
@@ -23,7 +25,7 @@ DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
 TOKENS = {"gitlab": "glpat-e2eToken0123456789abcdef", "atlassian": "ATATT3xE2eAdminKey0123456789",
-          "google_workspace": "ya29.e2e-default-applications-token"}
+          "google_workspace": "ya29.e2e-default-applications-token", "pagerduty": "u+e2ePagerDutyKey0123456789"}
 SCENARIO = {"seed": 31, "sources": {
     name: {"events_per_hour": 900, "burst_fraction": 0.3, "token": token, "rate_limit_per_minute": 0, "retention_days": 120}
     for name, token in TOKENS.items()
@@ -32,6 +34,7 @@ SOURCES = {
     "gitlab": {"type": "gitlab", "conn_id": "gitlab_audit", "group": GROUP_PATH},
     "atlassian": {"type": "atlassian", "conn_id": "atlassian_org", "org_id": ORG_ID},
     "gws": {"type": "google_workspace", "conn_id": "gws_reports"},  # the default applications
+    **readme_rest_example(),
 }
 
 
@@ -43,7 +46,8 @@ def stack(tmp_path_factory):
     def connections(url: str) -> dict:
         return {**connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"]),
                 **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"]),
-                **connection_env("gws_reports", "google_cloud_platform", host=url, password=TOKENS["google_workspace"])}
+                **connection_env("gws_reports", "google_cloud_platform", host=url, password=TOKENS["google_workspace"]),
+                **connection_env("pagerduty_api", host=url, password=TOKENS["pagerduty"])}
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
         yield running
 
@@ -90,3 +94,13 @@ def test_google_workspace_collects_every_default_application_in_its_own_stream(s
         assert expected, app
         assert_interval_holds(stack.gcs, BUCKET, folder("gws", app), key, expected)
     assert {r["path"].rsplit("/", 1)[1] for r in sent} == set(DEFAULT_APPLICATIONS)
+
+
+def test_the_readme_rest_example_collects_pagerduty_audit_records(stack):
+    sent = run_dag(stack, "pagerduty")
+    expected = {e["id"] for e in truth("pagerduty")}
+    manifest = assert_interval_holds(stack.gcs, BUCKET, folder("pagerduty", "audit_records"), "id", expected)
+    assert len(sent) == manifest["pages"] == -(-len(expected) // 1000) > 1  # the minimum at limit 1000
+    assert sent[0]["query"] == {"since": ["2026-03-01T03:30:00Z"], "until": ["2026-03-01T05:00:00Z"], "limit": ["1000"]}
+    assert sent[0]["headers"]["accept"] == "application/vnd.pagerduty+json;version=2"
+    assert all(r["auth_ok"] for r in sent)

@@ -19,6 +19,7 @@ from sandbox import sendgrid
 from sandbox import google_workspace
 from sandbox import gitlab
 from sandbox import atlassian
+from sandbox import pagerduty
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -46,6 +47,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
     google_workspace.NAME: SourceType(google_workspace.make_renderer, google_workspace.GoogleWorkspaceApi),
     gitlab.NAME: SourceType(gitlab.make_renderer, gitlab.GitLabApi),
     atlassian.NAME: SourceType(atlassian.make_renderer, atlassian.AtlassianApi),
+    pagerduty.NAME: SourceType(pagerduty.make_renderer, pagerduty.PagerDutyApi),
 }
 
 

@@ -12,6 +12,7 @@ from auditlogs.sources import sendgrid
 from auditlogs.sources import google_workspace
 from auditlogs.sources import gitlab
 from auditlogs.sources import atlassian
+from auditlogs.sources import rest
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -28,9 +29,12 @@ SPECS: dict[str, SourceSpec] = {
         atlassian.SPEC,
     )
 }
-SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}
+#: Every source type's config model; `rest` has no fixed spec, its config declares one.
+SOURCE_TYPES: dict[str, type[SourceConfig]] = {**{name: spec.config for name, spec in SPECS.items()}, "rest": rest.RestConfig}
 
 
 def spec_for(config: SourceConfig) -> SourceSpec:
-    """The spec a configured source runs with: its type's."""
+    """The spec a configured source runs with: its type's, or the one a `type: rest` config declares."""
+    if isinstance(config, rest.RestConfig):
+        return rest.spec_of(config)
     return SPECS[config.type]
