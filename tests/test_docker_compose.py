@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from sandbox.connections import sandbox_connection
+from sandbox.connections import sandbox_api, sandbox_connection
 from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,10 +222,10 @@ def test_the_default_env_file_gives_every_configured_source_a_connection_so_up_n
     env = env_file(ROOT / "deploy" / "sandbox.env")
     defaults = sources.get("defaults", {})
     scenario = load_scenario(DEFAULT_SCENARIO_PATH)  # what the sandbox service serves
-    for source in sources["sources"].values():
+    for name, source in sources["sources"].items():
         for conn_id in (source["conn_id"], source.get("gcp_conn_id", defaults.get("gcp_conn_id", "google_cloud_default"))):
             assert f"AIRFLOW_CONN_{conn_id.upper()}" in env, conn_id
-        expected = sandbox_connection(source["type"], "http://sandbox:8931", scenario.sources[source["type"]].token)
+        expected = sandbox_connection(source["type"], "http://sandbox:8931", scenario.sources[sandbox_api(name, source)].token)
         assert json.loads(env[f"AIRFLOW_CONN_{source['conn_id'].upper()}"]) == expected, source["conn_id"]
         bucket = source.get("bucket", defaults.get("bucket"))
         assert (ROOT / "deploy" / "gcs-data" / bucket).is_dir(), f"the emulator does not create bucket {bucket}"

@@ -23,21 +23,24 @@ import pytest
 from airflow.sdk import BaseHook
 from airflow.sdk.definitions.retry_policy import RetryAction
 from airflow.sdk.exceptions import AirflowFailException
-from harness import assert_interval_holds, interval_folder
+from harness import assert_interval_holds, interval_folder, readme_rest_example
 
 from auditlogs.operators.collect import AuditLogToGCSOperator, build_client
 from auditlogs.operators.retry import AuditLogRetryPolicy
-from auditlogs.sources import SPECS
+from auditlogs.sources import SOURCE_TYPES, spec_for
 from auditlogs.window import Window
 from sandbox import SandboxServer, ground_truth, load_scenario
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox import entra_id, microsoft365, zoom
 from sandbox.connections import sandbox_connection
 from sandbox.github import ORG as GITHUB_ORG
+from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
+from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
 from sandbox.onepassword import stream_of_item
 from sandbox.sendgrid import snapshot
 from sandbox.sources import event_store
 
+README_REST_EXAMPLE = {k: v for k, v in readme_rest_example()["pagerduty"].items() if k not in ("conn_id", "requests_per_minute")}
 SEEDS = int(os.environ.get("AUDITLOGS_FAULT_SEEDS", "20"))
 RETRIES = 4
 PAGE_ATTEMPTS = 3
@@ -60,6 +63,9 @@ TOKENS = {
     "microsoft365": "0d6f1c2a-fault-o365:o365-fault-client-secret-3d3d",
     "entra_id": "5e2a7b10-fault-entra:entra-fault-client-secret-4f4f",
     "zoom": "zoomFaultClientId:zoom-fault-client-secret-6a6a",
+    "gitlab": "glpat-fault-suite-token-0a0a0a0a",
+    "atlassian": "ATATT3xFaultSuiteKey0123456789",
+    "pagerduty": "u+faultSuitePagerDutyKey0123",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -78,6 +84,9 @@ SOURCES = {
     "microsoft365": ({"content_types": ["Audit.Exchange"]}, "audit_exchange"),
     "entra_id": ({"streams": ["sign_ins"], "page_size": 20}, "sign_ins"),
     "zoom": ({"streams": ["activities"]}, "activities"),
+    "gitlab": ({"group": GITLAB_GROUP, "per_page": 20}, "audit_events"),
+    "atlassian": ({"org_id": ATLASSIAN_ORG}, "org_events"),
+    "pagerduty": ({**README_REST_EXAMPLE, "page_size": 20}, "audit_records"),  # type: rest
 }
 
 
@@ -93,7 +102,7 @@ def connection_fields(source: str, url: str) -> dict:
 
 
 def expected_keys(source: str, config, stream: str, window: Window) -> set[str]:
-    spec = SPECS[source]
+    spec = spec_for(config)
     if source == "sendgrid":
         rows = snapshot(event_store(load_scenario(SCENARIO), "sendgrid"), CLOCK.timestamp(), config.limit)
         return {spec.event_id(r) for r in rows if window.contains(spec.event_time(r))}
@@ -174,7 +183,7 @@ FIGURES: dict[str, Counter] = {}
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
     options, stream = SOURCES[source]
-    config = SPECS[source].config.model_validate({
+    config = SOURCE_TYPES[options.get("type", source)].model_validate({
         "name": f"faults_{source}", "type": source, "conn_id": f"faults_{source}", "bucket": BUCKET,
         "prefix": "suite", "start_date": "2026-01-01T00:00:00Z", "delay": "10m", "retries": RETRIES,
         "retry_delay": "1s", "max_retry_delay": "30s", "request_timeout": TIMEOUT, "page_attempts": PAGE_ATTEMPTS,
@@ -200,7 +209,7 @@ def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
         assert outcome.succeeded, f"seed {seed}: {outcome.errors}"
         folder = interval_folder("suite", config.name, stream, interval.start, interval.end)
         expected = expected_keys(source, config, stream, interval.widened(DELAY))
-        manifest = assert_interval_holds(stack.gcs, BUCKET, folder, SPECS[source].event_id, expected)
+        manifest = assert_interval_holds(stack.gcs, BUCKET, folder, spec_for(config).event_id, expected)
         assert manifest["try_number"] == outcome.tries
 
         injected = Counter(r["fault"] for r in stack.api.admin.requests() if r["fault"])

@@ -43,11 +43,11 @@ def static_client(api):
 def test_each_application_pages_with_the_same_parameters_re_sent(api, tmp_path):
     for app in ("login", "admin"):
         api.requests.clear()
-        result, events = run_collector(SPEC, config(max_results=50), app, static_client(api), WINDOW, tmp_path / app)
+        result, events = run_collector(SPEC, config(max_results=25), app, static_client(api), WINDOW, tmp_path / app)
         assert events == truth(app) and result.pages > 2
         sent = api.requests.entries()
         assert {r["path"] for r in sent} == {PATH + app}
-        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T10:00:00.000Z"], "maxResults": ["50"]}
+        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T10:00:00.000Z"], "maxResults": ["25"]}
         assert sent[0]["query"] == first
         for request in sent[1:]:
             assert {k: v for k, v in request["query"].items() if k != "pageToken"} == first and request["query"]["pageToken"]
@@ -61,7 +61,6 @@ def test_an_empty_window_is_zero_events_not_an_error(api, tmp_path):
 
 def test_config_streams_are_the_applications():
     assert config(applications=["admin", "drive"]).stream_names() == ("admin", "drive")
-    assert config().stream_names() == ("admin", "login", "token", "saml", "user_accounts")
     with pytest.raises(ValueError, match="only once"):
         config(applications=["admin", "admin"])
 
@@ -115,3 +114,14 @@ def test_refused_delegation_fails_at_once_naming_the_connection(monkeypatch, api
         run_collector(SPEC, config(), "login", client, WINDOW, tmp_path)
     assert "unauthorized_client" in str(raised.value) and "'gws_sa'" in str(raised.value) and SCOPE in str(raised.value)
     assert not [r for r in api.requests.entries() if r["path"].startswith(PATH)]
+
+
+def test_the_default_applications_are_the_security_relevant_set():
+    assert config().stream_names() == ("admin", "login", "token", "saml", "user_accounts", "context_aware_access",
+                                       "access_transparency", "groups_enterprise", "rules", "drive", "mobile", "chrome",
+                                       "gcp")
+
+
+def test_all_is_every_application_the_api_has():
+    names = config(applications="all").stream_names()
+    assert len(names) == 21 and {"calendar", "meet", "keep", "groups", "admin"} <= set(names)

@@ -7,22 +7,32 @@ import math
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window
+from harness import Connection, collect_window, readme_rest_example, source_config
 from sandbox import SandboxServer
+from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
 from sandbox.github import ORG
+from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
 
-from auditlogs.sources import SPECS
+from auditlogs.sources import spec_for
 from auditlogs.window import Window
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
+README_REST_EXAMPLE = {k: v for k, v in readme_rest_example()["pagerduty"].items() if k not in ("type", "conn_id")}
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 #: source -> (config, stream, events per hour so that the stream's window holds 10,000 events or about)
 CASES = {
     "onepassword": ({"streams": ["auditevents"]}, "auditevents", 30_000),
     "github": ({"org": ORG, "include": "all"}, "audit", 10_000),
     "okta": ({}, "systemlog", 10_000),
+    "gitlab": ({"group": GITLAB_GROUP}, "audit_events", 10_000),
+    "atlassian": ({"org_id": ATLASSIAN_ORG}, "org_events", 10_000),
+    "pagerduty": ({"type": "rest", **README_REST_EXAMPLE}, "audit_records", 10_000),
 }
+
+#: Their bounds are padded by a second (GitLab's whole-second filter, Atlassian's disputed unit), trimmed
+#: locally: the padding's few events can cost one page more than the window's own events.
+PADDED = {"gitlab", "atlassian"}
 
 
 @pytest.mark.parametrize("source", sorted(CASES))
@@ -31,9 +41,11 @@ def test_requests_per_window_are_the_minimum(source, tmp_path):
     scenario = {"seed": 17, "sources": {source: {"events_per_hour": per_hour, "token": "token-" + source, "rate_limit_per_minute": 0}}}
     with SandboxServer(scenario) as srv:
         srv.clock.set(NOW.timestamp())
-        collected = collect_window(source, options, stream, Connection("c", srv.url, "token-" + source), WINDOW, tmp_path)
+        source_type = options.get("type", source)
+        options = {k: v for k, v in options.items() if k != "type"}
+        collected = collect_window(source_type, options, stream, Connection("c", srv.url, "token-" + source), WINDOW, tmp_path)
     events, requests = collected.result.written, collected.client.stats.requests
-    minimum = math.ceil(events / SPECS[source].max_page_size)
+    minimum = math.ceil(events / spec_for(source_config(source_type, "c", **options)).max_page_size)
     print(f"\n{source}: {events} events, {requests} requests, minimum {minimum}")
     assert 9_500 <= events <= 10_500
-    assert requests == minimum
+    assert requests == minimum or (source in PADDED and requests == minimum + 1)

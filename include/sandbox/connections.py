@@ -36,10 +36,15 @@ def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, 
     return {"conn_type": "http", "host": api_url, "password": token}
 
 
+def sandbox_api(name: str, source: Mapping[str, Any]) -> str:
+    """The sandbox API serving a configured source: its type's, or for `type: rest` the one named like the source."""
+    return name if source["type"] == "rest" else source["type"]
+
+
 def connection_env(sources: Mapping[str, Mapping[str, Any]], scenario: Scenario, api_url: str) -> dict[str, str]:
     """`AIRFLOW_CONN_<CONN_ID>` for every source of a config's `sources:`."""
     return {
         f"AIRFLOW_CONN_{source['conn_id'].upper()}": json.dumps(
-            sandbox_connection(source["type"], api_url, scenario.sources[source["type"]].token))
-        for source in sources.values()
+            sandbox_connection(source["type"], api_url, scenario.sources[sandbox_api(name, source)].token))
+        for name, source in sources.items()
     }

@@ -44,6 +44,20 @@ APPLICATIONS: dict[str, tuple[int, list[tuple[str, str]]]] = {
     "saml": (2, [("login", "login_success"), ("login", "login_failure")]),
     "user_accounts": (1, [("2sv_change", "2sv_enroll"), ("password_change", "password_edit"), ("recovery_info_change", "recovery_email_edit")]),
     "groups": (1, [("acl_change", "change_acl_permission"), ("user_change", "add_user")]),
+    "groups_enterprise": (1, [("moderator_action", "ban_user_with_moderation"), ("group_change", "add_member")]),
+    "rules": (1, [("rule_trigger_type", "rule_match"), ("action_complete_type", "action_complete")]),
+    "mobile": (2, [("device_updates", "DEVICE_REGISTER_UNREGISTER_EVENT"), ("suspicious_activity", "SUSPICIOUS_ACTIVITY_EVENT")]),
+    "chrome": (2, [("browser_extension", "BROWSER_EXTENSION_INSTALL"), ("password_reuse", "PASSWORD_REUSE")]),
+    "context_aware_access": (1, [("ACCESS_DENY_EVENT", "ACCESS_DENY_EVENT")]),
+    "access_transparency": (1, [("GSUITE_RESOURCE", "ACCESS")]),
+    "gcp": (1, [("CLOUD_OSLOGIN", "POSIX_ACCOUNT_CREATED"), ("CLOUD_OSLOGIN", "SSH_KEY_ADDED")]),
+    "calendar": (3, [("event_change", "create_event"), ("event_change", "change_event_guest_response")]),
+    "chat": (2, [("user_action", "message_posted"), ("user_action", "attachment_uploaded")]),
+    "meet": (2, [("call", "call_ended")]),
+    "data_studio": (1, [("ACCESS", "VIEW")]),
+    "keep": (1, [("user_action", "created_note")]),
+    "jamboard": (1, [("TEAM_CREATION", "CREATE")]),
+    "gplus": (1, [("post_change", "create_post")]),
 }
 _NAMES = "ana bo chen dara eli fatima gus hiro ines jon kemi lars mia noor oscar pia raj sofia tom uma".split()
 

@@ -20,6 +20,9 @@ from sandbox import google_workspace
 from sandbox import microsoft365
 from sandbox import entra_id
 from sandbox import zoom
+from sandbox import gitlab
+from sandbox import atlassian
+from sandbox import pagerduty
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -48,6 +51,9 @@ SOURCE_TYPES: dict[str, SourceType] = {
     microsoft365.NAME: SourceType(microsoft365.make_renderer, microsoft365.Microsoft365Api),
     entra_id.NAME: SourceType(entra_id.make_renderer, entra_id.EntraIdApi),
     zoom.NAME: SourceType(zoom.make_renderer, zoom.ZoomApi),
+    gitlab.NAME: SourceType(gitlab.make_renderer, gitlab.GitLabApi),
+    atlassian.NAME: SourceType(atlassian.make_renderer, atlassian.AtlassianApi),
+    pagerduty.NAME: SourceType(pagerduty.make_renderer, pagerduty.PagerDutyApi),
 }
 
 

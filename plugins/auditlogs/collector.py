@@ -148,6 +148,8 @@ def collect(
                 client.where, result.pages, listed, kept, result.written,
             )
             response = event = timed = None  # let the page go before the next one is fetched: memory is one page
+    if spec.check_window is not None:
+        spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result

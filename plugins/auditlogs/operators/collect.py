@@ -31,7 +31,7 @@ from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import PartWriter, StagedPart
-from auditlogs.sources import SPECS
+from auditlogs.sources import spec_for
 from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
 
@@ -65,7 +65,7 @@ class AuditLogToGCSOperator(BaseOperator):
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        source, spec = self.source, SPECS[self.source.type]
+        source, spec = self.source, spec_for(self.source)
         where = f"source '{source.name}' stream '{self.stream}' window {interval.widened(source.delay)}"
         if source.retention and interval.widened(source.delay).start < datetime.now(timezone.utc) - source.retention:
             raise OutsideRetentionError(
@@ -102,7 +102,7 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     overlapping intervals stored, publish parts and manifest, give delay advice. Returns the manifest.
 
     `clock` is the time the run sees (tests pass the sandbox's clock)."""
-    spec = SPECS[source.type]
+    spec = spec_for(source)
     window = interval.widened(source.delay)
     where = f"source '{source.name}' stream '{stream}' window {window}"
     location = IntervalLocation(source.bucket, source.prefix, source.name, stream, interval)

@@ -33,7 +33,7 @@ from auditlogs.operators.collect import AuditLogToGCSOperator, run_manifest, utc
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore
 from auditlogs.sink.overlap import Lateness, digest, epoch_ms, intervals_between, parse_time, read_manifest
 from auditlogs.sink.parts import PartWriter
-from auditlogs.sources import SPECS
+from auditlogs.sources import spec_for
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class StoredEvents:
 
     def __init__(self, source: SourceConfig, sweep_range: Window, hook: Any):
         self.source, self.range, self.hook = source, sweep_range, hook
-        self.spec = SPECS[source.type]
+        self.spec = spec_for(source)
         self.keys: set[tuple[str, int]] = set()
         self.objects_read = 0
 
@@ -77,7 +77,7 @@ class StoredEvents:
 def sweep(source: SourceConfig, stream: str, run_interval: Window, client: ApiClient, hook: Any, *, dag_id: str,
           run_id: str, try_number: int, clock: Callable[[], datetime] = utc_now) -> dict:
     """One sweep run for one stream, without Airflow. Returns its manifest."""
-    spec = SPECS[source.type]
+    spec = spec_for(source)
     swept = sweep_range_of(source, run_interval)
     where = f"source '{source.name}' stream '{stream}' sweep of {swept}"
     home = IntervalLocation(source.bucket, source.prefix, source.name, stream, swept)
@@ -163,7 +163,7 @@ class SweepOperator(AuditLogToGCSOperator):
 
         where = f"source '{self.source.name}' stream '{self.stream}' sweep of {sweep_range_of(self.source, run_interval)}"
         manifest = sweep(
-            self.source, self.stream, run_interval, self._client(SPECS[self.source.type], where),
+            self.source, self.stream, run_interval, self._client(spec_for(self.source), where),
             GCSHook(gcp_conn_id=self.source.gcp_conn_id),
             dag_id=self.dag_id, run_id=context["run_id"], try_number=context["ti"].try_number,
         )

@@ -13,6 +13,9 @@ from auditlogs.sources import google_workspace
 from auditlogs.sources import microsoft365
 from auditlogs.sources import entra_id
 from auditlogs.sources import zoom
+from auditlogs.sources import gitlab
+from auditlogs.sources import atlassian
+from auditlogs.sources import rest
 from auditlogs.sources.base import SourceSpec
 
 SPECS: dict[str, SourceSpec] = {
@@ -28,6 +31,16 @@ SPECS: dict[str, SourceSpec] = {
         microsoft365.SPEC,
         entra_id.SPEC,
         zoom.SPEC,
+        gitlab.SPEC,
+        atlassian.SPEC,
     )
 }
-SOURCE_TYPES: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in SPECS.items()}
+#: Every source type's config model; `rest` has no fixed spec, its config declares one.
+SOURCE_TYPES: dict[str, type[SourceConfig]] = {**{name: spec.config for name, spec in SPECS.items()}, "rest": rest.RestConfig}
+
+
+def spec_for(config: SourceConfig) -> SourceSpec:
+    """The spec a configured source runs with: its type's, or the one a `type: rest` config declares."""
+    if isinstance(config, rest.RestConfig):
+        return rest.spec_of(config)
+    return SPECS[config.type]

@@ -198,6 +198,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
             ) from None
         if not isinstance(token, str) or not token:
             raise MalformedResponseError("the token endpoint's access_token is empty", where=where)
+        register_secret(token)  # minted mid-run, after the client registered its credentials
         self._token, self._expires_at = token, self.clock() + lifetime
 
 
@@ -251,3 +252,11 @@ def zoom_server_to_server(connection: Any, session: Any) -> None:
     api_url = base_url_of(connection, "https://api.zoom.us")
     session.auth = ClientCredentialsAuth(token_url, {}, connection.conn_id, (secret,), api_url,
                                          basic=(client_id, secret), query=grant)
+def token_header(name: str, prefix: str = "") -> Callable[[Any, Any], None]:
+    """The connection's password in one request header, after `prefix` (GitLab's `PRIVATE-TOKEN`, an API's
+    `X-Api-Key`, `Authorization: Token token=`)."""
+
+    def auth(connection: Any, session: Any) -> None:
+        session.headers[name] = prefix + _token(connection)
+
+    return auth

@@ -108,6 +108,9 @@ class SourceSpec:
     #: request for the window really covers. Events there but outside the window are expected, trimmed, and
     #: count as paging progress, so the no-progress guard does not mistake the padding for a runaway.
     asked_window: Callable[[SourceConfig, Window], Window] | None = None
+    #: For APIs whose filters can be misread silently: `(client, config, stream, window, events in the window)`
+    #: is called after paging and raises instead of letting a wrong answer be written as complete.
+    check_window: Callable[[Any, Any, str, Window, int], None] | None = None
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order

@@ -24,15 +24,31 @@ from auditlogs.window import Window
 
 MAX_RESULTS = 1000
 SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
-DEFAULT_APPLICATIONS = ("admin", "login", "token", "saml", "user_accounts")
+#: Every `applicationName` of activities.list (the API's discovery document, as google-api-python-client has it).
+APPLICATIONS = (
+    "access_transparency", "admin", "calendar", "chat", "chrome", "context_aware_access", "data_studio", "drive", "gcp",
+    "gplus", "groups", "groups_enterprise", "jamboard", "keep", "login", "meet", "mobile", "rules", "saml", "token",
+    "user_accounts",
+)
+#: The security-relevant ones (README: Google Workspace): who signed in, what admins changed, which apps got
+#: tokens, what left through Drive, devices and browsers, access decisions and Google's own access.
+DEFAULT_APPLICATIONS = (
+    "admin", "login", "token", "saml", "user_accounts", "context_aware_access", "access_transparency", "groups_enterprise",
+    "rules", "drive", "mobile", "chrome", "gcp",
+)
 _APPLICATION = re.compile(r"^[a-z][a-z_]{0,62}$")
 
 
 class GoogleWorkspaceConfig(SourceConfig):
     type: Literal["google_workspace"]
-    #: Reports applications to collect, one stream (task and GCS folder) each.
+    #: Reports applications to collect, one stream (task and GCS folder) each; `all` for every one.
     applications: tuple[str, ...] = DEFAULT_APPLICATIONS
     max_results: int = Field(MAX_RESULTS, ge=1, le=MAX_RESULTS)
+
+    @field_validator("applications", mode="before")
+    @classmethod
+    def _all(cls, value: object) -> object:
+        return APPLICATIONS if value == "all" else value
 
     @field_validator("applications")
     @classmethod
