@@ -250,11 +250,33 @@ class SourceConfig(BaseModel):
         return self.deadline or None
 
 
+class CoverageAuditConfig(BaseModel):
+    """The top-level `coverage_audit:` block: the completeness audit DAG (auditlogs/coverage/audit.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    schedule: str = "@daily"
+    #: How far back each audit run looks for intervals without a manifest.
+    lookback: timedelta = timedelta(days=7)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return SourceConfig._schedule(value)
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+
 @dataclass
 class LoadedConfig:
     path: Path
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    coverage_audit: CoverageAuditConfig = CoverageAuditConfig()
 
 
 def config_path() -> Path:
@@ -275,15 +297,19 @@ def load_config(path: Path | str | None = None) -> LoadedConfig:
     if not isinstance(document, dict) or not isinstance(document.get("sources"), dict):
         raise ConfigError(f"config file {path} must be a mapping with a 'sources:' mapping of source name to settings")
     defaults = document.get("defaults") or {}
-    unknown_top = sorted(set(document) - {"defaults", "sources"})
+    unknown_top = sorted(set(document) - {"defaults", "sources", "coverage_audit"})
     if not isinstance(defaults, dict) or unknown_top:
         raise ConfigError(
             f"config file {path}: 'defaults' must be a mapping"
             if not isinstance(defaults, dict)
-            else f"config file {path}: unknown top-level keys {unknown_top}; allowed: defaults, sources"
+            else f"config file {path}: unknown top-level keys {unknown_top}; allowed: defaults, sources, coverage_audit"
         )
+    try:
+        audit = CoverageAuditConfig.model_validate(document.get("coverage_audit") or {})
+    except ValidationError as exc:
+        raise ConfigError(_describe(f"config file {path}: coverage_audit", exc))
 
-    loaded = LoadedConfig(path=path)
+    loaded = LoadedConfig(path=path, coverage_audit=audit)
     for name, entry in document["sources"].items():
         name = str(name)
         where = f"{path}: source '{name}'"

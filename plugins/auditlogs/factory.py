@@ -38,6 +38,11 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
             from auditlogs.downstream import bigquery_dags
 
             dags.update(bigquery_dags(source))
+    if loaded.coverage_audit.enabled and loaded.sources:
+        from auditlogs.coverage.audit import audit_dag
+
+        dag = audit_dag(list(loaded.sources.values()), loaded.coverage_audit)
+        dags[dag.dag_id] = dag
     for name, error in loaded.errors.items():
         log.error("auditlogs config error: %s", error)
         dag = config_error_dag(name, error)
