@@ -26,6 +26,8 @@ from auditlogs.window import Window
 FAILED, MISSING, RUNNING, NOT_DUE, EMPTY, COMPLETE = "failed", "missing", "running", "not_due", "empty", "complete"
 STATES = (FAILED, MISSING, RUNNING, NOT_DUE, EMPTY, COMPLETE)
 #: Task instance states that mean "being worked on".
+#: GCS calls one view may spend reading manifests whose counts the database lacks.
+READ_BUDGET = 100
 _ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
 
 
@@ -194,19 +196,22 @@ class ManifestIndex:
 
 def build(sources: Iterable[SourceConfig], first: datetime, last: datetime, now: datetime, index: ManifestIndex, *,
           events: Callable[[SourceConfig, str], dict[str, int]] | None = None,
-          runs: Callable[[SourceConfig, str], dict[str, Run]] = lambda source, stream: {}) -> Coverage:
+          runs: Callable[[SourceConfig, str], dict[str, Run]] = lambda source, stream: {},
+          read_budget: int = READ_BUDGET) -> Coverage:
     """Coverage of `sources` for intervals starting in [first, last). Without `events` (no Airflow database),
-    every listed manifest is read for its count."""
+    every listed manifest is read for its count; with it, manifests without an Asset event (written outside
+    Airflow, or events pruned) are read newest first until the view has made `read_budget` GCS calls, and the
+    rest show as complete with an unknown count."""
     calls_before = index.calls
     coverage = Coverage(first.isoformat(), last.isoformat(), now.isoformat())
     for source in sources:
         for stream in source.stream_names():
             names = index.manifests(source, stream, first, last)
             by_label = {label_of(name): name for name in names}
-            if events is None:
-                counts = {label: index.read(source, name).get("events") for label, name in by_label.items()}
-            else:
-                counts = events(source, stream)
+            counts = {} if events is None else events(source, stream)
+            unread = [name for label, name in reversed(by_label.items()) if counts.get(label) is None]
+            for name in unread if events is None else unread[:max(0, read_budget - (index.calls - calls_before))]:
+                counts[label_of(name)] = index.read(source, name).get("events")
             newest = index.read(source, names[-1]) if names else None
             coverage.streams.append(stream_coverage(
                 source, stream, first, last, now, manifests=set(by_label), events=counts,

@@ -40,7 +40,9 @@ def render(coverage: Coverage) -> str:
                 if missing else '<span style="color:#2e7d32;font-weight:700">every due interval is complete</span>')
     legend = "".join(f'<span><i style="background:{COLOURS[s]}"></i>{LABELS[s]}</span>' for s in LABELS)
     sources = []
-    for source, streams in groupby(coverage.streams, key=lambda s: s.source):
+    grouped = [(source, list(streams)) for source, streams in groupby(coverage.streams, key=lambda s: s.source)]
+    grouped.sort(key=lambda group: not any(stream.missing for stream in group[1]))  # sources with gaps first
+    for source, streams in grouped:
         rows = "".join(_stream(stream) for stream in streams)
         sources.append(f'<section class="source" data-source="{escape(source)}"><h2>{escape(source)}</h2>{rows}</section>')
     body = "".join(sources) or "<p>No source you may read is configured.</p>"
