@@ -30,9 +30,8 @@ def planted(tmp_path_factory):
             {"gappy": {"type": "slack", "conn_id": "slack_audit"}, "whole": {"type": "okta", "conn_id": "okta"}},
             bucket=BUCKET, prefix="raw", start_date=(DAY - timedelta(days=30)).isoformat(), delay="30m",
             notify={"webhook": "audit_hook"}, deadline=None,
+            coverage_audit={"lookback": "1d"},  # an audit run looks one day back: exactly the planted day
         )
-        # Audit runs look one day back: the audit of DAY's run covers exactly the planted day.
-        config.write_text(config.read_text() + "coverage_audit: {lookback: 1d}\n")
         sources = load_config(config).sources
         plant(gcs, sources["gappy"], "audit", DAY, DAY + timedelta(days=1), gaps={GAP}, empty={EMPTY})
         plant(gcs, sources["whole"], "systemlog", DAY, DAY + timedelta(days=1))
