@@ -53,7 +53,8 @@ def airflow(tmp_path_factory):
         with AirflowCluster(home, env) as cluster:
             # The failed run: its task finds no connection and has no retries. A manual run at FAILED + 1h
             # gets the data interval [FAILED, FAILED + 1h).
-            failed = subprocess.run([AIRFLOW, "dags", "test", "auditlogs_broken", (FAILED + timedelta(hours=1)).isoformat()],
+            run_after = (FAILED + timedelta(hours=1)).isoformat()
+            failed = subprocess.run([AIRFLOW, "dags", "test", "auditlogs_broken", run_after],
                                     env=cluster.env, capture_output=True, text=True, timeout=600)
             assert "no_such_connection" in failed.stdout + failed.stderr, (failed.stdout + failed.stderr)[-3000:]
             cluster.COMPONENTS = {"api-server": ["api-server", "--workers", "1"]}

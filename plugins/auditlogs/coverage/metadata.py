@@ -9,7 +9,7 @@ from datetime import datetime
 from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig
 from auditlogs.coverage.model import Run
-from auditlogs.window import Window
+from auditlogs.window import Window, utc
 
 
 def runs(source: SourceConfig, stream: str, first: datetime, last: datetime) -> dict[str, Run]:
@@ -27,7 +27,8 @@ def runs(source: SourceConfig, stream: str, first: datetime, last: datetime) -> 
         .order_by(DagRun.id)
     )
     with create_session() as session:
-        return {_iso(start): Run(run_id, state and str(state)) for start, run_id, state in session.execute(query)}
+        return {utc(start).isoformat(): Run(run_id, state and str(state))
+                for start, run_id, state in session.execute(query)}
 
 
 def events(source: SourceConfig, stream: str, first: datetime, last: datetime) -> dict[str, int]:
@@ -51,7 +52,3 @@ def events(source: SourceConfig, stream: str, first: datetime, last: datetime) -
                 if window.start < last:
                     counts[window.label()] = extra["events"]
     return counts
-
-
-def _iso(moment: datetime) -> str:
-    return Window(moment, moment).start.isoformat()

@@ -6,6 +6,7 @@ manifest, purple a failed run, blue a run in progress, grey not yet due, pale gr
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from itertools import groupby
 
 from auditlogs.coverage.app import escape, folder_link, run_link
@@ -44,7 +45,8 @@ def render(coverage: Coverage) -> str:
     grouped.sort(key=lambda group: not any(stream.missing for stream in group[1]))  # sources with gaps first
     for source, streams in grouped:
         rows = "".join(_stream(stream) for stream in streams)
-        sources.append(f'<section class="source" data-source="{escape(source)}"><h2>{escape(source)}</h2>{rows}</section>')
+        sources.append(f'<section class="source" data-source="{escape(source)}"><h2>{escape(source)}</h2>'
+                       f'{rows}</section>')
     body = "".join(sources) or "<p>No source you may read is configured.</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit-log coverage</title>
 <style>{_STYLE}</style></head><body>
@@ -59,8 +61,6 @@ def render(coverage: Coverage) -> str:
 
 
 def _last_day(coverage: Coverage) -> str:
-    from datetime import datetime, timedelta
-
     return (datetime.fromisoformat(coverage.last) - timedelta(days=1)).date().isoformat()
 
 
@@ -96,9 +96,12 @@ def _side(stream: StreamCoverage) -> str:
     if stream.advice:
         lines.append(f'<span class="advice">{escape(stream.advice)}</span>')
     for cell in stream.missing[:GAPS_LISTED]:
-        run = f' · <a href="{escape(run_link(stream.dag_id, cell.run_id))}" target="_top">run</a>' if cell.run_id else ""
-        lines.append(f'<span class="gap">{LABELS[cell.state]}: <a href="{escape(folder_link(stream.bucket, cell.folder))}" '
-                     f'target="_blank" rel="noopener">{escape(cell.start[:16])}</a>{run}</span>')
+        run = ""
+        if cell.run_id:
+            run = f' · <a href="{escape(run_link(stream.dag_id, cell.run_id))}" target="_top">run</a>'
+        folder = escape(folder_link(stream.bucket, cell.folder))
+        lines.append(f'<span class="gap">{LABELS[cell.state]}: <a href="{folder}" target="_blank" rel="noopener">'
+                     f'{escape(cell.start[:16])}</a>{run}</span>')
     if len(stream.missing) > GAPS_LISTED:
         lines.append(f"... and {len(stream.missing) - GAPS_LISTED} more")
     return "<br>".join(lines)
