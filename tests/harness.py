@@ -39,11 +39,13 @@ def migrate_db() -> None:
     subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True)
 
 
-def write_config(path: Path, sources: dict, **defaults) -> Path:
+def write_config(path: Path, sources: dict, coverage_audit: dict | None = None, **defaults) -> Path:
     """A config file; deadlines are off unless asked for, because `airflow dags test` of a DAG with a
-    Deadline Alert fails in Airflow 3.3.2 after the run (README: Notifications)."""
+    Deadline Alert fails in Airflow 3.3.2 after the run (README: Notifications). The coverage audit DAG is
+    off unless asked for, so that it notifies nothing in tests about other things."""
     defaults.setdefault("deadline", "off")
-    path.write_text(yaml.safe_dump({"defaults": defaults, "sources": sources}, sort_keys=False))
+    document = {"defaults": defaults, "sources": sources, "coverage_audit": coverage_audit or {"enabled": False}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
 
 

@@ -210,6 +210,8 @@ class SourceConfig(BaseModel):
                 "source names become DAG ids and GCS folders: use lower-case letters, digits and '_', "
                 "starting with a letter"
             )
+        if value == "coverage_audit":
+            raise ValueError("'coverage_audit' is reserved: auditlogs_coverage_audit is the completeness audit's DAG")
         return value
 
     @field_validator("bucket")
@@ -395,11 +397,33 @@ def check_prefix(value: str) -> str:
     return value
 
 
+class CoverageAuditConfig(BaseModel):
+    """The top-level `coverage_audit:` block: the completeness audit DAG (auditlogs/coverage/audit.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    schedule: str = "@daily"
+    #: How far back each audit run looks for intervals without a manifest.
+    lookback: timedelta = timedelta(days=7)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return check_schedule(value)
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+
 @dataclass
 class LoadedConfig:
     path: Path
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    coverage_audit: CoverageAuditConfig = CoverageAuditConfig()
     #: The line of each entry under `sources:`, for messages that must say which entry they mean.
     lines: dict[str, int] = field(default_factory=dict)
 
@@ -504,18 +528,23 @@ def load_config(path: Path | str | None = None) -> LoadedConfig:
     if not isinstance(document, dict) or not isinstance(document.get("sources"), dict):
         raise ConfigError(f"config file {path} must be a mapping with a 'sources:' mapping of source name to settings")
     defaults = document.get("defaults") or {}
-    unknown_top = sorted(set(map(str, document)) - {"defaults", "sources"})
+    unknown_top = sorted(set(map(str, document)) - {"defaults", "sources", "coverage_audit"})
     if not isinstance(defaults, dict) or unknown_top:
         raise ConfigError(
             f"config file {path}: 'defaults' must be a mapping"
             if not isinstance(defaults, dict)
-            else f"config file {path}: unknown top-level keys {unknown_top}; allowed: defaults, sources"
+            else f"config file {path}: unknown top-level keys {unknown_top}; allowed: defaults, sources, coverage_audit"
         )
     top_level = [str(d) for d in loader.duplicates if not d.path]
     if top_level:  # two `sources:` blocks: which entries were meant cannot be told
         raise ConfigError(f"config file {path}: {'; '.join(top_level)}")
 
-    loaded = LoadedConfig(path=path)
+    try:
+        audit = CoverageAuditConfig.model_validate(document.get("coverage_audit") or {})
+    except ValidationError as exc:
+        raise ConfigError(_describe(f"config file {path}: coverage_audit", exc))
+
+    loaded = LoadedConfig(path=path, coverage_audit=audit)
     keys_by_name: dict[str, list] = {}
     for key in document["sources"]:
         keys_by_name.setdefault(str(key), []).append(key)

@@ -43,6 +43,11 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     for name, problem in _collisions(loaded, claims).items():
         errors[name] = f"{errors[name]}; {problem}" if name in errors else f"{loaded.where(name)}: {problem}"
     dags = {dag_id: dag for name, owned in built.items() if name not in errors for dag_id, dag in owned.items()}
+    if loaded.coverage_audit.enabled and loaded.sources:
+        from auditlogs.coverage.audit import audit_dag
+
+        dag = audit_dag(list(loaded.sources.values()), loaded.coverage_audit)
+        dags[dag.dag_id] = dag
     for name, error in errors.items():
         log.error("auditlogs config error: %s", error)
         dags[placeholder_dag_id(name)] = config_error_dag(name, error)

@@ -29,7 +29,7 @@ DEFAULT_BASE_URL = "http://localhost:8080"
 class Notification:
     """What happened to which interval of which source, and where to look in the UI."""
 
-    #: `deadline_missed`, `task_failed` or `source_silent`.
+    #: `deadline_missed`, `task_failed`, `source_silent` or `coverage_gaps` (the completeness audit).
     kind: str
     summary: str
     source: str

@@ -1,11 +1,14 @@
 """Storage figures per source over a date range, from the manifests alone.
 
     python -m auditlogs.report overhead --source slack --from 2026-03-01 --to 2026-03-07
+    python -m auditlogs.report coverage --from 2026-03-01 --to 2026-03-07 [--source slack] [--format json]
 
 Reads the config (`AUDITLOGS_CONFIG`) for the source's bucket, prefix and streams, and GCS through the
 source's `gcp_conn_id` (Airflow connections, e.g. `AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT`). The overhead ratio is
 events fetched / unique events stored: what the overlap costs in requests and, without de-duplication, in
 storage. "Unique" subtracts the events a run wrote although an earlier run had stored them (`dedup: false`).
+`coverage` prints every interval's state (the coverage page's data) and exits 1 when a due interval has no
+manifest, so a monitoring job can run it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from auditlogs.config import SourceConfig, load_config
 from auditlogs.sink.gcs import MANIFEST_NAME
@@ -75,9 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
     command.add_argument("--to", dest="last", required=True, type=date.fromisoformat)
     command.add_argument("--config", default=None)
+    command = commands.add_parser("coverage", help="every interval's state; exit 1 when a due one is missing")
+    command.add_argument("--source", action="append", help="only this source (repeatable); default: all")
+    command.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
+    command.add_argument("--to", dest="last", required=True, type=date.fromisoformat, help="inclusive")
+    command.add_argument("--format", choices=("text", "json"), default="text")
+    command.add_argument("--config", default=None)
     args = parser.parse_args(argv)
 
     loaded = load_config(args.config)
+    if args.command == "coverage":
+        return coverage(loaded, args)
     source = loaded.sources.get(args.source)
     if source is None:
         print(loaded.errors.get(args.source) or f"no source '{args.source}' in {loaded.path}", file=sys.stderr)
@@ -87,6 +98,40 @@ def main(argv: list[str] | None = None) -> int:
     report = overhead(GCSHook(gcp_conn_id=source.gcp_conn_id), source, args.first, args.last)
     print(json.dumps(report, indent=2))
     return 0
+
+
+def coverage(loaded, args) -> int:
+    from auditlogs.coverage import model
+
+    unknown = [name for name in args.source or () if name not in loaded.sources]
+    if unknown:
+        for name in unknown:
+            print(loaded.errors.get(name) or f"no source '{name}' in {loaded.path}", file=sys.stderr)
+        return 2
+    sources = [loaded.sources[name] for name in args.source] if args.source else list(loaded.sources.values())
+    first = datetime.combine(args.first, time(), timezone.utc)
+    last = datetime.combine(args.last + timedelta(days=1), time(), timezone.utc)
+    now = datetime.now(timezone.utc)
+    result = model.build(sources, first, last, now, model.ManifestIndex(model.gcs_client))
+    missing = sum(len(stream.missing) for stream in result.streams)
+    if args.format == "json":
+        print(json.dumps(result.record(), indent=2))
+    else:
+        print(coverage_text(result))
+    return 1 if missing else 0
+
+
+def coverage_text(result) -> str:
+    """One line per stream with its counts, then one line per interval that is missing or failed."""
+    lines = [f"coverage of intervals starting in [{result.first}, {result.last}), as of {result.now}"]
+    for stream in result.streams:
+        counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stream.counts.items() if n)
+        lines.append(f"{stream.source}/{stream.stream}: {counts or 'no intervals'}")
+        for cell in stream.missing:
+            lines.append(f"  {cell.state.upper()} [{cell.start}, {cell.end}) gs://{stream.bucket}/{cell.folder}/")
+    missing = sum(len(stream.missing) for stream in result.streams)
+    lines.append(f"{missing} due interval(s) without a manifest" if missing else "every due interval is complete")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
