@@ -40,9 +40,7 @@ def migrate_db() -> None:
 
 
 def write_config(path: Path, sources: dict, **defaults) -> Path:
-    """A config file; deadlines are off unless asked for, because `airflow dags test` of a DAG with a
-    Deadline Alert fails in Airflow 3.3.2 after the run (README: Notifications)."""
-    defaults.setdefault("deadline", "off")
+    """A config file with the given defaults (deadlines on unless a test switches them off)."""
     path.write_text(yaml.safe_dump({"defaults": defaults, "sources": sources}, sort_keys=False))
     return path
 

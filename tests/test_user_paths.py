@@ -1,0 +1,181 @@
+"""The ways users drive the product, as they drive it: manual runs, `airflow dags test`, the REST API's
+backfill. The interval rules of manual runs first (no Airflow), then the real paths.
+
+The real-Airflow tests run with `pytest -m userpaths`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+from auditlogs.config import load_config
+from auditlogs.manual import RunIntervalError, run_interval
+from auditlogs.window import Window
+from harness import connection_env, dags_test, interval_folder, interval_folders, read_manifest, write_config
+
+UTC = timezone.utc
+TOKEN = "xoxp-user-paths-token-5c3e"
+BUCKET = "userpaths-bucket"
+TRIGGERED = datetime(2026, 12, 1, 19, 23, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    path = write_config(tmp_path_factory.mktemp("config") / "sources.yaml",
+                        {"slack": {"type": "slack", "conn_id": "slack_audit"}},
+                        bucket=BUCKET, start_date="2026-11-01T00:00:00Z")
+    return load_config(path).sources["slack"]
+
+
+def context(run_type="manual", logical_date=None, interval=None, **params) -> dict:
+    """What Airflow 3.3.2 hands the task; a manual run's data interval is Airflow's own inference."""
+    start, end = interval or (None, None)
+    return {"dag_run": SimpleNamespace(run_type=run_type, run_after=TRIGGERED), "logical_date": logical_date,
+            "data_interval_start": start, "data_interval_end": end, "params": params}
+
+
+def hour(h: int, day: int = 1) -> datetime:
+    return datetime(2026, 12, day, h, tzinfo=UTC)
+
+
+def test_a_trigger_without_a_logical_date_collects_the_latest_complete_interval(source):
+    interval, why = run_interval(source, context())
+    assert interval == Window(hour(18), hour(19))
+    assert why.startswith("no logical date: the latest complete interval before 2026-12-01T19:23:00")
+
+
+def test_interval_start_re_collects_exactly_that_interval(source):
+    interval, why = run_interval(source, context(interval=(hour(18), hour(19)), interval_start="2026-12-01T15:00:00Z"))
+    assert interval == Window(hour(15), hour(16)) and "interval_start" in why
+
+
+def test_a_logical_date_on_the_grid_collects_its_interval_not_the_latest_hour(source):
+    interval, _ = run_interval(source, context(logical_date=hour(15), interval=(hour(18), hour(19))))
+    assert interval == Window(hour(15), hour(16))
+
+
+def test_scheduled_runs_and_backfills_keep_their_data_interval(source):
+    for run_type in ("scheduled", "backfill"):
+        assert run_interval(source, context(run_type, hour(3), (hour(3), hour(4))))[0] == Window(hour(3), hour(4))
+
+
+@pytest.mark.parametrize("value, what", [
+    ("2026-12-01T15:30:00Z", "not the start of an interval of the schedule `@hourly` (UTC). What to do: the "
+                             "nearest earlier start is 2026-12-01T15:00:00+00:00"),
+    ("2026-12-01T19:00:00Z", "has not ended yet"),
+    ("2026-10-31T23:00:00Z", "before the source's start_date 2026-11-01T00:00:00+00:00"),
+    ("yesterday", "not a timezone-aware ISO date-time"),
+    ("2026-12-01T15:00:00", "not a timezone-aware ISO date-time"),
+])
+def test_an_interval_start_the_schedule_cannot_give_fails_with_what_to_pick(source, value, what):
+    with pytest.raises(RunIntervalError) as error:
+        run_interval(source, context(interval_start=value))
+    assert what in str(error.value) and f"param interval_start='{value}'" in str(error.value)
+    assert not error.value.retryable
+
+
+# --- `airflow dags test` with the shipped defaults (deadline on) -------------------------------------
+
+
+@pytest.mark.e2e
+def test_airflow_dags_test_with_the_default_deadline_exits_0_and_writes_the_interval(tmp_path):
+    """apache/airflow#73428: without the product's workaround this exits 1 after the run succeeded."""
+    from harness import running_stack
+
+    config = write_config(tmp_path / "sources.yaml", {"slack": {"type": "slack", "conn_id": "slack_audit"}},
+                          bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z")
+    assert load_config(config).sources["slack"].deadline_after_end is not None
+    scenario = {"seed": 3, "sources": {"slack": {"events_per_hour": 60, "token": TOKEN, "rate_limit_per_minute": 0}}}
+    connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
+    with running_stack(scenario, BUCKET, connections, clock=datetime(2026, 3, 2, tzinfo=UTC), config=config) as stack:
+        result = dags_test("auditlogs_slack", "2026-03-01T05:00:00+00:00", stack.env)
+        assert "has no attribute 'hex'" not in result.output
+        assert result.returncode == 0, result.output[-3000:]
+        folder = interval_folder("raw", "slack", "audit", hour(5, 1).replace(month=3), hour(6, 1).replace(month=3))
+        assert read_manifest(stack.gcs, BUCKET, folder)["events"] > 0
+
+
+# --- Through a real scheduler, the REST API and the CLI ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from airflow_cluster import AirflowCluster
+    from sandbox import SandboxProcess
+    from sandbox.gcs import GcsEmulatorProcess
+
+    home = tmp_path_factory.mktemp("airflow-home")
+    config = write_config(home / "sources.yaml", {"up": {"type": "slack", "conn_id": "up_api"}},
+                          bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", retries=0)
+    scenario = {"seed": 9, "sources": {"slack": {"events_per_hour": 60, "token": TOKEN, "rate_limit_per_minute": 0}}}
+    with GcsEmulatorProcess((BUCKET,)) as gcs, SandboxProcess(scenario) as api:
+        env = {"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
+               **connection_env("up_api", host=api.url, password=TOKEN)}
+        with AirflowCluster(home, env, rest_api=True) as airflow:
+            airflow.start(["auditlogs_up"])
+            airflow.cli("dags", "pause", "auditlogs_up")  # only the runs the tests create
+            yield SimpleNamespace(airflow=airflow, gcs=gcs)
+
+
+def finished_run(cluster, run_id: str, timeout: float = 300) -> dict:
+    from airflow_cluster import wait_until
+
+    def done():
+        run = cluster.airflow.rest("GET", f"/api/v2/dags/auditlogs_up/dagRuns/{run_id}")
+        return run if run["state"] in ("success", "failed") else None
+
+    return wait_until(done, timeout, f"run {run_id} to finish", cluster.airflow.diagnose)
+
+
+def folders(cluster) -> dict[str, str]:
+    """Interval folder -> the run_id in its manifest."""
+    return {folder: read_manifest(cluster.gcs, BUCKET, folder)["run_id"]
+            for folder in interval_folders(cluster.gcs, BUCKET, "raw/up/audit/")}
+
+
+def up_folder(start: datetime) -> str:
+    return interval_folder("raw", "up", "audit", start, start + timedelta(hours=1))
+
+
+@pytest.mark.userpaths
+def test_the_ui_trigger_without_a_logical_date_collects_the_latest_complete_hour(cluster):
+    cluster.airflow.cli("dags", "unpause", "auditlogs_up")
+    before = folders(cluster)
+    run = cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json={"logical_date": None})
+    run = finished_run(cluster, run["dag_run_id"])
+    assert run["state"] == "success"
+    after = datetime.fromisoformat(run["run_after"])
+    latest = after.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    assert folders(cluster) == {**before, up_folder(latest): run["dag_run_id"]}
+
+
+@pytest.mark.userpaths
+def test_a_trigger_with_interval_start_rewrites_that_folder_and_touches_no_other(cluster):
+    chosen = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    conf = {"conf": {"interval_start": chosen.isoformat()}, "logical_date": None}
+    first = finished_run(cluster, cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json=conf)["dag_run_id"])
+    before = folders(cluster)
+    assert first["state"] == "success" and before[up_folder(chosen)] == first["dag_run_id"]
+    again = finished_run(cluster, cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json=conf)["dag_run_id"])
+    assert again["state"] == "success"
+    assert folders(cluster) == {**before, up_folder(chosen): again["dag_run_id"]}
+
+
+@pytest.mark.userpaths
+def test_a_backfill_created_through_the_rest_api_collects_each_hour_once(cluster):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=12)
+    cluster.airflow.rest("POST", "/api/v2/backfills", json={
+        "dag_id": "auditlogs_up", "from_date": start.isoformat(), "to_date": (start + timedelta(hours=1)).isoformat(),
+        "reprocess_behavior": "none", "max_active_runs": 2,
+    })
+    from airflow_cluster import wait_until
+
+    def backfilled():
+        runs = cluster.airflow.rest("GET", "/api/v2/dags/auditlogs_up/dagRuns?run_type=backfill")["dag_runs"]
+        return runs if len(runs) == 2 and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    runs = wait_until(backfilled, 300, "the backfill's two runs", cluster.airflow.diagnose)
+    assert {r["state"] for r in runs} == {"success"}
+    stored = folders(cluster)
+    assert {up_folder(start), up_folder(start + timedelta(hours=1))} <= set(stored)
