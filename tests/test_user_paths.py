@@ -50,9 +50,17 @@ def test_interval_start_re_collects_exactly_that_interval(source):
     assert interval == Window(hour(15), hour(16)) and "interval_start" in why
 
 
-def test_a_logical_date_on_the_grid_collects_its_interval_not_the_latest_hour(source):
+def test_a_logical_date_airflow_ignored_is_collected_as_airflow_says_and_the_log_says_use_the_param(source, caplog):
     interval, _ = run_interval(source, context(logical_date=hour(15), interval=(hour(18), hour(19))))
-    assert interval == Window(hour(15), hour(16))
+    assert interval == Window(hour(18), hour(19))
+    assert ("the logical date 2026-12-01T15:00:00+00:00 does not choose the interval in Airflow 3.3: it collects "
+            "[2026-12-01T18:00:00+00:00, 2026-12-01T19:00:00+00:00)") in caplog.text
+    assert "trigger with the param interval_start instead" in caplog.text
+
+
+def test_dags_test_with_a_date_collects_the_interval_ending_at_it_without_a_warning(source, caplog):
+    assert run_interval(source, context(logical_date=hour(5), interval=(hour(4), hour(5))))[0] == Window(hour(4), hour(5))
+    assert "does not choose" not in caplog.text
 
 
 def test_scheduled_runs_and_backfills_keep_their_data_interval(source):
@@ -92,7 +100,7 @@ def test_airflow_dags_test_with_the_default_deadline_exits_0_and_writes_the_inte
         result = dags_test("auditlogs_slack", "2026-03-01T05:00:00+00:00", stack.env)
         assert "has no attribute 'hex'" not in result.output
         assert result.returncode == 0, result.output[-3000:]
-        folder = interval_folder("raw", "slack", "audit", hour(5, 1).replace(month=3), hour(6, 1).replace(month=3))
+        folder = interval_folder("raw", "slack", "audit", hour(4).replace(month=3), hour(5).replace(month=3))
         assert read_manifest(stack.gcs, BUCKET, folder)["events"] > 0
 
 
@@ -179,3 +187,53 @@ def test_a_backfill_created_through_the_rest_api_collects_each_hour_once(cluster
     assert {r["state"] for r in runs} == {"success"}
     stored = folders(cluster)
     assert {up_folder(start), up_folder(start + timedelta(hours=1))} <= set(stored)
+
+
+# --- The CLI in a second terminal beside the `make run` demo -------------------------------------------
+
+
+@pytest.mark.userpaths
+def test_the_cli_beside_the_running_demo_lists_tests_and_backfills_its_dags(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from harness import AIRFLOW
+    from sandbox.cluster import wait_for
+    from sandbox.gcs import free_port
+
+    home = tmp_path / "home"
+    ports = [str(free_port()) for _ in range(3)]
+    log = open(tmp_path / "demo.log", "w")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.local", "--airflow-home", str(home), "--api-port", ports[0],
+         "--gcs-port", ports[1], "--ui-port", ports[2]], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for("the demo's first intervals", lambda: "Ctrl-C stops" in (tmp_path / "demo.log").read_text(),
+                 timeout=900, poll=2, diagnose=lambda: (tmp_path / "demo.log").read_text()[-3000:])
+        # Only AIRFLOW_HOME, as anyone would: the generated airflow.cfg carries the DAGs and no examples.
+        bare = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+        listing = subprocess.run([AIRFLOW, "dags", "list", "-o", "json"], env={**bare, "AIRFLOW_HOME": str(home)},
+                                 capture_output=True, text=True, timeout=300)
+        assert listing.returncode == 0, listing.stderr[-3000:]
+        dag_ids = {dag["dag_id"] for dag in json.loads(listing.stdout.strip().splitlines()[-1])}
+        assert "auditlogs_slack" in dag_ids and not [d for d in dag_ids if d.startswith("example_")]
+        hour_ago = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0).isoformat()
+        backfill = subprocess.run([AIRFLOW, "backfill", "create", "--dag-id", "auditlogs_slack", "--from-date",
+                                   hour_ago, "--to-date", hour_ago], env={**bare, "AIRFLOW_HOME": str(home)},
+                                  capture_output=True, text=True, timeout=300)
+        assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-3000:]
+        # `make airflow ARGS=...` adds the demo's connections and emulator: what it runs, `dags test` exits 0.
+        # Paused first: `dags test` writes a real run into the demo's database, which the demo's scheduler
+        # would otherwise run too (the task then fails in one of the two with "TI was not in a state ...").
+        test = subprocess.run(["bash", "-c", f". {home}/demo.env && {AIRFLOW} dags pause auditlogs_slack && "
+                               f"{AIRFLOW} dags test auditlogs_slack"],
+                              env=bare, capture_output=True, text=True, timeout=600)
+        assert test.returncode == 0, test.stdout[-2000:] + test.stderr[-3000:]
+        assert "collecting the interval" in test.stdout + test.stderr
+    finally:
+        os.killpg(demo.pid, signal.SIGTERM)
+        demo.wait(120)
+        log.close()

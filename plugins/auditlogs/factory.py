@@ -116,7 +116,7 @@ still collected. {"A run skips events an earlier interval already stored (dedup 
 * A rerun of an interval replaces its objects; it never duplicates them.
 * Connection: `{source.conn_id}` (host = API base URL, password = token); GCS: `{source.gcp_conn_id}`.
 * Streams: {", ".join(f"`{s}`" for s in source.stream_names())}. Schedule: `{source.schedule}` (UTC).
-"""
+{manual.doc(source)}"""
 
 
 def config_error_dag(name: str, error: str) -> DAG:
