@@ -59,7 +59,8 @@ def test_a_logical_date_airflow_ignored_is_collected_as_airflow_says_and_the_log
 
 
 def test_dags_test_with_a_date_collects_the_interval_ending_at_it_without_a_warning(source, caplog):
-    assert run_interval(source, context(logical_date=hour(5), interval=(hour(4), hour(5))))[0] == Window(hour(4), hour(5))
+    interval, _ = run_interval(source, context(logical_date=hour(5), interval=(hour(4), hour(5))))
+    assert interval == Window(hour(4), hour(5))
     assert "does not choose" not in caplog.text
 
 
@@ -136,6 +137,11 @@ def finished_run(cluster, run_id: str, timeout: float = 300) -> dict:
     return wait_until(done, timeout, f"run {run_id} to finish", cluster.airflow.diagnose)
 
 
+def trigger(cluster, body: dict) -> str:
+    """The UI's Trigger button: `POST /api/v2/dags/{dag_id}/dagRuns`; the new run's id."""
+    return cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json=body)["dag_run_id"]
+
+
 def folders(cluster) -> dict[str, str]:
     """Interval folder -> the run_id in its manifest."""
     return {folder: read_manifest(cluster.gcs, BUCKET, folder)["run_id"]
@@ -150,8 +156,7 @@ def up_folder(start: datetime) -> str:
 def test_the_ui_trigger_without_a_logical_date_collects_the_latest_complete_hour(cluster):
     cluster.airflow.cli("dags", "unpause", "auditlogs_up")
     before = folders(cluster)
-    run = cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json={"logical_date": None})
-    run = finished_run(cluster, run["dag_run_id"])
+    run = finished_run(cluster, trigger(cluster, {"logical_date": None}))
     assert run["state"] == "success"
     after = datetime.fromisoformat(run["run_after"])
     latest = after.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -162,10 +167,10 @@ def test_the_ui_trigger_without_a_logical_date_collects_the_latest_complete_hour
 def test_a_trigger_with_interval_start_rewrites_that_folder_and_touches_no_other(cluster):
     chosen = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
     conf = {"conf": {"interval_start": chosen.isoformat()}, "logical_date": None}
-    first = finished_run(cluster, cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json=conf)["dag_run_id"])
+    first = finished_run(cluster, trigger(cluster, conf))
     before = folders(cluster)
     assert first["state"] == "success" and before[up_folder(chosen)] == first["dag_run_id"]
-    again = finished_run(cluster, cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json=conf)["dag_run_id"])
+    again = finished_run(cluster, trigger(cluster, conf))
     assert again["state"] == "success"
     assert folders(cluster) == {**before, up_folder(chosen): again["dag_run_id"]}
 
