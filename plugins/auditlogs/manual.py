@@ -59,7 +59,7 @@ def doc(source: SourceConfig) -> str:
 
 def run_interval(source: SourceConfig, context: Any) -> tuple[Window, str]:
     """The interval this run collects and, for the log, why that one."""
-    dag_run = context["dag_run"]
+    dag_run = context.get("dag_run")  # absent only in hand-built contexts: not a manual run
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     run_type = getattr(dag_run, "run_type", None)
     if getattr(run_type, "value", run_type) != "manual":
