@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
-.PHONY: install run test test-distributed pools lock clean bench bench-scale
+DEMO_HOME := $(CURDIR)/.airflow
+
+.PHONY: install run airflow test test-distributed pools lock clean bench bench-scale
 
 BENCH_VENV := bench/.venv
 
@@ -24,6 +26,11 @@ $(VENV)/.installed: requirements.txt
 ## The local sandbox: fake APIs of all seven sources + GCS emulator + `airflow standalone`, collecting real intervals.
 run: install
 	$(BIN)/python -m sandbox.local
+
+## The airflow CLI against a running `make run` demo, e.g. `make airflow ARGS="dags test auditlogs_slack"`.
+airflow: install
+	@test -f $(DEMO_HOME)/demo.env || { echo "start the demo first: make run" >&2; exit 1; }
+	@. $(DEMO_HOME)/demo.env && $(BIN)/airflow $(ARGS)
 
 ## The whole test suite (PostgreSQL/Redis-free: SQLite and in-process only).
 test: install

@@ -85,9 +85,11 @@ class AirflowCluster:
         "triggerer": ["triggerer"],
     }
 
-    def __init__(self, home: Path, env: dict[str, str]):
+    def __init__(self, home: Path, env: dict[str, str], rest_api: bool = False):
+        """`rest_api`: serve the UI's REST API too (`/api/v2`), every caller an admin, as a user would call it."""
         self.home = home
         self.port = free_port()
+        self.components = {**self.COMPONENTS, **({"api-server": ["api-server", "--workers", "1"]} if rest_api else {})}
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
@@ -113,6 +115,7 @@ class AirflowCluster:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+            **({"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"} if rest_api else {}),
             **env,
         }
         self._procs: dict[str, subprocess.Popen] = {}
@@ -133,7 +136,7 @@ class AirflowCluster:
     def start(self, dag_ids: list[str], timeout: float = 240) -> None:
         logs = self.home / "component-logs"
         logs.mkdir(exist_ok=True)
-        for name, args in self.COMPONENTS.items():
+        for name, args in self.components.items():
             out = open(logs / f"{name}.log", "wb")
             self._procs[name] = subprocess.Popen(
                 [AIRFLOW, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -166,6 +169,17 @@ class AirflowCluster:
             if "database is locked" not in completed.stderr:
                 break
         raise AssertionError(f"airflow {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr[-5000:]}")
+
+    def rest(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call to the REST API (`rest_api=True`) with a token, as the UI makes it; the JSON reply."""
+        import requests
+
+        url = f"http://127.0.0.1:{self.port}"
+        token = requests.get(f"{url}/auth/token", timeout=30).json()["access_token"]
+        reply = requests.request(method, url + path, headers={"Authorization": f"Bearer {token}"}, timeout=60,
+                                 **kwargs)
+        assert reply.ok, f"{method} {path}: {reply.status_code} {reply.text[:2000]}"
+        return reply.json()
 
     def run(self, *args: str, timeout: float = 300) -> str:
         """Any command (e.g. `python -m auditlogs.setup pools`) with the cluster's environment."""

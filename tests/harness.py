@@ -40,10 +40,8 @@ def migrate_db() -> None:
 
 
 def write_config(path: Path, sources: dict, coverage_audit: dict | None = None, **defaults) -> Path:
-    """A config file; deadlines are off unless asked for, because `airflow dags test` of a DAG with a
-    Deadline Alert fails in Airflow 3.3.2 after the run (README: Notifications). The coverage audit DAG is
-    off unless asked for, so that it notifies nothing in tests about other things."""
-    defaults.setdefault("deadline", "off")
+    """A config file with the given defaults (deadlines on unless a test switches them off). The coverage
+    audit DAG is off unless asked for, so that it notifies nothing in tests about other things."""
     document = {"defaults": defaults, "sources": sources, "coverage_audit": coverage_audit or {"enabled": False}}
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

@@ -38,7 +38,7 @@ def test_every_source_gets_a_dag_with_data_intervals_tags_and_docs(tmp_path, mon
     assert set(dag.tags) == {"auditlogs", "slack"}
     assert [task.task_id for task in dag.tasks] == ["collect_audit"]
     assert "widened back by the ingestion delay of 2h" in dag.doc_md
-    assert "gs://sec-logs/raw/slack_eu/<stream>/dt=YYYY-MM-DD/<start>_<end>/part-NNNNN.ndjson.gz" in dag.doc_md
+    assert "gs://sec-logs/raw/slack_eu/<stream>/dt=YYYY-MM-DD/<start>_<end>/attempt-<id>/part-NNNNN.ndjson.gz" in dag.doc_md
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.default_args["retries"] == 3
 

@@ -31,7 +31,7 @@ def stack(tmp_path_factory):
         tmp_path_factory.mktemp("config") / "sources.yaml",
         {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 200}},
         bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
-        deadline="off",  # `airflow dags test` of a DAG with a Deadline Alert fails in Airflow 3.3.2 (README)
+        deadline="off",  # this module is about the window; dags test with deadlines on: test_user_paths.py
     )
     connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:

@@ -8,7 +8,9 @@ latest interval has a manifest for each of its streams, and prints where the obj
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
+import shlex
 import os
 import signal
 import subprocess
@@ -28,6 +30,10 @@ from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SOURCES = ROOT / "include" / "sources.yaml"
+DEMO_PARALLELISM = 4
+#: Written into AIRFLOW_HOME/airflow.cfg, so the CLI in a second terminal (`AIRFLOW_HOME=.airflow airflow ...`)
+#: sees the demo's DAGs and never loads Airflow's examples into its database.
+CFG_KEYS = {"core": ("dags_folder", "plugins_folder", "load_examples", "parallelism")}
 
 
 def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
@@ -43,6 +49,9 @@ def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://localhost:{args.ui_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.ui_port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        # A laptop: LocalExecutor starts `parallelism` workers up front (Airflow's default of 32 idle ones
+        # took about 1.9 GiB with the rest of the demo); 4 run the 13 streams' tasks in a few waves.
+        "AIRFLOW__CORE__PARALLELISM": str(DEMO_PARALLELISM),
         "AUDITLOGS_CONFIG": str(SOURCES),
         "NO_PROXY": "127.0.0.1,localhost",
         "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),  # standalone runs `airflow`
@@ -50,6 +59,26 @@ def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
     }
     env.update(connection_env(yaml.safe_load(SOURCES.read_text())["sources"], scenario, api_url))
     return env
+
+
+def write_cli_settings(home: Path, env: dict[str, str]) -> Path:
+    """The demo's settings for a second terminal: its airflow.cfg keys, and `demo.env` with everything
+    (connections, the GCS emulator) for `make airflow ARGS="..."`. Returns the env file."""
+    cfg_path = home / "airflow.cfg"
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(cfg_path)
+    for section, keys in CFG_KEYS.items():
+        if not cfg.has_section(section):
+            cfg.add_section(section)
+        for key in keys:
+            cfg.set(section, key, env[f"AIRFLOW__{section.upper()}__{key.upper()}"])
+    with open(cfg_path, "w") as out:
+        cfg.write(out)
+    demo_env = home / "demo.env"
+    names = sorted(name for name in env if env[name] != os.environ.get(name) and name != "PATH")
+    demo_env.write_text("".join(f"export {name}={shlex.quote(env[name])}\n" for name in names))
+    demo_env.chmod(0o600)  # holds the sandbox's (fake) tokens
+    return demo_env
 
 
 def api_server_up(port: int) -> bool:
@@ -88,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         env = environment(args, api.url, gcs)
         print(f"sandbox API on {api.url}, GCS emulator on {gcs.url}, AIRFLOW_HOME={args.airflow_home}", flush=True)
         subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+        demo_env = write_cli_settings(args.airflow_home, env)
+        print(f"CLI in another terminal: make airflow ARGS=\"dags list\" (its environment: {demo_env})", flush=True)
         log_path = args.airflow_home / "standalone.log"
         with open(log_path, "ab") as log:
             standalone = subprocess.Popen(

@@ -12,7 +12,7 @@ from pathlib import Path
 from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException
 
-from auditlogs import alerts
+from auditlogs import alerts, compat, manual
 from auditlogs.assets import stream_asset
 from auditlogs.config import LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
@@ -31,6 +31,8 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     """Every source's DAGs by dag_id. Whatever goes wrong with one entry (invalid, a DAG that cannot be
     built, a DAG id another entry yields too) makes it a placeholder DAG showing the error; the others load."""
     loaded = load_config(config_path)
+    if compat.in_dags_test():
+        compat.patch_deadline_dags_test()
     errors = dict(loaded.errors)
     built: dict[str, dict[str, DAG]] = {}
     for name, source in loaded.sources.items():
@@ -104,6 +106,7 @@ def source_dag(source: SourceConfig) -> DAG:
         tags=["auditlogs", source.type],
         doc_md=_doc(source),
         deadline=alerts.deadline_alerts(source),
+        params=manual.params(source),
         default_args=_default_args(source),
     )
     for stream in source.stream_names():
@@ -156,14 +159,15 @@ API is asked for `[start - {delay}, end)` and events are kept by their own times
 half-open window (UTC). Consecutive runs therefore overlap by {delay}: events that reached the API late are
 still collected. {"A run skips events an earlier interval already stored (dedup on), and counts late arrivals." if source.dedup else "De-duplication is off: an event can appear in two intervals; de-duplicate downstream by event id."}
 
-* Destination: `gs://{folder}/<stream>/dt=YYYY-MM-DD/<start>_<end>/part-NNNNN.ndjson.gz`, gzip NDJSON, one
-  API event object per line, plus `{MANIFEST_NAME}` written last (event counts, sha256 of each part,
-  requests, timings). An interval folder without a manifest is incomplete.
-* A rerun of an interval replaces its objects; it never duplicates them.
+* Destination: `gs://{folder}/<stream>/dt=YYYY-MM-DD/<start>_<end>/attempt-<id>/part-NNNNN.ndjson.gz`, gzip
+  NDJSON, one API event object per line, and `{MANIFEST_NAME}`, the only pointer to the interval's parts
+  (event counts, sha256 of each part, requests, timings). Read the parts the manifest lists; an interval
+  folder without a manifest is incomplete.
+* A rerun of an interval replaces its manifest and parts; it never duplicates them.
 * Connection: `{source.conn_id}` (host = API base URL, password = token); GCS: `{source.gcp_conn_id}`.
 * Streams: {", ".join(f"`{s}`" for s in source.stream_names())}. Schedule: `{source.schedule}` (UTC).
 * A task that runs longer than {format_duration(source.task_timeout)} is stopped and retried (`execution_timeout`).
-"""
+{manual.doc(source)}"""
 
 
 def config_error_dag(name: str, error: str) -> DAG:

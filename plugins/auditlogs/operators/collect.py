@@ -17,7 +17,6 @@ from typing import Any
 
 import requests
 from airflow.sdk import BaseHook, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 import auditlogs
 from auditlogs import alerts
@@ -28,6 +27,7 @@ from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, 
 from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
+from auditlogs.manual import run_interval
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import PartWriter, StagedPart
@@ -52,15 +52,10 @@ class AuditLogToGCSOperator(BaseOperator):
         self.stream = stream
 
     def execute(self, context: Any) -> dict:
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None or start == end:
-            raise AirflowFailException(
-                f"{self.source.dag_id}: this run has no data interval, so there is no window to collect. "
-                "Trigger it with a logical date (airflow dags trigger -l ..., or the UI's trigger with a date) "
-                "or use airflow backfill create."
-            )
+        interval, why = run_interval(self.source, context)  # manual runs: what the person meant (manual.py)
+        log.info("%s: collecting the interval %s (%s)", self.source.dag_id, interval, why)
         # Which failures are retried, and when, is the task's retry_policy (operators/retry.py).
-        return self._collect(context, Window(start, end))
+        return self._collect(context, interval)
 
     def _collect(self, context: Any, interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
