@@ -100,10 +100,10 @@ def test_an_entry_too_long_or_odd_to_show_is_named_by_its_line(tmp_path):
     name = "x" * 300
     loaded = load(tmp_path, {"good": GOOD, name: GOOD, "tab\there": GOOD})  # one dict: dumped as YAML aliases
     assert list(loaded.sources) == ["good"]
-    where = f"{tmp_path / 'sources.yaml'}: source '{'x' * 64}...' (300 characters, line 10): "
+    where = f"{tmp_path / 'sources.yaml'}: source '{'x' * 64}...' (300 characters, line 9): "
     assert loaded.errors[name].startswith(where)
     assert "field 'name': source names become DAG ids" in loaded.errors[name]
-    assert "source 'tab\\there' (8 characters, line 12): field 'name'" in loaded.errors["tab\there"]
+    assert "source 'tab\\there' (8 characters, line 11): field 'name'" in loaded.errors["tab\there"]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def placeholders(bag: DagBag) -> dict[str, str]:
     "name, entry, dag_id, message",
     [
         (LONG_NAME, SLACK, "auditlogs_" + LONG_NAME[:64] + "-",
-         f"source '{LONG_NAME[:64]}...' (257 characters, line 10): field 'name'"),
+         f"source '{LONG_NAME[:64]}...' (257 characters, line 9): field 'name'"),
         ("delay_huge", {**SLACK, "delay": "99999999999d"}, "auditlogs_delay_huge",
          "source 'delay_huge': field 'delay': invalid duration '99999999999d': longer than 3650d"),
         ("delay_inf", {**SLACK, "delay": float("inf")}, "auditlogs_delay_inf",
