@@ -1,5 +1,7 @@
 """Coverage on the command line and in the completeness audit DAG, on one planted picture: a day of hourly
-intervals in GCS with a gap at 03:00 and an empty interval at 05:00, and a second source with no gap."""
+intervals in GCS with a gap at 03:00 and an empty interval at 05:00, and a second source with no gap; and a
+source whose 10:00 run failed for real (`airflow dags test` on the test metadata database), which the report
+shows as failed where that database answers and as missing with `--no-airflow`."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from sandbox.gcs import GcsEmulatorProcess
 
 BUCKET = "coverage-bucket"
 DAY = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=3), time(), timezone.utc)
-GAP, EMPTY = DAY + timedelta(hours=3), DAY + timedelta(hours=5)
+GAP, EMPTY, FAILED = DAY + timedelta(hours=3), DAY + timedelta(hours=5), DAY + timedelta(hours=10)
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,66 @@ def test_the_audit_dag_notifies_the_gap_and_stays_quiet_about_the_complete_sourc
     assert bodies[0]["details"]["missing_audit"] == [
         f"[{GAP.isoformat()}, {end.isoformat()}) gs://{BUCKET}/raw/gappy/audit/dt={day}/"
         f"{GAP:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}/"]
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    """A source of its own (so the audit test above is not about it) whose run of FAILED finds no connection."""
+    from auditlogs.config import load_config
+
+    bucket = "coverage-failed"
+    with GcsEmulatorProcess((bucket,)) as gcs:
+        config = write_config(
+            tmp_path_factory.mktemp("coverage-failed") / "sources.yaml",
+            {"failing": {"type": "slack", "conn_id": "no_such_connection", "retries": 0}},
+            bucket=bucket, prefix="raw", start_date=(DAY - timedelta(days=30)).isoformat(), delay="30m",
+            deadline=None,
+        )
+        plant(gcs, load_config(config).sources["failing"], "audit", DAY, DAY + timedelta(days=1), gaps={FAILED})
+        env = {**gcs.connection_env(), "AUDITLOGS_CONFIG": str(config)}
+        migrate_db()
+        # A manual run at FAILED + 1h gets the data interval [FAILED, FAILED + 1h).
+        result = dags_test("auditlogs_failing", (FAILED + timedelta(hours=1)).isoformat(), env)
+        assert "no_such_connection" in result.output, result.output[-3000:]
+        yield env, bucket
+
+
+def test_a_failed_run_shows_as_failed_in_text_and_json_and_as_missing_without_airflow(failed_run):
+    env, bucket = failed_run
+    day, end = f"{DAY:%Y-%m-%d}", FAILED + timedelta(hours=1)
+    folder = f"gs://{bucket}/raw/failing/audit/dt={day}/{FAILED:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}/"
+    text = report(env, "--from", day, "--to", day)
+    assert text.returncode == 1, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].endswith("; run states from Airflow's metadata database")
+    assert lines[1] == "failing/audit: 1 failed, 23 complete"
+    assert lines[2].startswith(f"  FAILED [{FAILED.isoformat()}, {end.isoformat()}) {folder} run manual__")
+    assert lines[3:] == ["1 due interval(s) without a manifest (1 failed)"]
+
+    done = report(env, "--from", day, "--to", day, "--format", "json")
+    assert done.returncode == 1, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["run_states"], record["gcs_only_because"], record["missing"]) == ("airflow", None, 1)
+    cells = record["streams"][0]["cells"]
+    assert [(c["start"], c["state"]) for c in cells if c["state"] != "complete"] == [(FAILED.isoformat(), "failed")]
+
+    gcs_only = report(env, "--from", day, "--to", day, "--no-airflow")
+    assert gcs_only.returncode == 1, gcs_only.stderr
+    assert gcs_only.stdout.splitlines()[0].endswith(
+        "; GCS only, failed and running intervals show as missing (--no-airflow given)")
+    assert gcs_only.stdout.splitlines()[1:] == [
+        "failing/audit: 1 missing, 23 complete",
+        f"  MISSING [{FAILED.isoformat()}, {end.isoformat()}) {folder}",
+        "1 due interval(s) without a manifest",
+    ]
+
+
+def test_an_unreachable_database_falls_back_to_gcs_and_says_why(failed_run):
+    env, _ = failed_run
+    day = f"{DAY:%Y-%m-%d}"
+    unreachable = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////nonexistent/folder/airflow.db"}
+    done = report(unreachable, "--from", day, "--to", day, "--format", "json")
+    assert done.returncode == 1, done.stderr
+    record = json.loads(done.stdout)
+    assert record["run_states"] is None and record["gcs_only_because"].startswith("OperationalError: ")
+    assert [c["state"] for c in record["streams"][0]["cells"]].count("missing") == 1

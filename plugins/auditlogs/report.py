@@ -8,7 +8,9 @@ source's `gcp_conn_id` (Airflow connections, e.g. `AIRFLOW_CONN_GOOGLE_CLOUD_DEF
 events fetched / unique events stored: what the overlap costs in requests and, without de-duplication, in
 storage. "Unique" subtracts the events a run wrote although an earlier run had stored them (`dedup: false`).
 `coverage` prints every interval's state (the coverage page's data) and exits 1 when a due interval has no
-manifest, so a monitoring job can run it.
+manifest, so a monitoring job can run it. Where Airflow's metadata database answers (run it where Airflow is
+configured) the states of the collecting runs come from there, as on the page, so a failed or running interval
+shows as such; otherwise (or with `--no-airflow`) it reads GCS alone and says so, and those show as missing.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
     command.add_argument("--to", dest="last", required=True, type=date.fromisoformat, help="inclusive")
     command.add_argument("--format", choices=("text", "json"), default="text")
+    command.add_argument("--no-airflow", action="store_true",
+                         help="GCS only: do not read run states from Airflow's metadata database")
     command.add_argument("--config", default=None)
     args = parser.parse_args(argv)
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def coverage(loaded, args) -> int:
-    from auditlogs.coverage import model
+    from auditlogs.coverage import metadata, model
 
     unknown = [name for name in args.source or () if name not in loaded.sources]
     if unknown:
@@ -112,25 +116,39 @@ def coverage(loaded, args) -> int:
     first = datetime.combine(args.first, time(), timezone.utc)
     last = datetime.combine(args.last + timedelta(days=1), time(), timezone.utc)
     now = datetime.now(timezone.utc)
-    result = model.build(sources, first, last, now, model.ManifestIndex(model.gcs_client))
+    gcs_only = "--no-airflow given" if args.no_airflow else metadata.unreachable()
+    result = model.build(sources, first, last, now, model.ManifestIndex(model.gcs_client),
+                         runs=(lambda source, stream: {}) if gcs_only else
+                         (lambda source, stream: metadata.runs(source, stream, first, last)))
     missing = sum(len(stream.missing) for stream in result.streams)
     if args.format == "json":
-        print(json.dumps(result.record(), indent=2))
+        print(json.dumps({**result.record(), "run_states": "airflow" if not gcs_only else None,
+                          "gcs_only_because": gcs_only}, indent=2))
     else:
-        print(coverage_text(result))
+        print(coverage_text(result, gcs_only))
     return 1 if missing else 0
 
 
-def coverage_text(result) -> str:
-    """One line per stream with its counts, then one line per interval that is missing or failed."""
-    lines = [f"coverage of intervals starting in [{result.first}, {result.last}), as of {result.now}"]
+def coverage_text(result, gcs_only: str | None = None) -> str:
+    """Where the run states came from, one line per stream with its counts, then one line per interval that is
+    missing, failed or running (with its run)."""
+    from auditlogs.coverage import model
+
+    lines = [f"coverage of intervals starting in [{result.first}, {result.last}), as of {result.now}; " + (
+        f"GCS only, failed and running intervals show as missing ({gcs_only})" if gcs_only
+        else "run states from Airflow's metadata database")]
     for stream in result.streams:
         counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stream.counts.items() if n)
         lines.append(f"{stream.source}/{stream.stream}: {counts or 'no intervals'}")
-        for cell in stream.missing:
-            lines.append(f"  {cell.state.upper()} [{cell.start}, {cell.end}) gs://{stream.bucket}/{cell.folder}/")
+        for cell in stream.cells:
+            if cell.state in (model.FAILED, model.MISSING, model.RUNNING):
+                run = f" run {cell.run_id}" if cell.run_id else ""
+                where = f"gs://{stream.bucket}/{cell.folder}/"
+                lines.append(f"  {cell.state.upper()} [{cell.start}, {cell.end}) {where}{run}")
     missing = sum(len(stream.missing) for stream in result.streams)
-    lines.append(f"{missing} due interval(s) without a manifest" if missing else "every due interval is complete")
+    failed = sum(stream.counts[model.FAILED] for stream in result.streams)
+    lines.append(f"{missing} due interval(s) without a manifest" + (f" ({failed} failed)" if failed else "")
+                 if missing else "every due interval is complete")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """What Airflow's metadata database knows about a range: the collecting tasks' states and the streams' Asset
 events (each says which interval completed and with how many events). Read in the API server process, one
-query per stream for each, bounded by the range."""
+query per stream for each, bounded by the range. The report CLI reads the run states too, where Airflow is
+configured (`AIRFLOW_HOME`, `sql_alchemy_conn`) and its database answers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,24 @@ from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig
 from auditlogs.coverage.model import Run
 from auditlogs.window import Window, utc
+
+
+def unreachable() -> str | None:
+    """Why the metadata database cannot be read from this process (None when it can), in one line: the CLI
+    then says so and falls back to GCS alone."""
+    from airflow.exceptions import AirflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            session.execute(select(DagRun.id).limit(1)).all()
+    except (ImportError, AirflowException, SQLAlchemyError, RuntimeError) as error:
+        return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+    return None
 
 
 def runs(source: SourceConfig, stream: str, first: datetime, last: datetime) -> dict[str, Run]:
