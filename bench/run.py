@@ -1,6 +1,6 @@
 """The side-by-side benchmark: every pipeline on the same pre-rendered data, one process each, then a table.
 
-`make bench` (or `python -m bench.run [--events 100000 1000000] [--shapes slack onepassword]
+`make bench` (or `python -m bench.run [--events 100000 1000000] [--shapes slack onepassword office365]
 [--pipelines ...]`). Exits non-zero when a pipeline does not deliver exactly N events.
 """
 
