@@ -108,7 +108,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--shapes", nargs="+", default=["slack", "onepassword"], choices=sorted(SHAPES))
+    parser.add_argument("--shapes", nargs="+", default=["slack", "onepassword", "office365"], choices=sorted(SHAPES))
     parser.add_argument("--pipelines", nargs="+", default=ORDER, choices=sorted(PIPELINES))
     parser.add_argument("--no-parse-time", action="store_true")
     args = parser.parse_args()
