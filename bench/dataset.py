@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
+from sandbox.microsoft365 import TENANT as O365_TENANT  # the tenant sandbox.connections puts on the connection
 
 POOL = 20_000
 #: Every event lies in [WINDOW_START, WINDOW_END): the collector's data interval in the benchmark.
@@ -30,11 +31,21 @@ class Shape:
     path: str
     method: str
     stream: str  #: the product's stream name for this endpoint
+    source_type: str = ""  #: the product's source type, when not the shape's name
+    #: A listing of content blobs, each fetched on its own (a two-level fetch): max_page_size is blobs a listing.
+    blobs: bool = False
 
 
 SLACK = Shape("slack", 9999, "/audit/v1/logs", "GET", "audit")
 ONEPASSWORD = Shape("onepassword", 1000, "/api/v2/auditevents", "POST", "auditevents")
-SHAPES = {shape.name: shape for shape in (SLACK, ONEPASSWORD)}
+O365_FEED = f"/api/v1.0/{O365_TENANT}/activity/feed/"
+OFFICE365 = Shape("office365", 100, O365_FEED + "subscriptions/content", "GET", "audit_sharepoint",
+                  source_type="microsoft365", blobs=True)
+SHAPES = {shape.name: shape for shape in (SLACK, ONEPASSWORD, OFFICE365)}
+#: Records in one content blob: SharePoint blobs of a busy tenant hold hundreds to a few thousand.
+BLOB_RECORDS = 2000
+#: The identity platform's client credentials the bench server accepts for its token (`expires_in` 3599 s).
+O365_CLIENT = "bench-client:bench-client-secret-not-a-secret"
 
 
 def event_id(i: int) -> str:
@@ -117,6 +128,92 @@ def _onepassword_pool(seed: int) -> list[bytes]:
     return tails
 
 
+_SP_OPERATIONS = [("FileAccessed", 40), ("FileModified", 12), ("FileDownloaded", 10), ("FilePreviewed", 10),
+                  ("FileUploaded", 6), ("PageViewed", 10), ("SharingSet", 2), ("AnonymousLinkCreated", 0.5),
+                  ("FileDeleted", 2), ("FileRecycled", 1), ("SearchQueryPerformed", 3)]
+_SP_SITES = ["Finance", "Engineering", "HR", "Legal", "Sales", "Marketing", "Board", "IT"]
+_SP_FILES = [("Q1 budget", "xlsx"), ("Roadmap 2026", "pptx"), ("Offer letter", "docx"), ("Contract draft", "docx"),
+             ("Architecture", "vsdx"), ("Payroll", "xlsx"), ("Minutes", "docx"), ("Diagram", "png"), ("Report", "pdf")]
+_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    "Microsoft Office Excel 2014", "OneDriveMpc-Transform_Thumbnail/1.0",
+    "Microsoft SkyDriveSync 24.201 ship; Windows NT 10.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605",
+]
+
+
+def _guid(rng: random.Random) -> str:
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _office365_pool(seed: int) -> list[bytes]:
+    """Office 365 Management Activity API SharePoint records (the common and SharePoint schemas' fields, as in
+    Microsoft's sample), after `"CreationTime":"...","Id":"..."`."""
+    rng = random.Random(seed)
+    organization = _guid(rng)
+    people = [(f"{f.lower()}.{s.lower()}@contoso.com", f"i:0h.f|membership|{rng.getrandbits(52):x}@live.com")
+              for f in _NAMES for s in _SURNAMES]
+    sites = {name: (_guid(rng), _guid(rng), _guid(rng)) for name in _SP_SITES}
+    weights = [w for _, w in _SP_OPERATIONS]
+    tails = []
+    for _ in range(POOL):
+        operation = rng.choices(_SP_OPERATIONS, weights)[0][0]
+        user, key = rng.choice(people)
+        site = rng.choice(_SP_SITES)
+        site_id, web_id, list_id = sites[site]
+        title, extension = rng.choice(_SP_FILES)
+        name = f"{title} {rng.randrange(1, 400)}.{extension}"
+        address = ".".join(map(str, (rng.choice([20, 40, 52, 81, 104, 185]), rng.randrange(256), rng.randrange(256),
+                                     rng.randrange(1, 255))))
+        record = {
+            "CreationTime": "x", "Id": "x", "Operation": operation, "OrganizationId": organization, "RecordType": 6,
+            "UserKey": key, "UserType": 0, "Version": 1, "Workload": "SharePoint", "ClientIP": address,
+            "ObjectId": f"https://contoso.sharepoint.com/sites/{site}/Shared Documents/{name}", "UserId": user,
+            "CorrelationId": _guid(rng), "EventSource": "SharePoint", "ItemType": "File", "ListId": list_id,
+            "ListItemUniqueId": _guid(rng), "Site": site_id, "UserAgent": rng.choice(_AGENTS), "WebId": web_id,
+            "HighPriorityMediaProcessing": False, "SourceFileExtension": extension,
+            "SiteUrl": f"https://contoso.sharepoint.com/sites/{site}/", "SourceFileName": name,
+            "SourceRelativeUrl": "Shared Documents",
+        }
+        body = orjson.dumps(record)
+        head = b'{"CreationTime":"x","Id":"x"'
+        assert body.startswith(head)
+        tails.append(body[len(head):])
+    return tails
+
+
+def office365_content_id(k: int) -> str:
+    """Blob k's contentId: like Microsoft's, `$`-separated (the collector must fetch its URI with them intact)."""
+    return f"{20260301000000000 + k}${20260301000000000 + k}$audit_sharepoint$Audit_SharePoint$emea0008${k}"
+
+
+def render_office365(n: int, seed: int = 8) -> tuple[list[bytes], list[bytes]]:
+    """(listing pages, blob bodies) for N records: blobs of BLOB_RECORDS records (bare JSON arrays, records'
+    `CreationTime` without a zone, as the API has it), listed max_page_size a page, oldest first, each blob's
+    `contentCreated` just after its last record and inside the window. Listings hold `@HOST@` for the server's
+    own origin, filled in per request."""
+    tails = _office365_pool(seed)
+    blobs, entries = [], []
+    for k in range(-(-n // BLOB_RECORDS)):
+        ids = range(k * BLOB_RECORDS, min((k + 1) * BLOB_RECORDS, n))
+        blobs.append(b"[%s]" % b",".join(
+            b'{"CreationTime":"%s","Id":"%s"%s' % (
+                _rfc3339(event_second(i, n))[:-1].encode(), event_id(i).encode(), tails[i % POOL]) for i in ids))
+        created = datetime.fromtimestamp(min(event_second(ids[-1], n) + 1, WINDOW_END.timestamp() - 1), timezone.utc)
+        expires = created + timedelta(days=7)
+        content_id = office365_content_id(k)
+        entries.append(orjson.dumps({
+            "contentType": "Audit.SharePoint", "contentId": content_id,
+            "contentUri": f"@HOST@{O365_FEED}audit/{content_id}",
+            "contentCreated": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "contentExpiration": expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }))
+    size = OFFICE365.max_page_size
+    listings = [b"[%s]" % b",".join(entries[k:k + size]) for k in range(0, len(entries), size)]
+    return listings, blobs
+
+
 def cursor(page: int) -> str:
     return base64.b64encode(f"page:{page}".encode()).decode()
 
@@ -160,6 +257,9 @@ def _rfc3339(second: int) -> str:
 
 def window_params(shape: Shape) -> dict:
     """The first request's window filter as each API wants it."""
+    if shape is OFFICE365:
+        return {"contentType": "Audit.SharePoint", "startTime": f"{WINDOW_START:%Y-%m-%dT%H:%M:%S}",
+                "endTime": f"{WINDOW_END:%Y-%m-%dT%H:%M:%S}", "PublisherIdentifier": O365_TENANT}
     if shape is SLACK:
         return {"oldest": int(WINDOW_START.timestamp()), "latest": int(WINDOW_END.timestamp()), "limit": shape.max_page_size}
     return {"limit": shape.max_page_size, "start_time": _rfc3339(int(WINDOW_START.timestamp())),

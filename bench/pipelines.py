@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import orjson
 import requests
 
-from bench.dataset import SHAPES, SLACK, TOKEN, WINDOW_END, WINDOW_START, window_params
+from bench.dataset import ONEPASSWORD, SHAPES, SLACK, TOKEN, WINDOW_END, WINDOW_START, window_params
 
 BUCKET = "bench-bucket"
 
@@ -33,7 +33,17 @@ def _pages(shape, url: str):
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
     params = window_params(shape)
-    if shape is SLACK:
+    if shape.blobs:
+        # Office 365: a static token (the product's exchange is one request, not the floor's work), the
+        # listing's NextPageUri followed as given, each listed blob fetched with the PublisherIdentifier.
+        publisher = {"PublisherIdentifier": params["PublisherIdentifier"]}
+        listing = session.get(url + shape.path, params=params, timeout=60)
+        while listing is not None:
+            for entry in orjson.loads(listing.content):
+                yield orjson.loads(session.get(entry["contentUri"], params=publisher, timeout=60).content)
+            next_url = listing.headers.get("NextPageUri")
+            listing = session.get(next_url, params=publisher, timeout=60) if next_url else None
+    elif shape is SLACK:
         request = {"params": params}
         while request:
             body = orjson.loads(session.get(url + shape.path, **request, timeout=60).content)
@@ -87,10 +97,16 @@ def _collector_source(shape):
     the budget would pace it at the API's documented limit (Slack's 50 a minute makes 101 pages take 2 min)."""
     from auditlogs.sources import SPECS
 
-    return SPECS[shape.name].config.model_validate({
-        "name": shape.name, "type": shape.name, "conn_id": "bench_api", "bucket": BUCKET, "prefix": "collector",
-        "start_date": WINDOW_START, "requests_per_minute": 1_000_000,
-        **({"streams": [shape.stream]} if shape is not SLACK else {}),
+    source_type = shape.source_type or shape.name
+    by_shape = {
+        ONEPASSWORD: {"streams": [shape.stream]},
+        # Its own connection: client id and secret exchanged at the bench server's token endpoint; the bench's
+        # window is months old, so the API's 7-day reach is off.
+        SHAPES["office365"]: {"conn_id": "bench_office365", "content_types": ["Audit.SharePoint"], "retention": None},
+    }
+    return SPECS[source_type].config.model_validate({
+        "name": shape.name, "type": source_type, "conn_id": "bench_api", "bucket": BUCKET, "prefix": "collector",
+        "start_date": WINDOW_START, "requests_per_minute": 1_000_000, **by_shape.get(shape, {}),
     })
 
 
@@ -183,6 +199,11 @@ def dlt_rest_api(shape, url: str, n: int, workdir: Path) -> dict:
     pipeline.run(source, loader_file_format="jsonl")
     return {"events": pipeline.last_trace.last_normalize_info.row_counts.get("audit", 0)}
 
+
+#: Pipelines written for one paged endpoint, skipped for a two-level API (Office 365) by bench.run:
+#: HttpOperator's pagination_function follows one request chain and cannot fetch each listed blob; dlt's
+#: rest_api might, as a child resource per listed contentId with a NextPageUri paginator, not yet written.
+SINGLE_LEVEL_ONLY = {"http_operator", "dlt"}
 
 PIPELINES = {
     "floor": floor,

@@ -111,12 +111,15 @@ def collect(
                                  new_events=lambda: result.new):
             result.pages += 1
             kept = listed = 0
+            timed_before = moment = None
             for event, timed in _events(spec, config, client, response):
                 listed += 1
                 result.fetched += 1
                 try:
                     event_id = spec.key(event)
-                    moment = spec.event_time(timed)
+                    # A blob's records share its listing entry's time: parsed once a blob, not once a record.
+                    moment = moment if timed is timed_before else spec.event_time(timed)
+                    timed_before = timed
                 except BadEventError as exc:
                     raise MalformedEventError(
                         f"page {result.pages}, event {result.fetched}: {exc}", where=client.where,
@@ -147,7 +150,7 @@ def collect(
                 "%s: page %d: %d events, %d kept (%d written so far)",
                 client.where, result.pages, listed, kept, result.written,
             )
-            response = event = timed = None  # let the page go before the next one is fetched: memory is one page
+            response = event = timed = timed_before = None  # let the page go before the next: memory is one page
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
     if spec.snapshot is not None:
