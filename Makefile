@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
 DEMO_HOME := $(CURDIR)/.airflow
 
-.PHONY: install run airflow test test-distributed pools lock clean bench bench-scale
+.PHONY: install run airflow test test-cluster test-distributed pools lock clean bench bench-scale
 
 BENCH_VENV := bench/.venv
 
@@ -32,9 +32,14 @@ airflow: install
 	@test -f $(DEMO_HOME)/demo.env || { echo "start the demo first: make run" >&2; exit 1; }
 	@. $(DEMO_HOME)/demo.env && $(BIN)/airflow $(ARGS)
 
-## The whole test suite (PostgreSQL/Redis-free: SQLite and in-process only).
+## The main test suite (PostgreSQL/Redis-free: SQLite and in-process only), without the cluster tier.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not cluster and not distributed" $(PYTEST_ARGS)
+
+## The cluster tier: a real scheduler, dag-processor, triggerer and API server on SQLite (operations, user
+## paths, the coverage page in Chromium) and the `make run` demo; about ten minutes.
+test-cluster: install
+	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
 
 ## The distributed tier: PostgreSQL + Redis + CeleryExecutor, every Airflow component a separate process
 ## (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379; see tests/distributed/).

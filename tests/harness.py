@@ -110,10 +110,13 @@ def gcs_fixtures(bucket: str):
 
 
 def interval_folders(gcs, bucket: str, prefix: str) -> dict[str, list[str]]:
-    """Objects by interval folder under a prefix."""
+    """Objects by interval folder under a prefix (a part as `attempt-.../part-NNNNN.ndjson.gz`)."""
     folders: dict[str, list[str]] = {}
     for name in gcs.list(bucket, prefix):
         folder, _, leaf = name.rpartition("/")
+        parent, _, attempt = folder.rpartition("/")
+        if attempt.startswith("attempt-"):  # a part lives in its attempt's folder inside the interval's
+            folder, leaf = parent, f"{attempt}/{leaf}"
         folders.setdefault(folder, []).append(leaf)
     return folders
 

@@ -19,6 +19,8 @@ from harness import write_config
 from sandbox.coverage import plant
 from sandbox.gcs import GcsEmulatorProcess
 
+pytestmark = pytest.mark.cluster
+
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "coverage-page"
 DAY = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=3), time(), timezone.utc)

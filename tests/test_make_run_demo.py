@@ -11,6 +11,8 @@ from sandbox.gcs import free_port
 
 from auditlogs.sources.google_workspace import DEFAULT_APPLICATIONS
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.mark.e2e
 def test_the_demo_collects_every_source_and_says_where_it_landed(tmp_path):

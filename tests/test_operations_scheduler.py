@@ -21,7 +21,7 @@ from harness import connection_env, interval_folders, read_events, read_manifest
 from sandbox import SandboxProcess
 from sandbox.gcs import GcsEmulatorProcess, free_port
 
-pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.scheduler, pytest.mark.cluster, pytest.mark.timeout(900)]
 
 UTC = timezone.utc
 BUCKET = "ops-bucket"

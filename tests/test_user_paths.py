@@ -153,6 +153,7 @@ def up_folder(start: datetime) -> str:
 
 
 @pytest.mark.userpaths
+@pytest.mark.cluster
 def test_the_ui_trigger_without_a_logical_date_collects_the_latest_complete_hour(cluster):
     cluster.airflow.cli("dags", "unpause", "auditlogs_up")
     before = folders(cluster)
@@ -164,6 +165,7 @@ def test_the_ui_trigger_without_a_logical_date_collects_the_latest_complete_hour
 
 
 @pytest.mark.userpaths
+@pytest.mark.cluster
 def test_a_trigger_with_interval_start_rewrites_that_folder_and_touches_no_other(cluster):
     chosen = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
     conf = {"conf": {"interval_start": chosen.isoformat()}, "logical_date": None}
@@ -176,6 +178,7 @@ def test_a_trigger_with_interval_start_rewrites_that_folder_and_touches_no_other
 
 
 @pytest.mark.userpaths
+@pytest.mark.cluster
 def test_a_backfill_created_through_the_rest_api_collects_each_hour_once(cluster):
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=12)
     cluster.airflow.rest("POST", "/api/v2/backfills", json={
@@ -198,6 +201,7 @@ def test_a_backfill_created_through_the_rest_api_collects_each_hour_once(cluster
 
 
 @pytest.mark.userpaths
+@pytest.mark.cluster
 def test_the_cli_beside_the_running_demo_lists_tests_and_backfills_its_dags(tmp_path):
     import json
     import os
