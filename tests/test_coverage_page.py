@@ -59,7 +59,7 @@ def airflow(tmp_path_factory):
             failed = subprocess.run([AIRFLOW, "dags", "test", "auditlogs_broken", run_after],
                                     env=cluster.env, capture_output=True, text=True, timeout=600)
             assert "no_such_connection" in failed.stdout + failed.stderr, (failed.stdout + failed.stderr)[-3000:]
-            cluster.COMPONENTS = {"api-server": ["api-server", "--workers", "1"]}
+            cluster.components = {"api-server": ["api-server", "--workers", "1"]}  # the UI's apps too, alone
             cluster.start(["auditlogs_broken"])
             base = f"http://127.0.0.1:{cluster.port}"
             wait_until(lambda: _up(base), 120, "the API server to answer", cluster.diagnose)
