@@ -57,6 +57,13 @@ def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: floa
     return DagTestResult(completed.returncode, output, peak)
 
 
+
+def dags_test_leaking_nothing(dag_id: str, end, env: dict[str, str], secrets) -> DagTestResult:
+    """`airflow dags test` of the interval ending at `end`, asserting no secret reached its output."""
+    result = dags_test(dag_id, end.isoformat(), env)
+    assert not [secret for secret in secrets if secret in result.output]
+    return result
+
 @dataclass
 class Stack:
     """A sandbox API process and the GCS emulator, and the environment `dags_test` needs to reach them."""

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from harness import (
-    Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config,
+    Stack, assert_interval_holds, connection_env, dags_test_leaking_nothing, interval_folder, running_stack, write_config,
 )
 
 from auditlogs.sources import SPECS
@@ -67,9 +67,7 @@ def stack(tmp_path_factory):
 
 
 def run(stack: Stack, dag_id: str, end: datetime = END):
-    result = dags_test(dag_id, end.isoformat(), stack.env)
-    assert not [secret for secret in SECRETS if secret in result.output]
-    return result
+    return dags_test_leaking_nothing(dag_id, end, stack.env, SECRETS)
 
 
 def test_each_content_type_holds_the_records_of_the_blobs_available_in_the_widened_window_once(stack):

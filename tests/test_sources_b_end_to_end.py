@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Stack, assert_interval_holds, connection_env, dags_test, interval_folder, running_stack, write_config
+from harness import Stack, assert_interval_holds, connection_env, dags_test_leaking_nothing, interval_folder, running_stack, write_config
 
 from auditlogs.sources import SPECS
 from sandbox import ground_truth, load_scenario
@@ -57,9 +57,7 @@ def stack(tmp_path_factory):
 
 
 def run(stack: Stack, dag_id: str, end: datetime = END):
-    result = dags_test(dag_id, end.isoformat(), stack.env)
-    assert not [secret for secret in SECRETS if secret in result.output]
-    return result
+    return dags_test_leaking_nothing(dag_id, end, stack.env, SECRETS)
 
 
 def truth(source: str) -> list[dict]:
