@@ -30,6 +30,11 @@ def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, 
         client_id, _, secret = token.partition(":")
         return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
                 "extra": {"account_id": zoom.ACCOUNT, "token_url": f"{api_url}/oauth/token"}}
+    if source_type in ("duo", "zendesk"):
+        login, _, secret = token.partition(":")  # Duo "ikey:skey"; Zendesk "email/token:api_token"
+        return {"conn_type": "http", "host": api_url, "login": login, "password": secret}
+    if source_type == "cloudflare":
+        return {"conn_type": "http", "host": f"{api_url}/client/v4", "password": token}
     if source_type == "google_workspace":
         # A password on the connection is used as a static bearer token instead of delegated credentials.
         return {"conn_type": "google_cloud_platform", "host": api_url, "password": token}

@@ -23,6 +23,7 @@ from sandbox import zoom
 from sandbox import gitlab
 from sandbox import atlassian
 from sandbox import pagerduty
+from sandbox import duo, zendesk, cloudflare
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -54,6 +55,9 @@ SOURCE_TYPES: dict[str, SourceType] = {
     gitlab.NAME: SourceType(gitlab.make_renderer, gitlab.GitLabApi),
     atlassian.NAME: SourceType(atlassian.make_renderer, atlassian.AtlassianApi),
     pagerduty.NAME: SourceType(pagerduty.make_renderer, pagerduty.PagerDutyApi),
+    duo.NAME: SourceType(duo.make_renderer, duo.DuoApi),
+    zendesk.NAME: SourceType(zendesk.make_renderer, zendesk.ZendeskApi),
+    cloudflare.NAME: SourceType(cloudflare.make_renderer, cloudflare.CloudflareApi),
 }
 
 

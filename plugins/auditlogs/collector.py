@@ -7,7 +7,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiResponse
@@ -99,6 +99,8 @@ def collect(
     anywhere = WindowDeduplicator() if spec.repeats_anywhere else None
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
+    if spec.visible_after is not None:
+        _wait_until_visible(spec.visible_after(config), window, now or datetime.now(timezone.utc), client)
     if spec.prepare is not None:
         spec.prepare(client, config, stream)
     oldest: datetime | None = None
@@ -156,6 +158,17 @@ def collect(
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
     return result
+
+
+def _wait_until_visible(buffer: timedelta, window: Window, now: datetime, client: ApiClient) -> None:
+    """Sleeps until the window's end is `buffer` in the past: asked earlier, such an API answers its last
+    minutes empty, and the interval would be written short but complete."""
+    wait = (window.end + buffer - now).total_seconds()
+    if wait > 0:
+        log.info("%s: the API shows events only %.0fs after they happen; waiting %.0fs before asking for the window",
+                 client.where, buffer.total_seconds(), wait)
+        client.sleep(wait)
+        client.stats.waited_seconds += wait
 
 
 def _events(spec: SourceSpec, config: SourceConfig, client: ApiClient,

@@ -60,6 +60,46 @@ class BodyCursor:
 
 
 @dataclass(frozen=True)
+class FlaggedCursor:
+    """A boolean "more" flag and a cursor in the body, the cursor sent back as a query parameter with the
+    first request's filters re-sent (Zendesk's `meta.has_more` and `meta.after_cursor`). The flag, never the
+    cursor's presence, ends paging; "more" without a cursor is a malformed page, not the end."""
+
+    more_path: tuple[str, ...]
+    cursor_path: tuple[str, ...]
+    cursor_param: str
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        more = _dig(response.body, self.more_path)
+        if not isinstance(more, bool):
+            raise BadPage(f"page has no boolean '{'.'.join(self.more_path)}'")
+        if not more:
+            return None
+        cursor = _dig(response.body, self.cursor_path)
+        if not isinstance(cursor, str) or not cursor:
+            raise BadPage(f"page says {'.'.join(self.more_path)}=true but has no '{'.'.join(self.cursor_path)}'")
+        return replace(previous, params={**(previous.params or {}), self.cursor_param: cursor})
+
+
+@dataclass(frozen=True)
+class PageNumber:
+    """Numbered pages (`page=1, 2, ...`) with the filters re-sent, until a page without events (Cloudflare's
+    v1 audit logs): never stopped by a short page, which some APIs send mid-stream."""
+
+    page_param: str
+    events_path: tuple[str, ...]
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        events = _dig(response.body, self.events_path)
+        if not isinstance(events, list):
+            raise BadPage(f"page has no '{'.'.join(self.events_path)}' list")
+        if not events:
+            return None
+        page = int((previous.params or {}).get(self.page_param, 1))
+        return replace(previous, params={**(previous.params or {}), self.page_param: page + 1})
+
+
+@dataclass(frozen=True)
 class LinkHeaderNext:
     """The next page is the Link header's rel="next" URL, followed as given: it carries the filters and
     the API's cursor. No rel="next" ends paging (GitHub, Okta bounded requests)."""
@@ -171,6 +211,11 @@ def paginate(
                 request = paginator.next_request(request, response)
             except BadPage as exc:
                 raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
+            except PaginationError as exc:  # a strategy that sees the API cannot be paged (Duo's full second)
+                if not exc.where:
+                    exc.where = client.where
+                    exc.args = (exc._message(),)
+                raise
             stalled = stalled + 1 if new_events() == before and request is not None else 0
             if stalled >= MAX_PAGES_WITHOUT_PROGRESS:
                 raise PaginationError(

@@ -15,6 +15,7 @@ from auditlogs.sources import entra_id
 from auditlogs.sources import zoom
 from auditlogs.sources import gitlab
 from auditlogs.sources import atlassian
+from auditlogs.sources import duo, zendesk, cloudflare
 from auditlogs.sources import rest
 from auditlogs.sources.base import SourceSpec
 
@@ -33,6 +34,9 @@ SPECS: dict[str, SourceSpec] = {
         zoom.SPEC,
         gitlab.SPEC,
         atlassian.SPEC,
+        duo.SPEC,
+        zendesk.SPEC,
+        cloudflare.SPEC,
     )
 }
 #: Every source type's config model; `rest` has no fixed spec, its config declares one.

@@ -111,6 +111,9 @@ class SourceSpec:
     #: For APIs whose filters can be misread silently: `(client, config, stream, window, events in the window)`
     #: is called after paging and raises instead of letting a wrong answer be written as complete.
     check_window: Callable[[Any, Any, str, Window, int], None] | None = None
+    #: For APIs that show events only this long after they happen and answer empty before (Duo's deliberate
+    #: 2 minutes): a window ending closer to now than that is waited for, never asked for early.
+    visible_after: Callable[[SourceConfig], timedelta] | None = None
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
