@@ -31,7 +31,8 @@ from auditlogs.sources import SOURCE_TYPES, spec_for
 from auditlogs.window import Window
 from sandbox import SandboxServer, ground_truth, load_scenario
 from sandbox.gcs import GcsEmulatorProcess
-from sandbox import entra_id, microsoft365, zoom
+from sandbox import duo, entra_id, microsoft365, zoom
+from sandbox.cloudflare import ACCOUNT_ID_AFTER as CLOUDFLARE_ACCOUNT
 from sandbox.connections import sandbox_connection
 from sandbox.github import ORG as GITHUB_ORG
 from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
@@ -66,6 +67,9 @@ TOKENS = {
     "gitlab": "glpat-fault-suite-token-0a0a0a0a",
     "atlassian": "ATATT3xFaultSuiteKey0123456789",
     "pagerduty": "u+faultSuitePagerDutyKey0123",
+    "duo": "DIFAULTSUITEIKEY0001:faultSuiteDuoSecretKey0123456789abcdefgh",
+    "zendesk": "faults@northwind.example.com/token:zdFaultSuiteToken0123456789",
+    "cloudflare": "cfFaultSuiteToken0123456789abcdef",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -87,12 +91,15 @@ SOURCES = {
     "gitlab": ({"group": GITLAB_GROUP, "per_page": 20}, "audit_events"),
     "atlassian": ({"org_id": ATLASSIAN_ORG}, "org_events"),
     "pagerduty": ({**README_REST_EXAMPLE, "page_size": 20}, "audit_records"),  # type: rest
+    "duo": ({"streams": ["authentication"], "limit": 20}, "authentication"),
+    "zendesk": ({"page_size": 20}, "audit_logs"),
+    "cloudflare": ({"account_id": CLOUDFLARE_ACCOUNT, "limit": 20}, "audit_logs"),  # the cursors.after shape
 }
 
 
 def connection_fields(source: str, url: str) -> dict:
     token = TOKENS[source]
-    if source in ("microsoft365", "entra_id", "zoom"):
+    if source in ("microsoft365", "entra_id", "zoom", "duo", "zendesk", "cloudflare"):
         return sandbox_connection(source, url, token)
     if source == "twilio":
         login, password = token.split(":")
@@ -118,6 +125,7 @@ def expected_keys(source: str, config, stream: str, window: Window) -> set[str]:
         "github": lambda e: not e["action"].startswith("git."),
         "entra_id": lambda e: entra_id.log_of_event(e) == "signIns",
         "zoom": lambda e: zoom.report_of(e) == "activity_logs",
+        "duo": lambda e: duo.stream_of(e) == stream,
     }.get(source, lambda e: True)
     return {spec.event_id(e) for e in events if window.contains(spec.event_time(e)) and belongs(e)}
 
