@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import math
 import random
-from datetime import datetime
+from datetime import datetime, timezone
 from itertools import islice
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -45,7 +45,7 @@ def make_renderer(seed: int):
         action, label, source_type, change = rng.choice(_ACTIONS)
         event_id = audit_id(ts, uuid)
         return {"action": action, "action_label": label, "actor_id": rng.randrange(10**6), "actor_name": actor["name"],
-                "change_description": change, "created_at": datetime.utcfromtimestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "change_description": change, "created_at": datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "id": event_id, "ip_address": ip(rng), "source_id": rng.randrange(10**6), "source_label": source["name"],
                 "source_type": source_type, "url": f"https://northwind.zendesk.com/api/v2/audit_logs/{event_id}.json"}
 

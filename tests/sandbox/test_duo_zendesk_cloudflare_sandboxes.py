@@ -25,8 +25,11 @@ HOUR_MS = (1772319600000, 1772323199999)  # 2026-02-28T23:00 .. 23:59:59.999
 server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
-def duo_get(api, path: str, params: dict, signer=DuoSignature(IKEY, SKEY)) -> requests.Response:
-    return requests.get(f"{api.url}{path}", params=params, auth=signer, timeout=10)
+SIGNER = DuoSignature(IKEY, SKEY)
+
+
+def duo_get(api, path: str, params: dict) -> requests.Response:
+    return requests.get(f"{api.url}{path}", params=params, auth=SIGNER, timeout=10)
 
 
 def test_duo_refuses_a_signature_over_other_parameters_and_a_request_without_date(api):

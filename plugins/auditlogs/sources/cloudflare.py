@@ -75,8 +75,8 @@ class CloudflarePaging:
             raise BadPage("page has no 'result' list")
         if not result:
             return None
-        info = body.get("result_info") if isinstance(body.get("result_info"), dict) else {}
-        cursors = info.get("cursors") if isinstance(info.get("cursors"), dict) else {}
+        info: dict[str, Any] = body["result_info"] if isinstance(body.get("result_info"), dict) else {}
+        cursors: dict[str, Any] = info["cursors"] if isinstance(info.get("cursors"), dict) else {}
         cursor = info.get("cursor") or cursors.get("after")
         params = {k: v for k, v in (previous.params or {}).items() if k != "cursor"}
         if cursor:

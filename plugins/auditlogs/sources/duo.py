@@ -242,5 +242,5 @@ SPEC = SourceSpec(
     max_page_size=MAX_LIMIT,
     requests_per_minute=30,  # no numeric quota published; Duo asks for few log calls, Elastic paces at 0.5/s
     permission="the 'Grant read log' permission of the Admin API application (Duo Essentials, Advantage or Premier)",
-    visible_after=lambda config: config.buffer,
+    visible_after=lambda config: config.buffer,  # type: ignore[attr-defined]  # a DuoConfig, as first_request's
 )

@@ -76,11 +76,9 @@ def refusal(status: int, content: bytes) -> tuple[str, str] | None:
     """403/404: the plan has no audit log API, or the user is no admin (a wrong token is a 401)."""
     if status not in (403, 404):
         return None
-    return (
-        f"Zendesk refused the audit log API (HTTP {status}): the account's plan does not include audit logs "
-        "(Enterprise only) or the user is not an admin; nothing was written, not even an empty interval",
-        "use an admin's token on an Enterprise account, or remove this source; the task is not retried",
-    )
+    what = (f"Zendesk refused the audit log API (HTTP {status}): the account's plan does not include audit logs "
+            "(Enterprise only) or the user is not an admin; nothing was written, not even an empty interval")
+    return what, "use an admin's token on an Enterprise account, or remove this source; the task is not retried"
 
 
 SPEC = SourceSpec(
