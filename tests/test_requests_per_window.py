@@ -56,7 +56,8 @@ def test_requests_per_window_are_the_minimum(source, tmp_path):
         login = "DIREQUESTSPERWINDOW1" if source_type == "duo" else "a@b.example/token"
     if source_type == "cloudflare":
         host = "/client/v4"
-    scenario = {"seed": 17, "sources": {source_type: {"events_per_hour": per_hour, "rate_limit_per_minute": 0,
+    api_name = source if source_type == "rest" else source_type  # the sandbox API serving it
+    scenario = {"seed": 17, "sources": {api_name: {"events_per_hour": per_hour, "rate_limit_per_minute": 0,
                                                       "token": f"{login}:{token}" if login else token}}}
     with SandboxServer(scenario) as srv:
         srv.clock.set(NOW.timestamp())
