@@ -8,7 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from harness import (
-    Stack, assert_interval_holds, connection_env, dags_test_leaking_nothing, interval_folder, running_stack, write_config,
+    Stack,
+    assert_interval_holds,
+    connection_env,
+    dags_test_leaking_nothing,
+    interval_folder,
+    running_stack,
+    write_config,
 )
 from sandbox import ground_truth
 from sandbox.cloudflare import ACCOUNT_ID, ACCOUNT_ID_AFTER, v1_of
@@ -27,30 +33,55 @@ IKEY, SKEY = "DIE2EINTEGRATIONKEY1", "e2eDuoSecretKey0123456789abcdefghijklmno"
 ZENDESK_LOGIN, ZENDESK_TOKEN = "security@northwind.example.com/token", "zdE2eApiToken0123456789"
 CLOUDFLARE_TOKEN = "cfE2eApiToken0123456789abcdefABCD"
 SECRETS = (SKEY, ZENDESK_TOKEN, CLOUDFLARE_TOKEN)
-SCENARIO = {"seed": 37, "sources": {
-    name: {"events_per_hour": per_hour, "burst_fraction": 0.3, "token": token, "rate_limit_per_minute": 0,
-           "retention_days": 120}
-    for name, token, per_hour in (("duo", f"{IKEY}:{SKEY}", 8000), ("zendesk", f"{ZENDESK_LOGIN}:{ZENDESK_TOKEN}", 600),
-                                  ("cloudflare", CLOUDFLARE_TOKEN, 1500))
-}}
+SCENARIO = {
+    "seed": 37,
+    "sources": {
+        name: {
+            "events_per_hour": per_hour,
+            "burst_fraction": 0.3,
+            "token": token,
+            "rate_limit_per_minute": 0,
+            "retention_days": 120,
+        }
+        for name, token, per_hour in (
+            ("duo", f"{IKEY}:{SKEY}", 8000),
+            ("zendesk", f"{ZENDESK_LOGIN}:{ZENDESK_TOKEN}", 600),
+            ("cloudflare", CLOUDFLARE_TOKEN, 1500),
+        )
+    },
+}
 SOURCES = {
     "duo": {"type": "duo", "conn_id": "duo_admin"},  # the default streams
     "zendesk": {"type": "zendesk", "conn_id": "zendesk_api"},
-    "cloudflare": {"type": "cloudflare", "conn_id": "cloudflare_api", "account_id": ACCOUNT_ID_AFTER,
-                   "retention": "400d"},
+    "cloudflare": {
+        "type": "cloudflare",
+        "conn_id": "cloudflare_api",
+        "account_id": ACCOUNT_ID_AFTER,
+        "retention": "400d",
+    },
     "cloudflare_v1": {"type": "cloudflare", "conn_id": "cloudflare_api", "account_id": ACCOUNT_ID, "api_version": "v1"},
 }
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("config") / "sources.yaml", SOURCES, bucket=BUCKET, prefix="raw",
-                          start_date="2026-01-01T00:00:00Z", delay="30m", retries=0)
+    config = write_config(
+        tmp_path_factory.mktemp("config") / "sources.yaml",
+        SOURCES,
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
+    )
 
     def connections(url: str) -> dict:
-        return {**connection_env("duo_admin", host=url, login=IKEY, password=SKEY),
-                **connection_env("zendesk_api", host=url, login=ZENDESK_LOGIN, password=ZENDESK_TOKEN),
-                **connection_env("cloudflare_api", host=f"{url}/client/v4", password=CLOUDFLARE_TOKEN)}
+        return {
+            **connection_env("duo_admin", host=url, login=IKEY, password=SKEY),
+            **connection_env("zendesk_api", host=url, login=ZENDESK_LOGIN, password=ZENDESK_TOKEN),
+            **connection_env("cloudflare_api", host=f"{url}/client/v4", password=CLOUDFLARE_TOKEN),
+        }
+
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
         yield running
 
@@ -78,8 +109,11 @@ def test_duo_collects_authentication_administrator_and_telephony_with_every_requ
         expected = {key(e) for e in everything if stream_of(e) == stream}
         assert len(expected) > 1000, stream  # more than one page each
         assert_interval_holds(stack.gcs, BUCKET, folder("duo", stream), key, expected)
-    assert {r["path"] for r in sent} == {"/admin/v2/logs/authentication", "/admin/v1/logs/administrator",
-                                         "/admin/v2/logs/telephony"}
+    assert {r["path"] for r in sent} == {
+        "/admin/v2/logs/authentication",
+        "/admin/v1/logs/administrator",
+        "/admin/v2/logs/telephony",
+    }
     assert all(r["auth_ok"] and r["headers"]["date"] for r in sent)
     assert {r["query"]["maxtime"][0] for r in sent if "maxtime" in r["query"]} == {"1772341199999"}
 

@@ -18,11 +18,23 @@ UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 ZENDESK_LOGIN, ZENDESK_TOKEN = "security@northwind.example.com/token", "zdClientTestToken0123456789"
 CLOUDFLARE_TOKEN = "cfClientTestToken0123456789abcdef"
-SCENARIO = {"seed": 29, "sources": {
-    "zendesk": {"events_per_hour": 900, "burst_fraction": 0.4, "token": f"{ZENDESK_LOGIN}:{ZENDESK_TOKEN}",
-                "rate_limit_per_minute": 0},
-    "cloudflare": {"events_per_hour": 2500, "burst_fraction": 0.3, "token": CLOUDFLARE_TOKEN, "rate_limit_per_minute": 0},
-}}
+SCENARIO = {
+    "seed": 29,
+    "sources": {
+        "zendesk": {
+            "events_per_hour": 900,
+            "burst_fraction": 0.4,
+            "token": f"{ZENDESK_LOGIN}:{ZENDESK_TOKEN}",
+            "rate_limit_per_minute": 0,
+        },
+        "cloudflare": {
+            "events_per_hour": 2500,
+            "burst_fraction": 0.3,
+            "token": CLOUDFLARE_TOKEN,
+            "rate_limit_per_minute": 0,
+        },
+    },
+}
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 
 server, api = sandbox_fixtures(SCENARIO, NOW)
@@ -50,8 +62,11 @@ def test_zendesk_asks_both_created_at_bounds_oldest_first_and_pages_until_has_mo
     # The second before the window is asked too (the bounds' inclusiveness is undocumented) and trimmed.
     padded = len(ground_truth("zendesk", WINDOW.start.timestamp() - 1, WINDOW.end, SCENARIO, now=NOW))
     assert len(sent) == collected.result.pages == -(-padded // 100) > 1
-    assert sent[0]["query"] == {"filter[created_at][]": ["2026-03-01T03:59:59Z", "2026-03-01T05:00:00Z"],
-                                "sort": ["created_at"], "page[size]": ["100"]}
+    assert sent[0]["query"] == {
+        "filter[created_at][]": ["2026-03-01T03:59:59Z", "2026-03-01T05:00:00Z"],
+        "sort": ["created_at"],
+        "page[size]": ["100"],
+    }
     for request in sent[1:]:  # the filters re-sent with the cursor
         assert request["query"]["filter[created_at][]"] == sent[0]["query"]["filter[created_at][]"]
         assert request["query"]["page[after]"][0]
@@ -78,8 +93,12 @@ def test_cloudflare_v2_reads_the_cursor_wherever_the_api_puts_it(api, tmp_path, 
     assert len(ids) == len(set(ids)) and set(ids) == {e["id"] for e in truth("cloudflare")}
     sent = api.admin.requests()
     assert len(sent) == collected.result.pages == -(-len(ids) // 1000) > 1
-    assert sent[0]["query"] == {"since": ["2026-03-01T03:59:59.999Z"], "before": ["2026-03-01T05:00:00Z"],
-                                "direction": ["asc"], "limit": ["1000"]}
+    assert sent[0]["query"] == {
+        "since": ["2026-03-01T03:59:59.999Z"],
+        "before": ["2026-03-01T05:00:00Z"],
+        "direction": ["asc"],
+        "limit": ["1000"],
+    }
     assert all(r["query"]["cursor"][0] and r["query"]["since"] == sent[0]["query"]["since"] for r in sent[1:])
     assert {r["auth_scheme"] for r in sent} == {"Bearer"}
 
@@ -94,8 +113,9 @@ def test_cloudflare_v1_pages_by_number_until_an_empty_page(api, tmp_path):
 
 
 def test_cloudflare_global_api_key_goes_in_its_two_headers(api, tmp_path):
-    connection = Connection("cloudflare_api", f"{api.url}/client/v4", CLOUDFLARE_TOKEN, login=EMAIL,
-                            extra_dejson={"auth": "api_key"})
+    connection = Connection(
+        "cloudflare_api", f"{api.url}/client/v4", CLOUDFLARE_TOKEN, login=EMAIL, extra_dejson={"auth": "api_key"}
+    )
     collect_window("cloudflare", {"account_id": ACCOUNT_ID}, "audit_logs", connection, WINDOW, tmp_path)
     sent = api.admin.requests()
     assert sent[0]["headers"]["x-auth-email"] == EMAIL and "authorization" not in sent[0]["headers"]

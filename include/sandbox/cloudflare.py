@@ -32,9 +32,13 @@ ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 ACCOUNT_ID_AFTER = "9a7806061c88ada191ed06f989cc3dac"
 EMAIL = "secops@northwind.example.com"
 BLOCK_SECONDS = 300
-_ACTIONS = [("create", "Add DNS record", "dns_records", "dns_record"), ("update", "Update WAF rule", "firewall", "rule"),
-            ("delete", "Delete API token", "api_tokens", "token"), ("login", "Dashboard login", "account", "session"),
-            ("update", "Change zone setting", "zones", "zone_setting")]
+_ACTIONS = [
+    ("create", "Add DNS record", "dns_records", "dns_record"),
+    ("update", "Update WAF rule", "firewall", "rule"),
+    ("delete", "Delete API token", "api_tokens", "token"),
+    ("login", "Dashboard login", "account", "session"),
+    ("update", "Change zone setting", "zones", "zone_setting"),
+]
 
 
 def make_renderer(seed: int):
@@ -43,35 +47,67 @@ def make_renderer(seed: int):
     def render(rng: random.Random, ts: int, event_id: str) -> dict[str, Any]:
         person = people.pick(rng)
         kind, description, product, resource_type = rng.choice(_ACTIONS)
-        return {"id": event_id, "account": {"id": ACCOUNT_ID, "name": "Northwind"},
-                "action": {"description": description, "result": rng.choice(["success", "success", "failure"]),
-                           "time": rfc3339_ms(millis(ts, event_id)), "type": kind},
-                "actor": {"id": person["uuid"][:32].lower(), "context": rng.choice(["api_token", "dash", "api_key"]),
-                          "email": person["email"], "ip_address": ip(rng), "type": "user"},
-                "raw": {"cf_ray_id": f"{rng.getrandbits(64):016x}-SJC", "method": rng.choice(["POST", "PUT", "DELETE"]),
-                        "status_code": 200, "uri": f"/client/v4/accounts/{ACCOUNT_ID}/{product}"},
-                "resource": {"id": f"{rng.getrandbits(64):016x}", "product": product, "scope": "accounts",
-                             "type": resource_type},
-                "zone": {"id": f"{rng.getrandbits(64):016x}", "name": "northwind.example.com"}}
+        return {
+            "id": event_id,
+            "account": {"id": ACCOUNT_ID, "name": "Northwind"},
+            "action": {
+                "description": description,
+                "result": rng.choice(["success", "success", "failure"]),
+                "time": rfc3339_ms(millis(ts, event_id)),
+                "type": kind,
+            },
+            "actor": {
+                "id": person["uuid"][:32].lower(),
+                "context": rng.choice(["api_token", "dash", "api_key"]),
+                "email": person["email"],
+                "ip_address": ip(rng),
+                "type": "user",
+            },
+            "raw": {
+                "cf_ray_id": f"{rng.getrandbits(64):016x}-SJC",
+                "method": rng.choice(["POST", "PUT", "DELETE"]),
+                "status_code": 200,
+                "uri": f"/client/v4/accounts/{ACCOUNT_ID}/{product}",
+            },
+            "resource": {
+                "id": f"{rng.getrandbits(64):016x}",
+                "product": product,
+                "scope": "accounts",
+                "type": resource_type,
+            },
+            "zone": {"id": f"{rng.getrandbits(64):016x}", "name": "northwind.example.com"},
+        }
 
     return render
 
 
 def v1_of(event: dict[str, Any]) -> dict[str, Any]:
     """The v1 shape of a v2 event: `when`, a boolean `action.result`, its own id."""
-    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, event["id"])),
-            "action": {"result": event["action"]["result"] == "success", "type": event["action"]["type"]},
-            "actor": {"id": event["actor"]["id"], "email": event["actor"]["email"], "ip": event["actor"]["ip_address"],
-                      "type": "user"},
-            "interface": "API" if event["actor"]["context"] != "dash" else "UI", "metadata": {},
-            "newValue": "", "oldValue": "", "owner": {"id": ACCOUNT_ID},
-            "resource": {"id": event["resource"]["id"], "type": event["resource"]["type"]},
-            "when": event["action"]["time"]}
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, event["id"])),
+        "action": {"result": event["action"]["result"] == "success", "type": event["action"]["type"]},
+        "actor": {
+            "id": event["actor"]["id"],
+            "email": event["actor"]["email"],
+            "ip": event["actor"]["ip_address"],
+            "type": "user",
+        },
+        "interface": "API" if event["actor"]["context"] != "dash" else "UI",
+        "metadata": {},
+        "newValue": "",
+        "oldValue": "",
+        "owner": {"id": ACCOUNT_ID},
+        "resource": {"id": event["resource"]["id"], "type": event["resource"]["type"]},
+        "when": event["action"]["time"],
+    }
 
 
 def failure(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response(status, {"success": False, "errors": [{"code": code, "message": message}], "messages": [],
-                                  "result": None}, headers)
+    return json_response(
+        status,
+        {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None},
+        headers,
+    )
 
 
 def _ms(text: str | None) -> int | None:
@@ -92,10 +128,18 @@ class CloudflareApi(TokenApi):
         self._lock = threading.Lock()
 
     def routes(self) -> list[Route]:
-        return [route for account in (ACCOUNT_ID, ACCOUNT_ID_AFTER) for route in (
-            Route("GET", f"/client/v4/accounts/{account}/logs/audit", lambda req, a=account: self.logs(req, a, "v2")),
-            Route("GET", f"/client/v4/accounts/{account}/audit_logs", lambda req, a=account: self.logs(req, a, "v1")),
-        )]
+        return [
+            route
+            for account in (ACCOUNT_ID, ACCOUNT_ID_AFTER)
+            for route in (
+                Route(
+                    "GET", f"/client/v4/accounts/{account}/logs/audit", lambda req, a=account: self.logs(req, a, "v2")
+                ),
+                Route(
+                    "GET", f"/client/v4/accounts/{account}/audit_logs", lambda req, a=account: self.logs(req, a, "v1")
+                ),
+            )
+        ]
 
     def reset(self) -> None:
         super().reset()
@@ -114,8 +158,9 @@ class CloudflareApi(TokenApi):
                 self._blocked_until = moment + BLOCK_SECONDS  # every call, of any kind, for five minutes
             if moment < self._blocked_until:
                 wait = str(max(1, round(self._blocked_until - moment)))
-                return failure(429, 10429, "Rate limited", {**headers, "Retry-After": wait,
-                                                            "Ratelimit": f'"default";r=0;t={wait}'})
+                return failure(
+                    429, 10429, "Rate limited", {**headers, "Retry-After": wait, "Ratelimit": f'"default";r=0;t={wait}'}
+                )
         try:
             return self._v2(req, account, headers) if version == "v2" else self._v1(req, headers)
         except (ValueError, KeyError, TypeError) as exc:
@@ -140,8 +185,13 @@ class CloudflareApi(TokenApi):
                 info["cursors"] = {"after": cursor}
             else:
                 info["cursor"] = cursor
-        body = (b'{"success":true,"errors":[],"messages":[],"result":[' + b",".join(e.payload for e in page)
-                + b'],"result_info":' + orjson.dumps(info) + b"}")
+        body = (
+            b'{"success":true,"errors":[],"messages":[],"result":['
+            + b",".join(e.payload for e in page)
+            + b'],"result_info":'
+            + orjson.dumps(info)
+            + b"}"
+        )
         return Response(200, body, {"Content-Type": "application/json", **headers})
 
     def _v1(self, req: Request, headers: dict[str, str]) -> Response:
@@ -157,6 +207,6 @@ class CloudflareApi(TokenApi):
         rows = islice(scan_ms(self._store, lo, hi, now, None, ascending), (number - 1) * per_page, number * per_page)
         result = [v1_of(orjson.loads(e.payload)) for e in rows]
         info = {"page": number, "per_page": per_page, "count": len(result)}
-        return json_response(200, {"success": True, "errors": [], "messages": [], "result": result, "result_info": info},
-                             headers)
-
+        return json_response(
+            200, {"success": True, "errors": [], "messages": [], "result": result, "result_info": info}, headers
+        )

@@ -32,16 +32,32 @@ from sandbox.web import Request, Response, Route, json_response
 
 NAME = "duo"
 STREAMS = ("authentication", "administrator", "telephony", "activity")
-PATHS = {"authentication": "/admin/v2/logs/authentication", "administrator": "/admin/v1/logs/administrator",
-         "telephony": "/admin/v2/logs/telephony", "activity": "/admin/v2/logs/activity"}
+PATHS = {
+    "authentication": "/admin/v2/logs/authentication",
+    "administrator": "/admin/v1/logs/administrator",
+    "telephony": "/admin/v2/logs/telephony",
+    "activity": "/admin/v2/logs/activity",
+}
 BUFFER_MS = 120_000
 ADMIN_ROWS = 1000
 _EMPTY_SHA512 = hashlib.sha512(b"").hexdigest()
 _FACTORS = ["duo_push", "phone_call", "passcode", "webauthn", "sms_passcode"]
-_RESULTS = [("success", "user_approved"), ("denied", "user_marked_fraud"), ("denied", "user_cancelled"),
-            ("success", "valid_passcode"), ("failure", "no_response")]
-_ADMIN_ACTIONS = ["admin_login", "user_update", "integration_create", "admin_self_activate", "bypass_create",
-                  "policy_update", "user_delete"]
+_RESULTS = [
+    ("success", "user_approved"),
+    ("denied", "user_marked_fraud"),
+    ("denied", "user_cancelled"),
+    ("success", "valid_passcode"),
+    ("failure", "no_response"),
+]
+_ADMIN_ACTIONS = [
+    "admin_login",
+    "user_update",
+    "integration_create",
+    "admin_self_activate",
+    "bypass_create",
+    "policy_update",
+    "user_delete",
+]
 
 
 def stream_of(event: dict[str, Any]) -> str:
@@ -65,23 +81,47 @@ def make_renderer(seed: int):
         person = people.pick(rng)
         if stream == "authentication":
             result, reason = rng.choice(_RESULTS)
-            return {"access_device": {"ip": ip(rng), "os": rng.choice(["Windows", "macOS", "iOS"])},
-                    "application": {"key": "DIY231J8BR23QK4UKBY8", "name": rng.choice(["VPN", "Okta", "SSH bastion"])},
-                    "email": person["email"], "event_type": "authentication", "factor": rng.choice(_FACTORS),
-                    "isotimestamp": _iso_micro(ts, event_id), "reason": reason, "result": result,
-                    "timestamp": ts, "txid": event_id, "user": {"key": person["uuid"][:20], "name": person["login"]}}
+            return {
+                "access_device": {"ip": ip(rng), "os": rng.choice(["Windows", "macOS", "iOS"])},
+                "application": {"key": "DIY231J8BR23QK4UKBY8", "name": rng.choice(["VPN", "Okta", "SSH bastion"])},
+                "email": person["email"],
+                "event_type": "authentication",
+                "factor": rng.choice(_FACTORS),
+                "isotimestamp": _iso_micro(ts, event_id),
+                "reason": reason,
+                "result": result,
+                "timestamp": ts,
+                "txid": event_id,
+                "user": {"key": person["uuid"][:20], "name": person["login"]},
+            }
         if stream == "administrator":
             # No id; same-second rows differ only in what they say.
-            return {"action": rng.choice(_ADMIN_ACTIONS), "description": orjson.dumps({"n": rng.randrange(10**6)}).decode(),
-                    "isotimestamp": _iso_micro(ts, event_id)[:19] + "+00:00", "object": people.pick(rng)["login"],
-                    "timestamp": ts, "username": person["login"]}
+            return {
+                "action": rng.choice(_ADMIN_ACTIONS),
+                "description": orjson.dumps({"n": rng.randrange(10**6)}).decode(),
+                "isotimestamp": _iso_micro(ts, event_id)[:19] + "+00:00",
+                "object": people.pick(rng)["login"],
+                "timestamp": ts,
+                "username": person["login"],
+            }
         if stream == "telephony":
-            return {"context": rng.choice(["authentication", "enrollment"]), "credits": rng.randint(1, 3),
-                    "phone": f"+1212555{rng.randrange(10**4):04d}", "telephony_id": event_id,
-                    "ts": _iso_micro(ts, event_id), "txid": f"{rng.getrandbits(64):016x}", "type": rng.choice(["sms", "phone"])}
-        return {"activity_id": event_id, "ts": _iso_micro(ts, event_id), "action": rng.choice(_ADMIN_ACTIONS),
-                "actor": {"key": person["uuid"][:20], "name": person["login"], "type": "admin"},
-                "target": {"key": people.pick(rng)["uuid"][:20], "type": "user"}, "akey": "DAKSANDBOX"}
+            return {
+                "context": rng.choice(["authentication", "enrollment"]),
+                "credits": rng.randint(1, 3),
+                "phone": f"+1212555{rng.randrange(10**4):04d}",
+                "telephony_id": event_id,
+                "ts": _iso_micro(ts, event_id),
+                "txid": f"{rng.getrandbits(64):016x}",
+                "type": rng.choice(["sms", "phone"]),
+            }
+        return {
+            "activity_id": event_id,
+            "ts": _iso_micro(ts, event_id),
+            "action": rng.choice(_ADMIN_ACTIONS),
+            "actor": {"key": person["uuid"][:20], "name": person["login"], "type": "admin"},
+            "target": {"key": people.pick(rng)["uuid"][:20], "type": "user"},
+            "akey": "DAKSANDBOX",
+        }
 
     return render
 
@@ -94,8 +134,11 @@ def signatures(skey: str, date: str, method: str, host: str, path: str, params: 
     """Every signature Duo accepts for the request: v2 with SHA-1 and SHA-512, and v5."""
     v2 = "\n".join([date, method.upper(), host.lower(), path, canon(params)]).encode()
     v5 = "\n".join([date, method.upper(), host.lower(), path, canon(params), _EMPTY_SHA512, _EMPTY_SHA512]).encode()
-    return {hmac.new(skey.encode(), v2, hashlib.sha1).hexdigest(), hmac.new(skey.encode(), v2, hashlib.sha512).hexdigest(),
-            hmac.new(skey.encode(), v5, hashlib.sha512).hexdigest()}
+    return {
+        hmac.new(skey.encode(), v2, hashlib.sha1).hexdigest(),
+        hmac.new(skey.encode(), v2, hashlib.sha512).hexdigest(),
+        hmac.new(skey.encode(), v5, hashlib.sha512).hexdigest(),
+    }
 
 
 def fail(status: int, code: int, message: str) -> Response:
@@ -151,7 +194,9 @@ class DuoApi(TokenApi):
             position = (int(ms) // 1000, event_id)
         now = self._clock.now()
         hi = min(hi, int(now * 1000) - BUFFER_MS)
-        mine = (e for e in scan_ms(self._store, lo, hi, now, position, ascending) if STREAMS[part_of(e.id, 4)] == stream)
+        mine = (
+            e for e in scan_ms(self._store, lo, hi, now, position, ascending) if STREAMS[part_of(e.id, 4)] == stream
+        )
         page = list(islice(mine, limit + 1))
         more, page = len(page) > limit, page[:limit]
         offset: Any = None
@@ -162,15 +207,24 @@ class DuoApi(TokenApi):
                 offset = ",".join(offset)
         total: Any = {"relation": "eq", "value": len(page)} if stream != "authentication" else len(page)
         key = b"authlogs" if stream == "authentication" else b"items"
-        body = (b'{"stat":"OK","response":{"' + key + b'":[' + b",".join(e.payload for e in page) + b'],"metadata":'
-                + orjson.dumps({"next_offset": offset, "total_objects": total}) + b"}}")
+        body = (
+            b'{"stat":"OK","response":{"'
+            + key
+            + b'":['
+            + b",".join(e.payload for e in page)
+            + b'],"metadata":'
+            + orjson.dumps({"next_offset": offset, "total_objects": total})
+            + b"}}"
+        )
         return Response(200, body, {"Content-Type": "application/json"})
 
     def _admin(self, req: Request) -> Response:
         lo = int(req.param("mintime") or "")
         now = self._clock.now()
         hi = int(now * 1000) - BUFFER_MS
-        mine = (e for e in scan_ms(self._store, lo * 1000, hi, now, None) if STREAMS[part_of(e.id, 4)] == "administrator")
+        mine = (
+            e for e in scan_ms(self._store, lo * 1000, hi, now, None) if STREAMS[part_of(e.id, 4)] == "administrator"
+        )
         page = list(islice(mine, ADMIN_ROWS))
         body = b'{"stat":"OK","response":[' + b",".join(e.payload for e in page) + b"]}"
         return Response(200, body, {"Content-Type": "application/json"})

@@ -27,9 +27,13 @@ from sandbox.web import Request, Response, Route, json_response
 
 NAME = "zendesk"
 MAX_PAGE_SIZE = 100
-_ACTIONS = [("update", "Updated", "user", "Role changed from Agent to Administrator"), ("login", "Signed in", "user", ""),
-            ("create", "Created", "apitoken", "API token created"), ("destroy", "Deleted", "rule", "Trigger deleted"),
-            ("exported", "Exported", "ticket", "Ticket export")]
+_ACTIONS = [
+    ("update", "Updated", "user", "Role changed from Agent to Administrator"),
+    ("login", "Signed in", "user", ""),
+    ("create", "Created", "apitoken", "API token created"),
+    ("destroy", "Deleted", "rule", "Trigger deleted"),
+    ("exported", "Exported", "ticket", "Ticket export"),
+]
 
 
 def audit_id(ts: int, uuid: str) -> int:
@@ -44,10 +48,20 @@ def make_renderer(seed: int):
         actor, source = people.pick(rng), people.pick(rng)
         action, label, source_type, change = rng.choice(_ACTIONS)
         event_id = audit_id(ts, uuid)
-        return {"action": action, "action_label": label, "actor_id": rng.randrange(10**6), "actor_name": actor["name"],
-                "change_description": change, "created_at": datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "id": event_id, "ip_address": ip(rng), "source_id": rng.randrange(10**6), "source_label": source["name"],
-                "source_type": source_type, "url": f"https://northwind.zendesk.com/api/v2/audit_logs/{event_id}.json"}
+        return {
+            "action": action,
+            "action_label": label,
+            "actor_id": rng.randrange(10**6),
+            "actor_name": actor["name"],
+            "change_description": change,
+            "created_at": datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "id": event_id,
+            "ip_address": ip(rng),
+            "source_id": rng.randrange(10**6),
+            "source_label": source["name"],
+            "source_type": source_type,
+            "url": f"https://northwind.zendesk.com/api/v2/audit_logs/{event_id}.json",
+        }
 
     return render
 
@@ -62,7 +76,10 @@ class ZendeskApi(TokenApi):
         self._login, _, self._api_token = config.token.partition(":")  # "email/token:api_token"
 
     def routes(self) -> list[Route]:
-        return [Route("GET", "/api/v2/audit_logs", self.audit_logs), Route("GET", "/api/v2/audit_logs.json", self.audit_logs)]
+        return [
+            Route("GET", "/api/v2/audit_logs", self.audit_logs),
+            Route("GET", "/api/v2/audit_logs.json", self.audit_logs),
+        ]
 
     def _authenticated(self, req: Request) -> bool:
         scheme, _, value = req.headers.get("authorization", "").partition(" ")
@@ -81,13 +98,19 @@ class ZendeskApi(TokenApi):
         limit, remaining, _ = self._limiter.usage(self._api_token)
         headers = {"X-Rate-Limit": str(limit or 700), "X-Rate-Limit-Remaining": str(remaining if limit else 699)}
         if over is not None:
-            return Response(429, b"Number of allowed API requests per minute exceeded",
-                            {"Content-Type": "text/plain", "Retry-After": str(max(1, math.ceil(over))), **headers})
+            return Response(
+                429,
+                b"Number of allowed API requests per minute exceeded",
+                {"Content-Type": "text/plain", "Retry-After": str(max(1, math.ceil(over))), **headers},
+            )
         try:
             state = self._state(req)
         except (ValueError, KeyError, TypeError):
-            return json_response(400, {"error": "InvalidPaginationParameter",
-                                       "description": "filter[created_at] needs a start and an end"}, headers)
+            return json_response(
+                400,
+                {"error": "InvalidPaginationParameter", "description": "filter[created_at] needs a start and an end"},
+                headers,
+            )
         size = min(int(req.param("page[size]") or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
         now = self._clock.now()
         ascending = state["sort"] == "created_at"
@@ -102,8 +125,15 @@ class ZendeskApi(TokenApi):
             query = [(k, v) for k, values in req.query.items() if k != "page[after]" for v in values]
             base = f"http://{req.headers.get('host', 'localhost')}{req.path}"
             links["next"] = f"{base}?{urlencode(query + [('page[after]', meta['after_cursor'])], quote_via=quote)}"
-        body = (b'{"audit_logs":[' + b",".join(e.payload for e in page) + b'],"meta":' + orjson.dumps(meta)
-                + b',"links":' + orjson.dumps(links) + b"}")
+        body = (
+            b'{"audit_logs":['
+            + b",".join(e.payload for e in page)
+            + b'],"meta":'
+            + orjson.dumps(meta)
+            + b',"links":'
+            + orjson.dumps(links)
+            + b"}"
+        )
         return Response(200, body, {"Content-Type": "application/json; charset=utf-8", **headers})
 
     @staticmethod

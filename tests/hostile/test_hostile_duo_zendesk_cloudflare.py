@@ -31,7 +31,9 @@ def duo(url: str, tmp_path, stream: str = "administrator"):
 
 
 def test_a_duo_second_holding_a_whole_administrator_page_fails_instead_of_skipping_it(tmp_path):
-    rows = [{"action": "user_update", "timestamp": START + 60, "object": f"u{n}", "username": "admin"} for n in range(1000)]
+    rows = [
+        {"action": "user_update", "timestamp": START + 60, "object": f"u{n}", "username": "admin"} for n in range(1000)
+    ]
     with HostileServer(lambda request: reply({"stat": "OK", "response": rows})) as api:
         with pytest.raises(PaginationError, match="all in the second") as failure:
             duo(api.url, tmp_path)
@@ -53,6 +55,7 @@ def test_duo_stat_fail_on_http_200_is_a_broken_page_not_an_empty_one(tmp_path):
             duo(api.url, tmp_path, "telephony")
     assert {r.headers["authorization"].split()[0] for r in api.requests} == {"Basic"}
     assert all(r.headers["date"] for r in api.requests)
+    assert not [r for r in api.requests if SKEY in repr(r)]  # only the HMAC travels, never the secret key
 
 
 @pytest.mark.parametrize("status", [403, 404])
@@ -60,8 +63,14 @@ def test_a_zendesk_plan_without_audit_logs_fails_saying_so_not_as_an_empty_inter
     body = {"error": "Forbidden", "description": "You do not have access to this page."}
     with HostileServer(lambda request: reply(body, status)) as api:
         with pytest.raises(AuthError, match="Enterprise only") as failure:
-            collect_window("zendesk", {}, "audit_logs", Connection("zendesk_api", api.url, "zdTok0123456789",
-                                                                     login="a@b.example/token"), WINDOW, tmp_path)
+            collect_window(
+                "zendesk",
+                {},
+                "audit_logs",
+                Connection("zendesk_api", api.url, "zdTok0123456789", login="a@b.example/token"),
+                WINDOW,
+                tmp_path,
+            )
     assert not failure.value.retryable and len(api.requests) == 1
 
 
@@ -69,14 +78,25 @@ def test_zendesk_saying_there_is_more_without_a_cursor_fails_the_page(tmp_path):
     body = {"audit_logs": [{"id": 1, "created_at": "2026-03-01T04:10:00Z"}], "meta": {"has_more": True}, "links": {}}
     with HostileServer(lambda request: reply(body)) as api:
         with pytest.raises(MalformedResponseError, match="has_more=true but has no 'meta.after_cursor'"):
-            collect_window("zendesk", {}, "audit_logs", Connection("zendesk_api", api.url, "zdTok0123456789",
-                                                                     login="a@b.example/token"), WINDOW, tmp_path)
+            collect_window(
+                "zendesk",
+                {},
+                "audit_logs",
+                Connection("zendesk_api", api.url, "zdTok0123456789", login="a@b.example/token"),
+                WINDOW,
+                tmp_path,
+            )
 
 
 def _cloudflare_events(count: int, step: timedelta) -> list[dict]:
     first = WINDOW.start + timedelta(seconds=1)
-    return [{"id": f"e{n:05d}", "action": {"time": (first + n * step).isoformat(timespec="milliseconds")
-                                             .replace("+00:00", "Z")}} for n in range(count)]
+    return [
+        {
+            "id": f"e{n:05d}",
+            "action": {"time": (first + n * step).isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+        }
+        for n in range(count)
+    ]
 
 
 def _cursor_elsewhere(events: list[dict], limit_cap: int = 1000):
@@ -85,7 +105,7 @@ def _cursor_elsewhere(events: list[dict], limit_cap: int = 1000):
     def script(request: HostileRequest) -> Reply:
         since = datetime.fromisoformat(request.query["since"][0].replace("Z", "+00:00"))
         newer = [e for e in events if datetime.fromisoformat(e["action"]["time"].replace("Z", "+00:00")) > since]
-        page = newer[:min(int(request.query["limit"][0]), limit_cap)]
+        page = newer[: min(int(request.query["limit"][0]), limit_cap)]
         info = {"count": len(page), "next": "opaque-cursor"} if len(newer) > len(page) else {"count": len(page)}
         return reply({"success": True, "errors": [], "messages": [], "result": page, "result_info": info})
 
@@ -93,8 +113,14 @@ def _cursor_elsewhere(events: list[dict], limit_cap: int = 1000):
 
 
 def cloudflare(url: str, tmp_path):
-    return collect_window("cloudflare", {"account_id": "acc1", "limit": 100}, "audit_logs",
-                          Connection("cloudflare_api", url, "cfHostileToken0123456789"), WINDOW, tmp_path)
+    return collect_window(
+        "cloudflare",
+        {"account_id": "acc1", "limit": 100},
+        "audit_logs",
+        Connection("cloudflare_api", url, "cfHostileToken0123456789"),
+        WINDOW,
+        tmp_path,
+    )
 
 
 def test_a_cloudflare_cursor_in_neither_documented_place_never_stops_the_window_after_page_1(tmp_path):

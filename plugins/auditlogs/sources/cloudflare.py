@@ -25,7 +25,14 @@ from auditlogs.config import SourceConfig
 from auditlogs.errors import ConfigError
 from auditlogs.sources.auth import bearer_token
 from auditlogs.sources.base import (
-    OUTWARD, BadEventError, Order, SourceSpec, events_at, field, rfc3339, rfc3339_text,
+    OUTWARD,
+    BadEventError,
+    Order,
+    SourceSpec,
+    events_at,
+    field,
+    rfc3339,
+    rfc3339_text,
 )
 from auditlogs.window import Window
 
@@ -52,11 +59,15 @@ class CloudflareConfig(SourceConfig):
 
 
 def first_request(config: CloudflareConfig, stream: str, window: Window) -> ApiRequest:
-    params: dict[str, Any] = {"since": rfc3339_text(window.start - OUTWARD), "before": rfc3339_text(window.end),
-                              "direction": "asc"}
+    params: dict[str, Any] = {
+        "since": rfc3339_text(window.start - OUTWARD),
+        "before": rfc3339_text(window.end),
+        "direction": "asc",
+    }
     if config.api_version == "v1":
-        return ApiRequest("GET", f"accounts/{config.account_id}/audit_logs",
-                          params={**params, "per_page": config.limit, "page": 1})
+        return ApiRequest(
+            "GET", f"accounts/{config.account_id}/audit_logs", params={**params, "per_page": config.limit, "page": 1}
+        )
     return ApiRequest("GET", f"accounts/{config.account_id}/logs/audit", params={**params, "limit": config.limit})
 
 
@@ -89,9 +100,12 @@ class CloudflarePaging:
             last = _V2_TIME(result[-1])
         except BadEventError as exc:
             raise BadPage(str(exc)) from None
-        log.warning("a full page of %d came without a cursor in result_info.cursor or result_info.cursors.after "
-                    "(result_info keys: %s); asking again from its last event time instead of stopping",
-                    len(result), sorted(info)[:10])
+        log.warning(
+            "a full page of %d came without a cursor in result_info.cursor or result_info.cursors.after "
+            "(result_info keys: %s); asking again from its last event time instead of stopping",
+            len(result),
+            sorted(info)[:10],
+        )
         return replace(previous, params={**params, "since": rfc3339_text(last - OUTWARD)})
 
 

@@ -33,7 +33,13 @@ from auditlogs.client.pagination import BadPage
 from auditlogs.config import parse_duration
 from auditlogs.errors import ConfigError, PaginationError
 from auditlogs.sources.base import (
-    BadEventError, ChosenStreams, Order, SourceSpec, content_key, rfc3339, unix_seconds,
+    BadEventError,
+    ChosenStreams,
+    Order,
+    SourceSpec,
+    content_key,
+    rfc3339,
+    unix_seconds,
 )
 from auditlogs.window import Window
 
@@ -182,8 +188,9 @@ class DuoSignature(requests.auth.AuthBase):
     """Signs each request as `duo_client` does: v5 (its default: SHA-512, with the hashes of an empty body and
     of no `X-Duo-*` headers) or v2 (`digest` SHA-512 or SHA-1, as Elastic's collector uses)."""
 
-    def __init__(self, ikey: str, skey: str, sig_version: int = 5, digest: str = "sha512",
-                 date: Any = email.utils.formatdate):
+    def __init__(
+        self, ikey: str, skey: str, sig_version: int = 5, digest: str = "sha512", date: Any = email.utils.formatdate
+    ):
         self.ikey, self.skey, self.sig_version, self.digest, self.date = ikey, skey, sig_version, digest, date
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -191,7 +198,9 @@ class DuoSignature(requests.auth.AuthBase):
         date = self.date()
         params = parse_qsl(url.query, keep_blank_values=True)
         request.headers["Date"] = date
-        request.headers["Authorization"] = self.authorization(request.method or "GET", url.netloc, url.path, params, date)
+        request.headers["Authorization"] = self.authorization(
+            request.method or "GET", url.netloc, url.path, params, date
+        )
         return request
 
     def authorization(self, method: str, host: str, path: str, params: list[tuple[str, str]], date: str) -> str:
@@ -220,11 +229,12 @@ def auth(connection: Any, session: Any) -> None:
         )
     extra = connection.extra_dejson or {}
     version, digest = extra.get("sig_version", 5), extra.get("digest", "sha512")
+    if isinstance(version, str) and version.strip() in ("2", "5"):  # typed as text in the connection form
+        version = int(version)
     if version not in (2, 5) or digest not in ("sha512", "sha1"):
         raise ConfigError(
             f"Airflow connection '{connection.conn_id}' has extra sig_version {version!r} / digest {digest!r}",
-            hint='set the extra to {"sig_version": 5} (Duo\'s current default) or {"sig_version": 2, "digest": '
-            '"sha1"}',
+            hint='set the extra to {"sig_version": 5} (Duo\'s current default) or {"sig_version": 2, "digest": "sha1"}',
         )
     session.auth = DuoSignature(ikey, skey, version, digest)
 

@@ -58,8 +58,10 @@ def auth(connection: Any, session: Any) -> None:
             '{"auth": "oauth"} (password the OAuth access token)',
         )
     if not connection.login:
-        raise ConfigError(f"Airflow connection '{connection.conn_id}' has no login",
-                          hint="put the admin's email followed by /token (agent@example.com/token) in the login field")
+        raise ConfigError(
+            f"Airflow connection '{connection.conn_id}' has no login",
+            hint="put the admin's email followed by /token (agent@example.com/token) in the login field",
+        )
     login = connection.login if connection.login.endswith("/token") else f"{connection.login}/token"
     basic_auth(_WithLogin(connection, login), session)
 
@@ -76,8 +78,10 @@ def refusal(status: int, content: bytes) -> tuple[str, str] | None:
     """403/404: the plan has no audit log API, or the user is no admin (a wrong token is a 401)."""
     if status not in (403, 404):
         return None
-    what = (f"Zendesk refused the audit log API (HTTP {status}): the account's plan does not include audit logs "
-            "(Enterprise only) or the user is not an admin; nothing was written, not even an empty interval")
+    what = (
+        f"Zendesk refused the audit log API (HTTP {status}): the account's plan does not include audit logs "
+        "(Enterprise only) or the user is not an admin; nothing was written, not even an empty interval"
+    )
     return what, "use an admin's token on an Enterprise account, or remove this source; the task is not retried"
 
 
@@ -86,8 +90,9 @@ SPEC = SourceSpec(
     config=ZendeskConfig,
     auth=auth,
     first_request=first_request,
-    paginator=FlaggedCursor(more_path=("meta", "has_more"), cursor_path=("meta", "after_cursor"),
-                            cursor_param="page[after]"),
+    paginator=FlaggedCursor(
+        more_path=("meta", "has_more"), cursor_path=("meta", "after_cursor"), cursor_param="page[after]"
+    ),
     events=events_at("audit_logs"),
     event_id=field("id"),
     event_time=rfc3339("created_at"),
