@@ -58,19 +58,17 @@ def test_duo_stat_fail_on_http_200_is_a_broken_page_not_an_empty_one(tmp_path):
     assert not [r for r in api.requests if SKEY in repr(r)]  # only the HMAC travels, never the secret key
 
 
+def zendesk(url: str, tmp_path):
+    connection = Connection("zendesk_api", url, "zdTok0123456789", login="a@b.example/token")
+    return collect_window("zendesk", {}, "audit_logs", connection, WINDOW, tmp_path)
+
+
 @pytest.mark.parametrize("status", [403, 404])
 def test_a_zendesk_plan_without_audit_logs_fails_saying_so_not_as_an_empty_interval(tmp_path, status):
     body = {"error": "Forbidden", "description": "You do not have access to this page."}
     with HostileServer(lambda request: reply(body, status)) as api:
         with pytest.raises(AuthError, match="Enterprise only") as failure:
-            collect_window(
-                "zendesk",
-                {},
-                "audit_logs",
-                Connection("zendesk_api", api.url, "zdTok0123456789", login="a@b.example/token"),
-                WINDOW,
-                tmp_path,
-            )
+            zendesk(api.url, tmp_path)
     assert not failure.value.retryable and len(api.requests) == 1
 
 
@@ -78,14 +76,7 @@ def test_zendesk_saying_there_is_more_without_a_cursor_fails_the_page(tmp_path):
     body = {"audit_logs": [{"id": 1, "created_at": "2026-03-01T04:10:00Z"}], "meta": {"has_more": True}, "links": {}}
     with HostileServer(lambda request: reply(body)) as api:
         with pytest.raises(MalformedResponseError, match="has_more=true but has no 'meta.after_cursor'"):
-            collect_window(
-                "zendesk",
-                {},
-                "audit_logs",
-                Connection("zendesk_api", api.url, "zdTok0123456789", login="a@b.example/token"),
-                WINDOW,
-                tmp_path,
-            )
+            zendesk(api.url, tmp_path)
 
 
 def _cloudflare_events(count: int, step: timedelta) -> list[dict]:
