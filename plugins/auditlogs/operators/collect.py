@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import requests
 from airflow.sdk import BaseHook, BaseOperator
 
 import auditlogs
@@ -24,6 +23,7 @@ from auditlogs.advisor import advise, publish as publish_advice
 from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, ResponseLimits, RetryBudget, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
+from auditlogs.client.transport import Transport, check_credential_stays_private
 from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
@@ -206,7 +206,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
     Its credentials, in every form they are sent (the Authorization value, a Basic pair), are registered with
     the scrubber and Airflow's masker before the first request, so no output of this process can carry them."""
     connection = _trimmed(connection, where)
-    session = requests.Session()
+    session = Transport.from_connection(connection, where).session()  # proxies, CA bundle, client certificate
     session.headers.update({"Accept": "application/json", "User-Agent": f"auditlogs/{auditlogs.__version__}"})
     session.headers.update(spec.headers)
     spec.auth(connection, session)
@@ -222,6 +222,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         raise ConfigError(str(exc), where=where) from None
     if spec.connection_path is not None:
         base_url += spec.connection_path(connection)
+    check_credential_stays_private(session, base_url, source.conn_id, where)
     sleep = options.get("sleep", time.sleep)
     return ApiClient(
         base_url=base_url,
