@@ -171,6 +171,17 @@ def test_a_stock_notifier_gets_the_notification_in_its_templates_and_its_errors_
         "HttpNotifier: ConnectionError" in caplog.text
 
 
+def test_a_webhook_channel_goes_through_its_connections_proxy(monkeypatch, webhook_receiver):
+    from network import ConnectProxy
+
+    note = Notification("source_silent", "quiet", "slack", "auditlogs_slack", None, None, None, "http://ui")
+    with ConnectProxy() as proxy:  # answers 405 to anything but CONNECT: the channel fails, the proxy saw it
+        monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": webhook_receiver.url
+                                                                      + "/h", "extra": {"proxies": proxy.url}}))
+        assert deliver(note, NotifyConfig(webhook="alerts_webhook")) == []
+    assert proxy.requested() == [f"POST {webhook_receiver.url}/h"] and webhook_receiver.posts() == []
+
+
 @pytest.mark.parametrize("notifier, named", [
     ("airflow.providers.nothing.notifications.Nope", "cannot import airflow.providers.nothing.notifications.Nope"),
     ("auditlogs.notify.Notification", "is not an Airflow notifier"),

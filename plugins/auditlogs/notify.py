@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import requests
 import tenacity
 
+from auditlogs.client.transport import Transport
 from auditlogs.config import NotifyConfig, StockNotifier, notifier_class
 from auditlogs.errors import register_secret, scrub
 
@@ -138,13 +139,13 @@ def _mask_connection_urls(kwargs: dict) -> None:
 def _send_slack(notification: Notification, notify: NotifyConfig) -> None:
     connection = _connection(notify.slack)
     url = connection.password if (connection.password or "").startswith("http") else _host_url(connection)
-    _post(url, {"text": notification.text()}, {})
+    _post(connection, url, {"text": notification.text()}, {})
 
 
 def _send_webhook(notification: Notification, notify: NotifyConfig) -> None:
     connection = _connection(notify.webhook)
     headers = {"Authorization": f"Bearer {connection.password}"} if connection.password else {}
-    _post(_host_url(connection), notification.payload(), headers)
+    _post(connection, _host_url(connection), notification.payload(), headers)
 
 
 def _send_email(notification: Notification, notify: NotifyConfig) -> None:
@@ -186,9 +187,11 @@ def _worth_retrying(exc: BaseException) -> bool:
 # tenacity, not urllib3's Retry: urllib3 logs every retry with the URL, and a Slack webhook URL is the secret.
 @tenacity.retry(retry=tenacity.retry_if_exception(_worth_retrying), stop=tenacity.stop_after_attempt(SEND_ATTEMPTS),
                 wait=tenacity.wait_exponential(multiplier=0.5, max=MAX_SEND_WAIT), reraise=True)
-def _post(url: str, body: dict, headers: dict) -> None:
-    """Retried on network errors, 429 and 5xx; never redirected (the body would follow)."""
-    response = requests.post(url, json=body, headers=headers, timeout=SEND_TIMEOUT, allow_redirects=False)
+def _post(connection: Any, url: str, body: dict, headers: dict) -> None:
+    """Through the connection's proxies and CA bundle (its extras, as for the APIs); retried on network errors,
+    429 and 5xx; never redirected (the body would follow)."""
+    with Transport.from_connection(connection, f"notify connection '{connection.conn_id}'").session() as session:
+        response = session.post(url, json=body, headers=headers, timeout=SEND_TIMEOUT, allow_redirects=False)
     if response.status_code >= 300:
         raise _Refused(response.status_code)
 
