@@ -55,7 +55,7 @@ def test_a_task_failure_reaches_the_stock_notifier_and_our_channel(stack):
     assert stock == [{"kind": "task_failed", "run": ours[0]["run_id"], "text": _text(ours[0])}]
     assert "the API refused the credential" in stock[0]["text"]
     assert WRONG_TOKEN not in json.dumps(stack.receiver.received) and WRONG_TOKEN not in result.output
-    assert HOOK_PATH not in result.output  # the stock notifier's hook logs its URL: masked like a password
+    assert HOOK_PATH not in result.output  # the stock notifier's connection host is masked like a password
 
 
 def test_a_deadline_miss_reaches_the_stock_notifier_through_the_triggerers_callback(stack, monkeypatch):
