@@ -29,3 +29,15 @@ os.environ.update(
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+import pytest  # noqa: E402 (after the environment above, which must be set before Airflow is imported)
+
+
+@pytest.fixture
+def webhook_receiver():
+    """The one webhook receiver (tests/webhook_receiver.py), running for one test."""
+    from webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        yield receiver

@@ -7,9 +7,7 @@ scheduler and triggerer.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -134,32 +132,67 @@ def test_pools_come_from_the_config_and_a_shared_pool_needs_one_size(tmp_path):
         pools_from_config(config)
 
 
-def test_a_failing_channel_does_not_stop_the_others_and_never_logs_its_url(monkeypatch, caplog):
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def test_a_failing_channel_does_not_stop_the_others_and_never_logs_its_url(monkeypatch, caplog, webhook_receiver):
     secret_url = "http://127.0.0.1:9/services/T0/B0/very-secret-path"
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SLACK", json.dumps({"conn_type": "http", "password": secret_url}))
-    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK",
-                       json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{server.server_address[1]}/h"}))
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": webhook_receiver.url + "/h"}))
     note = Notification("source_silent", "quiet", "slack", "auditlogs_slack", None, None, None, "http://ui")
-    try:
-        sent = deliver(note, NotifyConfig(slack="alerts_slack", webhook="alerts_webhook"))
-    finally:
-        server.shutdown()
+    sent = deliver(note, NotifyConfig(slack="alerts_slack", webhook="alerts_webhook"))
     assert sent == ["webhook"]
-    assert received == [note.payload()]
+    assert webhook_receiver.bodies() == [note.payload()]
     assert "very-secret-path" not in caplog.text and "could not send the source_silent notification" in caplog.text
+
+
+def test_a_webhook_answering_503_is_retried_and_one_answering_400_is_not(monkeypatch, webhook_receiver):
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": webhook_receiver.url + "/h"}))
+    note = Notification("source_silent", "quiet", "slack", "auditlogs_slack", None, None, None, "http://ui")
+    webhook_receiver.answer(503, 503)
+    assert deliver(note, NotifyConfig(webhook="alerts_webhook")) == ["webhook"]
+    assert len(webhook_receiver.posts()) == 3  # two refusals, then accepted
+    webhook_receiver.answer(400)
+    assert deliver(note, NotifyConfig(webhook="alerts_webhook")) == []
+    assert len(webhook_receiver.posts()) == 4
+
+
+def test_a_stock_notifier_gets_the_notification_in_its_templates_and_its_errors_print_no_url(
+        monkeypatch, caplog, webhook_receiver):
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_HTTP", json.dumps({"conn_type": "http", "host": webhook_receiver.url}))
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN_HTTP", json.dumps(
+        {"conn_type": "http", "host": "http://127.0.0.1:9/T0/B0/secret-hook-path"}))
+    stock = {"notifier": "airflow.providers.http.notifications.http.HttpNotifier",
+             "kwargs": {"http_conn_id": "alerts_http", "endpoint": "/stock",
+                        "json": {"text": "{{ auditlogs.text }}", "kind": "{{ auditlogs.kind }}"}}}
+    broken = {**stock, "kwargs": {**stock["kwargs"], "http_conn_id": "broken_http"}}
+    notify = NotifyConfig.model_validate({"notifiers": [broken, stock]})
+    note = Notification("source_silent", "quiet", "slack", "auditlogs_slack", None, None, None, "http://ui")
+    assert deliver(note, notify, {"run_id": "r"}) == ["HttpNotifier"]
+    assert webhook_receiver.bodies("/stock") == [{"text": note.text(), "kind": "source_silent"}]
+    assert "secret-hook-path" not in caplog.text and "could not send the source_silent notification through " \
+        "HttpNotifier: ConnectionError" in caplog.text
+
+
+def test_a_webhook_channel_goes_through_its_connections_proxy(monkeypatch, webhook_receiver):
+    from network import ConnectProxy
+
+    note = Notification("source_silent", "quiet", "slack", "auditlogs_slack", None, None, None, "http://ui")
+    with ConnectProxy() as proxy:  # answers 405 to anything but CONNECT: the channel fails, the proxy saw it
+        monkeypatch.setenv("AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": webhook_receiver.url
+                                                                      + "/h", "extra": {"proxies": proxy.url}}))
+        assert deliver(note, NotifyConfig(webhook="alerts_webhook")) == []
+    assert proxy.requested() == [f"POST {webhook_receiver.url}/h"] and webhook_receiver.posts() == []
+
+
+@pytest.mark.parametrize("notifier, named", [
+    ("airflow.providers.nothing.notifications.Nope", "cannot import airflow.providers.nothing.notifications.Nope"),
+    ("auditlogs.notify.Notification", "is not an Airflow notifier"),
+    ("HttpNotifier", "String should match pattern"),
+])
+def test_a_stock_notifier_that_is_not_one_is_a_config_error_naming_the_source_and_field(tmp_path, notifier, named):
+    config = write_config(tmp_path / "sources.yaml", {
+        "bad": {"type": "slack", "conn_id": "c", "notify": {"notifiers": [{"notifier": notifier}]}},
+    }, bucket="b-1", start_date="2026-01-01")
+    error = load_config(config).errors["bad"]
+    assert "notify.notifiers.0.notifier" in error and named in error
 
 
 def test_an_interval_past_the_retention_fails_instead_of_writing_an_empty_complete_interval(tmp_path):

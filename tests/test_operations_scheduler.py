@@ -16,10 +16,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from airflow_cluster import AirflowCluster, WebhookReceiver, wait_until
+from airflow_cluster import AirflowCluster, wait_until
 from harness import connection_env, interval_folders, read_events, read_manifest, write_config
 from sandbox import SandboxProcess
 from sandbox.gcs import GcsEmulatorProcess, free_port
+from webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.cluster, pytest.mark.timeout(900)]
 

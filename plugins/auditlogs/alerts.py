@@ -1,7 +1,9 @@
 """What Airflow tells people: deadline misses, failures past retries, and sources gone silent.
 
-The callables here are referenced by dotted path (`auditlogs.alerts.on_deadline_missed`), so the triggerer
-and the task processes import them from the installed package, never from the DAG file.
+`AuditLogNotifier` is an Airflow notifier (`airflow.sdk.BaseNotifier`): every collecting task's
+`on_failure_callback`, and the Deadline Alert's callback by its dotted path (`auditlogs.alerts.AuditLogNotifier`),
+so the triggerer and the task processes import it from the installed package, never from the DAG file. Other
+DAGs can use it too. It sends to the source's built-in channels and the stock notifiers its `notify:` lists.
 
 Who receives what (the README's "Operations" section says the same):
 * A scheduled or manual run still unfinished at its deadline: `deadline_missed`. If the run was created
@@ -22,6 +24,8 @@ import asyncio
 import logging
 from datetime import datetime
 from typing import Any
+
+from airflow.sdk import BaseNotifier
 
 from auditlogs.config import NotifyConfig, SourceConfig, format_duration, previous_intervals
 from auditlogs.errors import AuthError, scrub
@@ -49,18 +53,46 @@ def deadline_alerts(source: SourceConfig) -> list:
     return [DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=source.period + after_end,
-        callback=AsyncCallback(on_deadline_missed, kwargs=kwargs),
+        callback=AsyncCallback(AuditLogNotifier, kwargs=kwargs),
         name="logs_in_gcs",
     )]
 
 
+class AuditLogNotifier(BaseNotifier):
+    """Sends the notification an Airflow context deserves: `task_failed` for a task's failure callback (the
+    source and channels are the collecting task's unless given), `deadline_missed` for a Deadline Alert
+    (whose callback kwargs name the source, its deadline and `notify`, the source's `notify:` as a dict).
+
+    In a failure callback: `on_failure_callback=AuditLogNotifier()`. As a Deadline Alert's callback:
+    `AsyncCallback(AuditLogNotifier, kwargs={"source": ..., "deadline": "1h", "notify": {...}})`.
+    """
+
+    def __init__(self, *, source: str | None = None, deadline: str | None = None, notify: dict | None = None,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.source, self.deadline, self.notify_config = source, deadline, notify
+
+    def notify(self, context: Any) -> None:
+        if "deadline" in context and "dag_run" in context:
+            notification, reason = deadline_notification(context, self.source or "", self.deadline or "")
+            if notification is None:
+                log.info("auditlogs: deadline notification for %s suppressed: %s",
+                         context["dag_run"].get("dag_run_id"), reason)
+                return
+        else:
+            notification = failure_notification(context)
+        notify = NotifyConfig.model_validate(self.notify_config) if self.notify_config is not None \
+            else context["task"].source.notify
+        deliver(notification, notify, context)
+
+    async def async_notify(self, context: Any) -> None:
+        """In the triggerer: the channels block on HTTP and SMTP, so they run in a thread."""
+        await asyncio.to_thread(self.notify, context)
+
+
 async def on_deadline_missed(context: dict, *, source: str, deadline: str, notify: dict) -> None:
-    """Deadline Alert callback, run by the triggerer."""
-    notification, reason = deadline_notification(context, source, deadline)
-    if notification is None:
-        log.info("auditlogs: deadline notification for %s suppressed: %s", context["dag_run"].get("dag_run_id"), reason)
-        return
-    await asyncio.to_thread(deliver, notification, NotifyConfig.model_validate(notify))
+    """The Deadline Alert callback of DAGs serialized before `AuditLogNotifier`: their deadline rows name it."""
+    await AuditLogNotifier(source=source, deadline=deadline, notify=notify, context=context)
 
 
 def deadline_notification(context: dict, source: str, deadline: str) -> tuple[Notification | None, str]:
@@ -87,12 +119,6 @@ def deadline_notification(context: dict, source: str, deadline: str) -> tuple[No
         url=run_url(run["dag_id"], run.get("dag_run_id")),
         details=details,
     ), ""
-
-
-def on_task_failed(context: Any) -> None:
-    """`on_failure_callback` of every collecting task: Airflow calls it once retries are used up."""
-    notification = failure_notification(context)
-    deliver(notification, context["task"].source.notify)
 
 
 def failure_notification(context: Any) -> Notification:
@@ -168,7 +194,7 @@ def notify_if_silent(source: SourceConfig, stream: str, start: datetime, events:
                              f"check connection '{source.conn_id}' and the audit settings of the account",
         },
     )
-    deliver(notification, source.notify)
+    deliver(notification, source.notify, context)
     return notification
 
 

@@ -125,6 +125,39 @@ def format_duration(value: timedelta) -> str:
     return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
 
 
+class StockNotifier(BaseModel):
+    """An Airflow notifier a user already runs (Slack, Apprise for Teams, PagerDuty, SMTP, HTTP, ...): its
+    import path and constructor kwargs, which may use `{{ auditlogs.text }}` and the other fields of the
+    notification (README: Notifications). Connection ids go in the kwargs; secrets stay in the connections."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    notifier: str = Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+    kwargs: dict[str, Any] = {}
+
+    @field_validator("notifier")
+    @classmethod
+    def _is_a_notifier(cls, path: str) -> str:
+        notifier_class(path)
+        return path
+
+
+def notifier_class(path: str) -> type:
+    """The BaseNotifier subclass at `path`; ValueError (named in the config error) if it is not one."""
+    from importlib import import_module
+
+    from airflow.sdk import BaseNotifier
+
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {path} ({type(exc).__name__}: {exc}); is its provider installed?") from None
+    if not (isinstance(found, type) and issubclass(found, BaseNotifier)):
+        raise ValueError(f"{path} is not an Airflow notifier (a subclass of airflow.sdk.BaseNotifier)")
+    return found
+
+
 class NotifyConfig(BaseModel):
     """Where notifications go. Channels are Airflow connection ids: no secret ever sits in the config."""
 
@@ -137,9 +170,12 @@ class NotifyConfig(BaseModel):
     #: Addresses mailed through the SMTP provider's connection `smtp_conn_id`.
     email: tuple[str, ...] = ()
     smtp_conn_id: str = "smtp_default"
+    #: Stock Airflow notifiers, each sent every notification too.
+    notifiers: tuple[StockNotifier, ...] = ()
 
     @property
     def channels(self) -> list[str]:
+        """The built-in channels configured (stock notifiers are in `notifiers`)."""
         return [name for name, on in (("slack", self.slack), ("webhook", self.webhook), ("email", self.email)) if on]
 
 

@@ -250,6 +250,13 @@ class RedirectError(AuditLogError):
     retryable = False
 
 
+class CertificateError(AuditLogError):
+    """The API's TLS certificate did not verify against the trusted CAs: a TLS-inspecting gateway or a private
+    CA needs the connection's `verify` extra. The same handshake fails the same way: never retried."""
+
+    retryable = False
+
+
 class ResponseTooLargeError(AuditLogError):
     """An answer past the size caps (on the wire, decompressed, or a decompression bomb): reading stopped
     before it could exhaust the task's memory. The same request gives the same answer: never retried."""

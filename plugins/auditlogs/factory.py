@@ -125,7 +125,7 @@ def _default_args(source: SourceConfig) -> dict:
         "retry_policy": AuditLogRetryPolicy(source.retry_delay, source.max_retry_delay),
         "execution_timeout": source.task_timeout,
         **({"pool": source.pool} if source.pool else {}),
-        "on_failure_callback": alerts.on_task_failed,
+        "on_failure_callback": alerts.AuditLogNotifier(),
     }
 
 

@@ -10,13 +10,10 @@ its own source types, so the sandbox faults one test queues (path-matched) never
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from harness import assert_interval_holds, connection_env, interval_folder, read_manifest, write_config
@@ -25,6 +22,7 @@ from sandbox.cluster import AirflowCluster, PostgresDatabase, services_missing, 
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.github import ORG
 from sandbox.onepassword import stream_of_item
+from webhook_receiver import WebhookReceiver
 
 from auditlogs.sources import SPECS
 
@@ -55,30 +53,6 @@ WORKERS = ("worker-a", "worker-b")
 TIMEOUT = 900
 
 
-class Webhook:
-    """A notification channel that records what Airflow sends (the deadline callback posts here)."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/auditlogs"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     if os.environ.get("AUDITLOGS_DISTRIBUTED") != "1":
@@ -99,8 +73,7 @@ def cluster(tmp_path_factory):
                         "notify": {"webhook": "alerts_webhook"}},
     }, bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="0s", deadline="off",
         retries=2, retry_delay="5s", max_active_runs=4)
-    webhook = Webhook()
-    with PostgresDatabase() as db, SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
+    with WebhookReceiver() as webhook, PostgresDatabase() as db, SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
         env = {
             "AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
             **connection_env("okta_api", host=api.url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"}),
@@ -108,7 +81,7 @@ def cluster(tmp_path_factory):
             **connection_env("onepassword_api", host=api.url, password=TOKENS["onepassword"]),
             **connection_env("slack_api", host=api.url, password=TOKENS["slack"]),
             **connection_env("twilio_api", host=api.url, login=TWILIO_SID, password=TWILIO_SECRET),
-            **connection_env("alerts_webhook", host=webhook.url),
+            **connection_env("alerts_webhook", host=webhook.url + "/hooks/auditlogs"),
             # A worker that vanished is noticed after 30 s without heartbeats (default 300 s).
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -117,7 +90,6 @@ def cluster(tmp_path_factory):
             airflow.db, airflow.sandbox, airflow.gcs, airflow.webhook = db, api, gcs, webhook
             airflow.wait_for_dags([f"auditlogs_{name}" for name in SOURCES], timeout=TIMEOUT)
             yield airflow
-    webhook.close()
 
 
 @pytest.fixture
@@ -257,7 +229,7 @@ def test_a_missed_deadline_fires_its_callback_through_the_triggerer(live):
 
     notification = wait_for(
         "the deadline notification",
-        lambda: live.check_alive() or next((n for n in live.webhook.received if n["run_id"] == run_id), None),
+        lambda: live.check_alive() or next((n for n in live.webhook.bodies() if n["run_id"] == run_id), None),
         TIMEOUT)
     assert notification["kind"] == "deadline_missed" and notification["dag_id"] == dag_id
     assert notification["details"]["deadline"].startswith("1s after the interval ends")

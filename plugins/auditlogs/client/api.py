@@ -30,6 +30,7 @@ from auditlogs import exact_json
 from auditlogs.client.ratelimit import RateBudget, TokenBucket
 from auditlogs.errors import (
     AuthError,
+    CertificateError,
     MalformedResponseError,
     PaginationError,
     RateLimitedError,
@@ -211,6 +212,7 @@ class ApiClient:
         self.stats.requests += 1
         deadline = time.monotonic() + self.timeout
         refused: str | None = None
+        untrusted = False
         try:
             response = self.session.request(
                 request.method, url, params=request.params, json=request.json,
@@ -218,7 +220,9 @@ class ApiClient:
             )
             content = self._read_body(response, deadline)
         except (_DeadlinePassed, OSError, urllib3.exceptions.HTTPError) as exc:  # requests' errors are OSErrors
-            if isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
+            if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                untrusted = True
+            elif isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
                 refused = f"{type(exc).__name__}: {scrub(str(exc), self.secrets)}"
             else:
                 self.stats.transient_failures += 1
@@ -226,6 +230,13 @@ class ApiClient:
                     f"network error ({type(exc).__name__}): no complete answer within the request timeout of "
                     f"{self.timeout:g}s (request_timeout), or the connection broke", where=self.where,
                 ), self._backoff(attempt)) from None
+        if untrusted:
+            raise CertificateError(
+                f"the TLS certificate of {self._origin[0]}://{self._origin[1]} (or of the proxy in between) did not "
+                "verify against the trusted certificate authorities", where=self.where,
+                hint=f"if a TLS-inspecting gateway or a private CA signs it, set the extra 'verify' of Airflow "
+                f"connection '{self.conn_id}' to the path of that CA's PEM bundle (README: Proxies and CA bundles)",
+            )
         if refused is not None:  # raised outside the except block: the original exception carries the secret
             raise RequestRejectedError(
                 f"the HTTP library refused to send the request ({refused})", where=self.where,

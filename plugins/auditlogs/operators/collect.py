@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import requests
 from airflow.sdk import BaseHook, BaseOperator
 
 import auditlogs
@@ -24,6 +23,7 @@ from auditlogs.advisor import advise, publish as publish_advice
 from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, ResponseLimits, RetryBudget, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
+from auditlogs.client.transport import Transport, check_credential_stays_private
 from auditlogs.collector import CollectResult, collect
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
@@ -50,9 +50,12 @@ class AuditLogToGCSOperator(BaseOperator):
         super().__init__(**kwargs)
         self.source = source
         self.stream = stream
+        #: What this run read and wrote, for its OpenLineage facets (set as the run learns it).
+        self._lineage: dict[str, Any] = {}
 
     def execute(self, context: Any) -> dict:
         interval, why = run_interval(self.source, context)  # manual runs: what the person meant (manual.py)
+        self._lineage["interval"] = interval
         log.info("%s: collecting the interval %s (%s)", self.source.dag_id, interval, why)
         # Which failures are retried, and when, is the task's retry_policy (operators/retry.py).
         return self._collect(context, interval)
@@ -69,11 +72,15 @@ class AuditLogToGCSOperator(BaseOperator):
                 hint="backfill only intervals within the retention; raise 'retention' if the API keeps more",
             )
         hook = GCSHook(gcp_conn_id=source.gcp_conn_id)
+        client = self._client(spec, where)
+        self._lineage.update(api_url=client.resolve(spec.first_request(source, self.stream, interval).url),
+                             window=interval.widened(source.delay))
         manifest = collect_interval(
-            source, self.stream, interval, self._client(spec, where), hook,
+            source, self.stream, interval, client, hook,
             dag_id=self.dag_id, run_id=context["run_id"], try_number=context["ti"].try_number,
         )
         location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
+        self._lineage.update(manifest=manifest, manifest_uri=location.uri(MANIFEST_NAME))
         for asset in self.outlets:
             context["outlet_events"][asset].extra = event_extra(location, manifest)
         store = IntervalStore(hook, where=where)
@@ -85,6 +92,14 @@ class AuditLogToGCSOperator(BaseOperator):
 
     def _client(self, spec, where: str) -> ApiClient:
         return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Read by the OpenLineage provider (README: Lineage); also on failure, with what the run got to."""
+        from auditlogs.lineage import operator_lineage, stream_dataset
+
+        output = stream_dataset(self.source.bucket, self.source.prefix, self.source.name, self.stream)
+        return operator_lineage(self._lineage.get("api_url"), output, **{
+            key: self._lineage.get(key) for key in ("interval", "window", "manifest", "manifest_uri")})
 
 
 def utc_now() -> datetime:
@@ -206,7 +221,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
     Its credentials, in every form they are sent (the Authorization value, a Basic pair), are registered with
     the scrubber and Airflow's masker before the first request, so no output of this process can carry them."""
     connection = _trimmed(connection, where)
-    session = requests.Session()
+    session = Transport.from_connection(connection, where).session()  # proxies, CA bundle, client certificate
     session.headers.update({"Accept": "application/json", "User-Agent": f"auditlogs/{auditlogs.__version__}"})
     session.headers.update(spec.headers)
     spec.auth(connection, session)
@@ -222,6 +237,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         raise ConfigError(str(exc), where=where) from None
     if spec.connection_path is not None:
         base_url += spec.connection_path(connection)
+    check_credential_stays_private(session, base_url, source.conn_id, where)
     sleep = options.get("sleep", time.sleep)
     return ApiClient(
         base_url=base_url,

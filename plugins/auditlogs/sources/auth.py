@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import requests
 
 from auditlogs.client.api import base_url_of
+from auditlogs.client.transport import session_like
 from auditlogs.errors import AuthError, ConfigError, MalformedResponseError, TransientError, excerpt, register_secret
 
 
@@ -72,7 +73,8 @@ def google_service_account(*scopes: str) -> Callable[[Any, Any], None]:
                 hint="set the extra 'subject' to the email of the admin the service account acts for "
                 "(domain-wide delegation)",
             )
-        session.auth = GoogleCredentialsAuth(delegated_credentials(connection.conn_id, subject, scopes), connection.conn_id)
+        session.auth = GoogleCredentialsAuth(delegated_credentials(connection.conn_id, subject, scopes), connection.conn_id,
+                                             http=session_like(session))
 
     return auth
 
@@ -94,9 +96,11 @@ def delegated_credentials(conn_id: str, subject: str, scopes: tuple[str, ...]) -
 class GoogleCredentialsAuth(requests.auth.AuthBase):
     """Puts a fresh access token on every request; a refused token exchange is an AuthError, never retried."""
 
-    def __init__(self, credentials: Any, conn_id: str):
+    def __init__(self, credentials: Any, conn_id: str, http: requests.Session | None = None):
         self.credentials = credentials
         self.conn_id = conn_id
+        #: Token requests go out like the API's (the connection's proxies and CA bundle).
+        self.http = http or requests.Session()
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         from google.auth.exceptions import RefreshError
@@ -104,7 +108,7 @@ class GoogleCredentialsAuth(requests.auth.AuthBase):
 
         if not self.credentials.valid:
             try:
-                self.credentials.refresh(Request())
+                self.credentials.refresh(Request(session=self.http))
             except RefreshError as exc:
                 raise AuthError(
                     f"Google refused to issue an access token: {excerpt(str(exc))}",
@@ -150,8 +154,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
     def __init__(self, token_url: str, form: dict[str, str], conn_id: str, secrets: tuple[str, ...], api_url: str,
                  basic: tuple[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 timeout: float = 60.0, query: dict[str, str] | None = None):
+                 timeout: float = 60.0, query: dict[str, str] | None = None, http: requests.Session | None = None):
         self.token_url = checked_token_url(token_url, conn_id, api_url)
+        #: Token requests go out like the API's (the connection's proxies and CA bundle).
+        self.http = http or requests.Session()
         self.form = form
         self.conn_id = conn_id
         self.secrets = tuple(s for s in secrets if s)
@@ -174,7 +180,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def _exchange(self) -> None:
         self.exchanges += 1
         where = f"token endpoint of Airflow connection '{self.conn_id}'"
-        response = requests.post(self.token_url, params=self.query, data=self.form, auth=self.basic,
+        response = self.http.post(self.token_url, params=self.query, data=self.form, auth=self.basic,
                                  timeout=self.timeout,
                                  allow_redirects=False, headers={"Accept": "application/json"})
         body = excerpt(response.content, self.secrets)
@@ -232,7 +238,7 @@ def microsoft_identity(default_resource: str) -> Callable[[Any, Any], None]:
         scope = str(extra.get("scope") or f"{resource}/.default")
         form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": scope}
         session.auth = ClientCredentialsAuth(f"{authority}/{tenant}/oauth2/v2.0/token", form, connection.conn_id,
-                                             (secret,), resource)
+                                             (secret,), resource, http=session_like(session))
 
     return auth
 
@@ -251,7 +257,7 @@ def zoom_server_to_server(connection: Any, session: Any) -> None:
     grant = {"grant_type": "account_credentials", "account_id": account}
     api_url = base_url_of(connection, "https://api.zoom.us")
     session.auth = ClientCredentialsAuth(token_url, {}, connection.conn_id, (secret,), api_url,
-                                         basic=(client_id, secret), query=grant)
+                                         basic=(client_id, secret), query=grant, http=session_like(session))
 def token_header(name: str, prefix: str = "") -> Callable[[Any, Any], None]:
     """The connection's password in one request header, after `prefix` (GitLab's `PRIVATE-TOKEN`, an API's
     `X-Api-Key`, `Authorization: Token token=`)."""
