@@ -43,10 +43,10 @@ def test_ids_whose_filter_positions_all_collide_are_still_each_kept(tmp_path):
         assert window_ids.stats()["lookups"] > 9_000
 
 
-def test_an_id_differing_only_in_case_or_type_tag_is_a_different_event(tmp_path):
-    stream = ["Ab-1", "ab-1", "\0number:1", "1", "Ab-1", "1"] * 3
+def test_an_id_differing_only_in_case_type_tag_or_a_lone_surrogate_is_a_different_event(tmp_path):
+    stream = ["Ab-1", "ab-1", "\0number:1", "1", "\ud800x", "\udc00x", "Ab-1", "1"] * 3
     with WindowIds(tmp_path, memory_ids=2, bloom_bits=64) as window_ids:
-        assert feed(window_ids, stream) == ["Ab-1", "ab-1", "\0number:1", "1"]
+        assert feed(window_ids, stream) == ["Ab-1", "ab-1", "\0number:1", "1", "\ud800x", "\udc00x"]
 
 
 def test_memory_stays_within_the_structures_bound_whatever_the_window_size(tmp_path):

@@ -5,7 +5,7 @@ Two tiers, so a small window never touches disk and a large one never holds its 
 
 * **recent**: the last ids seen, as a Python set of the ids themselves (exact), at most `memory_ids` of
   them. When it is full it is written, sorted, to
-* **spilled**: a SQLite table of ids (`WITHOUT ROWID`, the id its primary key) in a file in the task's
+* **spilled**: a SQLite table of ids (`WITHOUT ROWID`, the id's bytes its primary key) in a file in the task's
   staging directory, with a bounded page cache, journal off (the file dies with the task). In front of it
   a fixed-size Bloom filter of the spilled ids (one bit an id, from the id's `hash()`, which is stable
   within the task's process) answers "certainly not spilled" from memory, so a new id costs no disk read;
@@ -73,7 +73,7 @@ class WindowIds:
             bit = hash(event_id) & self._mask
             if bloom[bit >> 3] >> (bit & 7) & 1:
                 self.lookups += 1
-                if self.db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None:
+                if self.db.execute("SELECT 1 FROM ids WHERE id = ?", (_stored(event_id),)).fetchone() is not None:
                     return True
         recent.add(event_id)
         if len(recent) >= self.memory_ids:
@@ -102,7 +102,7 @@ class WindowIds:
             bit &= mask
             bloom[bit >> 3] |= 1 << (bit & 7)
         with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(sorted(self.recent)))
+            self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(map(_stored, sorted(self.recent))))
         self.spilled += len(self.recent)
         self.recent = set()
 
@@ -115,7 +115,7 @@ class WindowIds:
         self.db.executescript(
             f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
             f"PRAGMA cache_size=-{max(self.cache_bytes // 1024, 64)};"
-            "CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID;"
+            "CREATE TABLE ids (id BLOB PRIMARY KEY) WITHOUT ROWID;"
         )
         self.db.isolation_level = "DEFERRED"  # `with self.db` then makes each spill one transaction
 
@@ -138,3 +138,8 @@ class WindowIds:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stored(event_id: str) -> bytes:
+    """The id's exact bytes, lone surrogates included (a TEXT column would refuse them), compared bytewise."""
+    return event_id.encode("utf-8", "surrogatepass")
