@@ -55,7 +55,10 @@ class ApiServer:
 
 
 def run_pipeline(name: str, shape: str, events: int, server: ApiServer, env: dict, workdir: Path) -> dict:
+    """One pipeline's measurements, with the 1-minute load average before it: on a shared machine wall time
+    depends on the others' load, CPU seconds (user + sys) much less."""
     server.reset()
+    load = os.getloadavg()[0]
     completed = subprocess.run(
         [sys.executable, "-m", "bench.pipelines", name, "--shape", shape, "--events", str(events),
          "--url", server.url, "--workdir", str(workdir / f"{name}-{shape}-{events}")],
@@ -64,7 +67,7 @@ def run_pipeline(name: str, shape: str, events: int, server: ApiServer, env: dic
     if completed.returncode != 0 or "BENCH_RESULT " not in completed.stdout:
         raise SystemExit(f"pipeline {name} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-5000:]}")
     result = json.loads(completed.stdout.rsplit("BENCH_RESULT ", 1)[1].splitlines()[0])
-    result.update(server.stats())
+    result.update(server.stats(), load_before=load, load_after=os.getloadavg()[0])
     return result
 
 
@@ -92,15 +95,17 @@ def machine() -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| shape | N | pipeline | events/s | ratio to floor | events per CPU-s | peak RSS MB | RSS growth MB | requests | TCP conns | wall s |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| shape | N | pipeline | events/s | ratio to floor | events per CPU-s | CPU-s ratio to floor | peak RSS MB | "
+        "RSS growth MB | requests | TCP conns | wall s | CPU s | load 1m before/after |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['shape']} | {row['n']:,} | {row['pipeline']} | {row['n'] / row['wall']:,.0f} | "
-            f"{row['ratio']:.2f} | {row['n'] / row['cpu']:,.0f} | {row['peak_rss_kb'] / 1024:.0f} | "
-            f"{(row['peak_rss_kb'] - row['rss_after_imports_kb']) / 1024:.0f} | {row['requests']} | "
-            f"{row['connections']} | {row['wall']:.1f} |"
+            f"{row['ratio']:.2f} | {row['n'] / row['cpu']:,.0f} | {row.get('cpu_ratio', float('nan')):.2f} | "
+            f"{row['peak_rss_kb'] / 1024:.0f} | {(row['peak_rss_kb'] - row['rss_after_imports_kb']) / 1024:.0f} | "
+            f"{row['requests']} | {row['connections']} | {row['wall']:.1f} | {row['cpu']:.1f} | "
+            f"{row.get('load_before', float('nan')):.1f}/{row.get('load_after', float('nan')):.1f} |"
         )
     return "\n".join(lines)
 
@@ -135,7 +140,7 @@ def main() -> None:
                                 sandbox_connection("microsoft365", server.url, O365_CLIENT)),
                             "RUNTIME__LOG_LEVEL": "WARNING", "DLT_TELEMETRY": "false", "RUNTIME__DLTHUB_TELEMETRY": "false",
                         }
-                        floor_rate = None
+                        floor_rate = floor_cpu_rate = None
                         for name in [p for p in ORDER if p in args.pipelines]:
                             if SHAPES[shape].blobs and name in SINGLE_LEVEL_ONLY:
                                 print(f"{name}: skipped for {shape}, a two-level fetch (BENCHMARKS.md)", flush=True)
@@ -143,11 +148,12 @@ def main() -> None:
                             result = run_pipeline(name, shape, n, server, env, workdir)
                             if result["events"] != n:
                                 raise SystemExit(f"{name} on {shape} delivered {result['events']} events, expected {n}")
-                            rate = n / result["wall"]
+                            rate, cpu_rate = n / result["wall"], n / result["cpu"]
                             if name == "floor":
-                                floor_rate = rate
+                                floor_rate, floor_cpu_rate = rate, cpu_rate
                             row = {"shape": shape, "n": n, "pipeline": name, **result,
-                                   "ratio": rate / floor_rate if floor_rate else float("nan")}
+                                   "ratio": rate / floor_rate if floor_rate else float("nan"),
+                                   "cpu_ratio": cpu_rate / floor_cpu_rate if floor_cpu_rate else float("nan")}
                             rows.append(row)
                             print(table([row]).splitlines()[-1], flush=True)
                 finally:

@@ -30,9 +30,10 @@ def expected_ids(window: Window) -> set[str]:
     return {e["id"] for e in ground_truth("atlassian", window.start, window.end, SCENARIO, now=NOW)}
 
 
-def run(api, tmp_path, window=WINDOW, **options):
+def run(api, tmp_path, window=WINDOW, sleep=None, **options):
     connection = Connection("atlassian_org", api.url, TOKEN)
-    return collect_window("atlassian", {"org_id": ORG_ID, **options}, "org_events", connection, window, tmp_path)
+    return collect_window("atlassian", {"org_id": ORG_ID, **options}, "org_events", connection, window, tmp_path,
+                          **({"sleep": sleep} if sleep else {}))
 
 
 def test_padded_millisecond_bounds_then_links_next_as_given(api, tmp_path):
@@ -82,3 +83,18 @@ def test_the_org_id_is_validated_like_every_config_key():
     with pytest.raises(ValueError, match="org_id"):
         SPECS["atlassian"].config.model_validate({"name": "a", "type": "atlassian", "conn_id": "c", "bucket": "bkt",
                                                   "start_date": "2026-01-01", "org_id": "../other"})
+
+
+def test_a_429_waits_until_the_iso_time_of_its_x_ratelimit_reset(api, tmp_path):
+    """Atlassian's reset is an ISO time to the minute (`2026-03-01T10:05+0000`), not epoch seconds: the
+    client waits until then instead of a short backoff that would only be refused again."""
+    waits = []
+    reset = (datetime.now(UTC) + timedelta(minutes=3)).replace(second=0, microsecond=0)
+    api.admin.add_faults({"kind": "status", "status": 429, "match": EVENTS, "after": 1,
+                          "body": '{"code": 429, "message": "Too Many Requests"}',
+                          "headers": {"X-Ratelimit-Reset": reset.strftime("%Y-%m-%dT%H:%M%z")}})
+    collected = run(api, tmp_path, sleep=waits.append)
+    assert {e["id"] for e in collected.events} == expected_ids(WINDOW)
+    assert [r["status"] for r in api.admin.requests()[:3]] == [200, 429, 200]
+    assert len(waits) == 1 and 115 <= waits[0] <= 180 * 1.1
+

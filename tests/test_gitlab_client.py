@@ -4,11 +4,12 @@ instance scope, PRIVATE-TOKEN or Bearer, and the errors a user sees."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from harness import Connection, collect_window, sandbox_fixtures, source_config
-from sandbox import ground_truth
+from sandbox import SandboxServer, ground_truth
 from sandbox.gitlab import GROUP_ID, GROUP_PATH, PROJECT_PATH
 from sandbox.vendor import parse_rfc3339
 
@@ -119,6 +120,36 @@ def test_a_plain_text_429_waits_for_retry_after_and_retries_the_same_page(api, t
     sent = api.admin.requests()
     assert [r["status"] for r in sent[:3]] == [200, 429, 200] and sent[1]["query"] == sent[2]["query"]
     assert len(waits) == 1 and 17 <= waits[0] <= 19
+
+
+def test_a_spent_quota_waits_for_its_ratelimit_reset_before_the_next_page_instead_of_earning_a_429(tmp_path):
+    """2 requests a minute: after each answer with `RateLimit-Remaining: 0` the client waits until
+    `RateLimit-Reset` (its injected sleep lets the sandbox's minute pass), so the API never has to refuse."""
+    limited = {"seed": 17, "sources": {"gitlab": {**SCENARIO["sources"]["gitlab"], "rate_limit_per_minute": 2}}}
+    waits = []
+    with SandboxServer(limited) as limited_api:
+        limited_api.clock.set(NOW.timestamp())
+
+        def minute_passes(seconds: float) -> None:
+            waits.append(seconds)
+            limited_api.pass_rate_limit_windows()
+
+        collected = run(limited_api, tmp_path, {"per_page": 40}, sleep=minute_passes)
+        sent = limited_api.admin.requests()
+    assert [e["id"] for e in collected.events] == expected_ids(WINDOW)
+    assert len(sent) >= 5 and {r["status"] for r in sent} == {200}
+    assert len(waits) == (len(sent) - 1) // 2 and all(55 <= wait <= 61 for wait in waits)
+
+
+def test_a_429_without_retry_after_waits_until_ratelimit_reset(api, tmp_path):
+    waits, reset = [], int(time.time()) + 42
+    api.admin.add_faults({"kind": "status", "status": 429, "match": "/api/v4/groups/", "after": 1, "body": "Retry later",
+                          "headers": {"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset),
+                                      "Content-Type": "text/plain"}})
+    collected = run(api, tmp_path, sleep=waits.append)
+    assert [e["id"] for e in collected.events] == expected_ids(WINDOW)
+    assert [r["status"] for r in api.admin.requests()[:3]] == [200, 429, 200]
+    assert len(waits) == 1 and 40 <= waits[0] <= 42 * 1.1
 
 
 def test_an_unknown_group_is_a_rejected_request_naming_the_path(api, tmp_path):

@@ -14,6 +14,7 @@ from sandbox.scenario import load_scenario
 from sandbox.sources import event_store
 
 from auditlogs.errors import AuthError, IncompleteWindowError, RateLimitedError
+from auditlogs.sink import window_ids
 from auditlogs.sources.microsoft365 import Microsoft365Config
 from auditlogs.window import Window
 
@@ -56,6 +57,20 @@ def test_an_interval_holds_every_record_of_the_blobs_available_in_it_whatever_it
     created = [datetime.fromisoformat(e["CreationTime"] + "+00:00") for e in collected.events]
     assert min(created) < WINDOW.start - timedelta(hours=1)  # late records kept: the blob is what is windowed
     assert all(moment < WINDOW.end for moment in created)
+
+
+def test_a_window_too_large_for_memory_is_still_de_duplicated_exactly_by_id(api, tmp_path, monkeypatch):
+    """The window's ids spill to disk after 16 (sink/window_ids.py): a record repeated in the next blob is
+    then found on disk, and the interval is the same as when every id fits in memory."""
+    monkeypatch.setattr(window_ids, "MEMORY_IDS", 16)
+    monkeypatch.setattr(window_ids, "BLOOM_BITS", 1 << 10)
+    collected = run(api, tmp_path / "spilled")
+    records = truth("Audit.Exchange", WINDOW)
+    ids = [e["Id"] for e in collected.events]
+    assert len(ids) == len(set(ids)) and set(ids) == {e.id for e in records} and len(ids) > 100
+    assert collected.result.window_ids["spilled"] > 100 and collected.result.window_ids["lookups"] > 0
+    assert collected.result.duplicates == len(records) - len(ids) > 0
+    assert [path.name for path in (tmp_path / "spilled").iterdir() if "window-ids" in path.name] == []
 
 
 def test_the_requests_sent_token_subscription_listing_then_each_blob(api, tmp_path):

@@ -3,9 +3,9 @@ window once each, stream them into the part writer. Plain Python, driven by the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +15,7 @@ from auditlogs.client.pagination import paginate
 from auditlogs.config import SourceConfig
 from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
 from auditlogs.sink.parts import PartWriter
+from auditlogs.sink.window_ids import WindowIds
 from auditlogs.sources.base import BadEventError, Order, SourceSpec
 from auditlogs.window import Window
 
@@ -35,6 +36,8 @@ class CollectResult:
     new: int = 0
     first_event_time: datetime | None = None
     last_event_time: datetime | None = None
+    #: For a source whose repeats can sit anywhere in the window: its id store's counts (spilled, lookups).
+    window_ids: dict | None = None
 
     def note_time(self, moment: datetime) -> None:
         if self.first_event_time is None or moment < self.first_event_time:
@@ -68,21 +71,6 @@ class EdgeDeduplicator:
         return None
 
 
-class WindowDeduplicator:
-    """Drops events repeated anywhere in the window (O365 repeats records across blobs): 8 bytes of a
-    BLAKE2 digest per id seen, about 60 bytes of memory per event of the window, not the events."""
-
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
-
-    def is_repeat(self, event_id: str, moment: datetime) -> bool:
-        digest = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
-        if digest in self.seen:
-            return True
-        self.seen.add(digest)
-        return False
-
-
 def collect(
     spec: SourceSpec,
     config: SourceConfig,
@@ -96,7 +84,20 @@ def collect(
 ) -> CollectResult:
     """`admit(event_id, event_time)` returning False skips an in-window event that another run stored."""
     result = CollectResult()
-    anywhere = WindowDeduplicator() if spec.repeats_anywhere else None
+    # Repeats anywhere in the window (O365's across blobs): dropped by id in bounded memory, spilling to disk
+    # beside the staged parts for a large window (sink/window_ids.py).
+    with WindowIds(writer.staging_dir) if spec.repeats_anywhere else nullcontext() as anywhere:
+        _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere)
+        if anywhere is not None:
+            result.window_ids = anywhere.stats()
+            log.info("%s: window de-duplication: %s", client.where, result.window_ids)
+    return result
+
+
+def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client: ApiClient, window: Window,
+                    writer: PartWriter, max_pages: int, now: datetime | None,
+                    admit: Callable[[str, datetime], bool] | None, result: CollectResult,
+                    anywhere: WindowIds | None) -> None:
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     if spec.visible_after is not None:
@@ -134,7 +135,7 @@ def collect(
                         result.new += 1  # the padding the API cannot be spared, not a runaway
                     continue
                 repeat = dedup.is_repeat(event_id, moment)
-                if repeat or (anywhere is not None and anywhere.is_repeat(event_id, moment)):
+                if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
                     result.duplicates += 1
                     continue
                 if repeat is None:
@@ -157,7 +158,6 @@ def collect(
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
     if spec.snapshot is not None:
         spec.snapshot.check_complete(config, window, result.fetched, oldest, client.where)
-    return result
 
 
 def _wait_until_visible(buffer: timedelta, window: Window, now: datetime, client: ApiClient) -> None:

@@ -351,7 +351,7 @@ class ApiClient:
         return random.uniform(ceiling / 2, ceiling)
 
     def _rate_limit_wait(self, headers: Any, attempt: int) -> float:
-        """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (epoch), floored, capped and jittered;
+        """Retry-After (seconds or an HTTP date) or a rate-limit reset header (RESET_HEADERS), floored, capped and jittered;
         a Retry-After that says no readable time falls back to the backoff, with a warning."""
         value = headers.get("Retry-After")
         wait = _retry_after(value)
@@ -370,7 +370,7 @@ class ApiClient:
     def _quota_exhausted_wait(self, headers: Any) -> float:
         """After a success that used the last request of the quota (remaining 0), the wait until its reset,
         capped; asking earlier would only earn a rate-limit answer."""
-        remaining = headers.get("X-RateLimit-Remaining") or headers.get("X-Rate-Limit-Remaining")
+        remaining = next((value for name in REMAINING_HEADERS if (value := headers.get(name)) is not None), None)
         if remaining is None or remaining.strip() != "0":
             return 0.0
         wait = _reset_in(headers)
@@ -381,12 +381,30 @@ class ApiClient:
         return min(max(wait, self.budget.min_rate_limit_wait), self.budget.max_rate_limit_wait)
 
 
+#: Where APIs say how many requests are left in the current rate-limit window: GitLab and the IETF draft
+#: (`RateLimit-*`, PagerDuty's lower-case too), GitHub and SendGrid (`X-RateLimit-*`), Okta (`X-Rate-Limit-*`).
+REMAINING_HEADERS = ("RateLimit-Remaining", "X-RateLimit-Remaining", "X-Rate-Limit-Remaining")
+#: ... and when that window resets: a number (Unix time, or seconds from now when below EPOCH_FLOOR: the IETF
+#: draft's and PagerDuty's reading), or a date: Atlassian's `X-Ratelimit-Reset` is an ISO time to the minute
+#: (`2026-03-01T10:05+0000`), GitLab's `RateLimit-ResetTime` an HTTP date.
+RESET_HEADERS = ("RateLimit-Reset", "X-RateLimit-Reset", "X-Rate-Limit-Reset", "RateLimit-ResetTime")
+EPOCH_FLOOR = 1_000_000_000
+
+
 def _reset_in(headers: Any) -> float | None:
-    """Seconds until X-RateLimit-Reset / X-Rate-Limit-Reset (UTC epoch seconds), if the API sent one."""
-    reset = headers.get("X-RateLimit-Reset") or headers.get("X-Rate-Limit-Reset")
-    if reset is None or not reset.strip().isdigit():
-        return None
-    return int(reset) - time.time()
+    """Seconds until the rate-limit window resets, from the first reset header the API sent that reads."""
+    for name in RESET_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        value = value.strip()
+        if value.isdigit():
+            number = int(value)
+            return number - time.time() if number >= EPOCH_FLOOR else float(number)
+        seconds = _retry_after(value)
+        if seconds is not None:
+            return seconds
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:
