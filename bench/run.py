@@ -92,7 +92,8 @@ def machine() -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| shape | N | pipeline | events/s | ratio to floor | events per CPU-s | peak RSS MB | RSS growth MB | requests | TCP conns | wall s |",
+        "| shape | N | pipeline | events/s | ratio to floor | events per CPU-s | peak RSS MB | RSS growth MB "
+        "| requests | TCP conns | wall s |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
