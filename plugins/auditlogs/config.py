@@ -317,9 +317,11 @@ class SourceConfig(BaseModel):
         if self.execution_timeout is not None:
             return self.execution_timeout
         from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE
-        from auditlogs.sources import SPECS
+        from auditlogs.sources import registry
 
-        per_minute = self.requests_per_minute or SPECS[self.type].requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
+        per_minute = (
+            self.requests_per_minute or registry().specs[self.type].requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
+        )
         pace = 60.0 * max(1, self.concurrent_tasks()) / per_minute
         request = self.request_timeout.total_seconds()
         seconds = (

@@ -83,7 +83,8 @@ def registry() -> Registry:
     for name, problem in broken.items():
         specs.pop(name, None)
         log.error("auditlogs: %s", problem)
-    configs = {**{name: spec.config for name, spec in specs.items()}, "rest": rest.RestConfig}
+    configs: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in specs.items()}
+    configs["rest"] = rest.RestConfig
     return Registry(specs, configs, broken)
 
 
