@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include
 
 DEMO_HOME := $(CURDIR)/.airflow
 
-.PHONY: install run airflow test test-cluster test-distributed pools lock clean bench bench-scale
+.PHONY: install run airflow test test-cluster test-distributed lint format pools lock clean bench bench-scale
 
 BENCH_VENV := bench/.venv
 
@@ -45,6 +45,18 @@ test-cluster: install
 ## (needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379; see tests/distributed/).
 test-distributed: install
 	AUDITLOGS_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed $(PYTEST_ARGS)
+
+## Lint and types (settings in pyproject.toml): ruff's lint rules, ruff's formatting (checked, not applied) and
+## mypy on the package and the DAG file. CI runs it before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Apply ruff's fixable lint fixes (import order, unused imports) and its formatting.
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Scale figures (bench/SCALE.md): 20 sources x 24-interval backfills per executor set-up.
 bench-scale: install

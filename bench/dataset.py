@@ -120,7 +120,8 @@ def _onepassword_pool(seed: int) -> list[bytes]:
                          "latitude": round(lat + rng.uniform(-0.2, 0.2), 4), "longitude": round(lon + rng.uniform(-0.2, 0.2), 4)},
         }
         if object_type == "item" and rng.random() < 0.5:
-            event["object_details"] = {"title": f"{rng.choice(['AWS', 'GitHub', 'Okta', 'VPN', 'DB'])} {rng.choice(['prod', 'staging', 'root', 'admin'])}"}
+            system, role = rng.choice(["AWS", "GitHub", "Okta", "VPN", "DB"]), rng.choice(["prod", "staging", "root", "admin"])
+            event["object_details"] = {"title": f"{system} {role}"}
         body = orjson.dumps(event)
         head = b'{"uuid":"x","timestamp":"x"'
         assert body.startswith(head)

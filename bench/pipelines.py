@@ -261,8 +261,11 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     _preload(args.name)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cpu = lambda: sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime  # noqa: E731
-                      for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+    def cpu() -> float:
+        return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
     cpu_start, wall_start = cpu(), time.perf_counter()
     result = PIPELINES[args.name](SHAPES[args.shape], args.url, args.events, workdir)
     wall, cpu_seconds = time.perf_counter() - wall_start, cpu() - cpu_start

@@ -1,5 +1,6 @@
-"""Where one pipeline's time goes: runs it under py-spy (all threads, native frames included so zlib and orjson show up) against the same
-server and GCS emulator as `bench.run`, and prints the functions with the most samples, self and total.
+"""Where one pipeline's time goes: runs it under py-spy (all threads, native frames included so zlib and orjson
+show up) against the same server and GCS emulator as `bench.run`, and prints the functions with the most samples,
+self and total.
 
 `python -m bench.profile collector --shape slack --events 300000` (writes bench/results/profile-*.txt).
 """

@@ -10,7 +10,7 @@ class AuditLogsCoveragePlugin(AirflowPlugin):
     name = "auditlogs_coverage"
 
     @property
-    def fastapi_apps(self):
+    def fastapi_apps(self):  # type: ignore[override]  # a property: the app is imported only when asked for
         from auditlogs.coverage.app import URL_PREFIX, app
 
         return [{"app": app, "url_prefix": URL_PREFIX, "name": "Audit-log coverage"}]

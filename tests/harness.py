@@ -47,9 +47,11 @@ def write_config(path: Path, sources: dict, coverage_audit: dict | None = None, 
     return path
 
 
-def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: float = 900) -> DagTestResult:
+def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: float = 900,
+              airflow: str = AIRFLOW) -> DagTestResult:
+    """`airflow dags test` (this venv's `airflow`, or another environment's) with `env` added."""
     completed = subprocess.run(
-        [sys.executable, "-c", _MEASURE, AIRFLOW, "dags", "test", dag_id, logical_date],
+        [sys.executable, "-c", _MEASURE, airflow, "dags", "test", dag_id, logical_date],
         env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout,
     )
     output = completed.stdout + completed.stderr
@@ -58,9 +60,9 @@ def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: floa
 
 
 
-def dags_test_leaking_nothing(dag_id: str, end, env: dict[str, str], secrets) -> DagTestResult:
+def dags_test_leaking_nothing(dag_id: str, end, env: dict[str, str], secrets, **options) -> DagTestResult:
     """`airflow dags test` of the interval ending at `end`, asserting no secret reached its output."""
-    result = dags_test(dag_id, end.isoformat(), env)
+    result = dags_test(dag_id, end.isoformat(), env, **options)
     assert not [secret for secret in secrets if secret in result.output]
     return result
 

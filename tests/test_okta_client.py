@@ -75,7 +75,8 @@ def test_429_waits_for_x_rate_limit_reset_and_retries_the_same_page(api, tmp_pat
     reset = int(datetime.now(UTC).timestamp()) + 20
     api.admin.add_faults({"kind": "status", "status": 429, "match": LOGS, "after": 1,
                           "headers": {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(reset)},
-                          "body": '{"errorCode": "E0000047", "errorSummary": "API call exceeded rate limit due to too many requests."}'})
+                          "body": '{"errorCode": "E0000047", '
+                                  '"errorSummary": "API call exceeded rate limit due to too many requests."}'})
     collected = run(api, tmp_path, sleep=waits.append)
     assert [e["uuid"] for e in collected.events] == expected_uuids(WINDOW)
     sent = api.admin.requests()

@@ -8,6 +8,7 @@ when it starts so that they run while the notification tests wait.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections import Counter
@@ -215,7 +216,7 @@ def test_d_backfill_writes_every_interval_once_within_the_pool_and_e_emits_asset
         "AND start_date IS NOT NULL AND end_date IS NOT NULL ORDER BY start_date"
     )
     assert len(tasks) >= HISTORY_HOURS
-    for earlier, later in zip(tasks, tasks[1:]):
+    for earlier, later in itertools.pairwise(tasks):
         assert later["start_date"] >= earlier["end_date"], "two tasks held the one-slot pool at once"
     assert ops.airflow.query("SELECT slots FROM slot_pool WHERE pool = 'busy_api'")[0]["slots"] == 1
 

@@ -60,7 +60,8 @@ def test_has_more_with_the_same_cursor_stops(api, tmp_path):
 def test_has_more_on_empty_pages_without_progress_stops(api, tmp_path):
     api.admin.add_faults(*[page({"cursor": f"c{n}", "has_more": True, "items": []}) for n in range(MAX_PAGES_WITHOUT_PROGRESS)])
     error, sent = fails(api, tmp_path, "onepassword")
-    assert f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but brought no new event" in str(error)
+    assert (f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but "
+            "brought no new event") in str(error)
     assert len(sent) == MAX_PAGES_WITHOUT_PROGRESS
 
 

@@ -12,7 +12,6 @@ at a time, so the check and the write cannot interleave with another request.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -147,8 +147,8 @@ class GoogleWorkspaceApi:
             return json_response(400, {"error": "invalid_grant", "error_description": "Invalid JWT."})
         if SCOPE not in str(claims.get("scope", "")).split() or "@" not in str(claims.get("sub", "")):
             return json_response(401, {"error": "unauthorized_client", "error_description":
-                                       "Client is unauthorized to retrieve access tokens using this method, or client "
-                                       "not authorized for any of the scopes requested."})
+                                       "Client is unauthorized to retrieve access tokens using this method, "
+                                       "or client not authorized for any of the scopes requested."})
         access = "ya29.sandbox-" + hashlib.sha256(orjson.dumps(claims)).hexdigest()[:32]
         with self._lock:
             self._issued[access] = claims

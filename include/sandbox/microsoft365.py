@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 
 from sandbox.events import Clock, Event, EventStore
 from sandbox.oauth import TokenIssuer
@@ -154,7 +153,8 @@ class Microsoft365Api:
                 return af_error(401, "AF10001", "The permission set () sent in the request does not include the expected permission.")
             req.auth_ok = True
             if self._limiter.acquire(TENANT) is not None:
-                return af_error(403, "AF429", f"Too many requests. Method={req.path.rsplit('/', 1)[-1]}, PublisherId={req.param('PublisherIdentifier')}")
+                method, publisher = req.path.rsplit("/", 1)[-1], req.param("PublisherIdentifier")
+                return af_error(403, "AF429", f"Too many requests. Method={method}, PublisherId={publisher}")
             return handler(req)
 
         return checked

@@ -73,7 +73,8 @@ class SandboxProcess:
         return self
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout`; returns (and keeps in `returncode`) the exit code, 0 on a clean stop."""
+        """SIGTERM, then SIGKILL after `timeout`; returns (and keeps in `returncode`) the exit code, 0 on a
+        clean stop."""
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:

@@ -33,7 +33,8 @@ _PLACES = ["Australia", "Mukilteo, Washington", "Berlin, Germany", "Sao Paulo, B
 def make_renderer(seed: int):
     pool_rng = random.Random(f"{seed}:{NAME}:pool")
     pool = [
-        (f"{pool_rng.randrange(1, 224)}.{pool_rng.randrange(256)}.{pool_rng.randrange(256)}.{pool_rng.randrange(1, 255)}",
+        (".".join(str(n) for n in (pool_rng.randrange(1, 224), pool_rng.randrange(256), pool_rng.randrange(256),
+                                   pool_rng.randrange(1, 255))),
          pool_rng.random() < 0.7, pool_rng.choice(_PLACES))
         for _ in range(150)
     ]

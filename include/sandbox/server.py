@@ -275,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(url.query, keep_blank_values=True),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=self.rfile.read(length) if length > 0 else b"",
-            connection="%s:%s" % self.client_address[:2],
+            connection="{}:{}".format(*self.client_address[:2]),
         )
         if url.path.startswith(ADMIN_PREFIX):
             self._send(sandbox.dispatch(req))

@@ -26,12 +26,22 @@ NAME = "slack"
 MAX_LIMIT = 9999
 DEFAULT_LIMIT = 100
 
-_FIRST = "Ava Ben Chloe Dmitri Elena Farah Gabriel Hana Ivan Jonas Kenji Lena Mateo Nia Omar Priya Quinn Rosa Sven Tariq Uma Viktor Wen Ximena Yusuf Zoe Amara Bruno Carmen Diego".split()
-_LAST = "Okafor Schmidt Tanaka Rossi Novak Haddad Silva Kim Larsen Moreau Patel Nguyen Kowalski Fischer Costa Ibrahim Jensen Alvarez Mueller Sato Dubois Popescu Andersen Reyes Cohen Varga Lindqvist Mensah Ortiz Brennan".split()
+_FIRST = (
+    "Ava Ben Chloe Dmitri Elena Farah Gabriel Hana Ivan Jonas Kenji Lena Mateo Nia Omar Priya Quinn Rosa "
+    "Sven Tariq Uma Viktor Wen Ximena Yusuf Zoe Amara Bruno Carmen Diego"
+).split()
+_LAST = (
+    "Okafor Schmidt Tanaka Rossi Novak Haddad Silva Kim Larsen Moreau Patel Nguyen Kowalski Fischer Costa "
+    "Ibrahim Jensen Alvarez Mueller Sato Dubois Popescu Andersen Reyes Cohen Varga Lindqvist Mensah Ortiz "
+    "Brennan"
+).split()
 _ORGS = [("Northwind Traders", "northwind"), ("Globex", "globex"), ("Initech", "initech"), ("Umbrella Health", "umbrella")]
 _WORKSPACES = [("Engineering", "eng"), ("Sales", "sales"), ("Customer Support", "support"), ("HQ", "hq"), ("Contractors", "ext")]
 _CHANNEL_PREFIX = "proj team help ext inc announce social ops sec data".split()
-_CHANNEL_WORD = "apollo billing onboarding sre payments design q3-planning oncall mobile infra sales-emea hiring security launch analytics support legal finance".split()
+_CHANNEL_WORD = (
+    "apollo billing onboarding sre payments design q3-planning oncall mobile infra sales-emea hiring "
+    "security launch analytics support legal finance"
+).split()
 _FILES = [("pdf", "Q{q} board deck"), ("xlsx", "Forecast FY{y} v{v}"), ("docx", "Contract draft {v}"), ("png", "Screenshot {y}-{q:02d}-{v:02d}"),
           ("csv", "export_users_{v}"), ("zip", "logs-bundle-{v}"), ("key", "Roadmap {y}"), ("mp4", "Recording standup {v}"), ("txt", "notes {v}")]
 _APPS = [("Google Drive", ["files:read", "links:read", "links:write"]), ("Jira Cloud", ["commands", "chat:write", "channels:read"]),
@@ -40,15 +50,20 @@ _APPS = [("Google Drive", ["files:read", "links:read", "links:write"]), ("Jira C
          ("Okta", ["admin", "users:read", "users:read.email"]), ("Polly", ["chat:write", "reactions:read"]), ("Workflow Builder", ["workflow.steps:execute"]),
          ("Datadog", ["chat:write", "files:write", "channels:read"]), ("Loom", ["links:read", "links:write"]), ("Asana", ["chat:write", "commands", "im:history"])]
 _UAS = [
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.41.105 Chrome/130.0.6723.137 Electron/33.2.1 Safari/537.36 Sonic Slack_SSB/4.41.105",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.41.105 Chrome/130.0.6723.137 Electron/33.2.1 Safari/537.36 Sonic Slack_SSB/4.41.105",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.41.105 "
+    "Chrome/130.0.6723.137 Electron/33.2.1 Safari/537.36 Sonic Slack_SSB/4.41.105",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.41.105 "
+    "Chrome/130.0.6723.137 Electron/33.2.1 Safari/537.36 Sonic Slack_SSB/4.41.105",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
+    "Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.70",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Safari/537.36 Edg/131.0.2903.70",
     "com.tinyspeck.chatlyio/24.11.10 (iPhone; iOS 18.1.1; Scale/3.00)",
     "com.Slack/24.11.10.0 (Linux; Android 14; Pixel 8 Pro)",
-    "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
+    "Mobile/15E148 Safari/604.1",
     "python-requests/2.32.3",
     "Slack-Bolt-Python/1.21.2 Python/3.12.7 slackclient/3.33.4 Linux/6.8.0",
 ]
@@ -177,7 +192,8 @@ _APP_ACTIONS = frozenset(a for a, entity, _, _ in _ACTIONS if entity == "app")
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.15:
         return "2001:db8:" + ":".join(f"{rng.getrandbits(16):x}" for _ in range(6))
-    return f"{rng.choice([203, 198, 81, 145, 34, 52, 91])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    first = rng.choice([203, 198, 81, 145, 34, 52, 91])
+    return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def _file(rng: random.Random) -> dict[str, Any]:

@@ -19,8 +19,12 @@ from sandbox.events import Clock, Event, EventStore
 from sandbox.ratelimit import SlidingWindowLimiter
 from sandbox.scenario import SourceConfig
 
-_FIRST = "Ava Ben Chloe Dmitri Elena Farah Gabriel Hana Ivan Jonas Kenji Lena Mateo Nia Omar Priya Quinn Rosa Sven Tariq".split()
-_LAST = "Okafor Schmidt Tanaka Rossi Novak Haddad Silva Kim Larsen Moreau Patel Nguyen Kowalski Fischer Costa Ibrahim".split()
+_FIRST = (
+    "Ava Ben Chloe Dmitri Elena Farah Gabriel Hana Ivan Jonas Kenji Lena Mateo Nia Omar Priya Quinn Rosa Sven Tariq"
+).split()
+_LAST = (
+    "Okafor Schmidt Tanaka Rossi Novak Haddad Silva Kim Larsen Moreau Patel Nguyen Kowalski Fischer Costa Ibrahim"
+).split()
 PLACES = [
     ("CA", "Ontario", "Toronto", 43.64, -79.43), ("US", "California", "San Francisco", 37.77, -122.42),
     ("DE", "Berlin", "Berlin", 52.52, 13.40), ("GB", "England", "London", 51.51, -0.13),
@@ -28,7 +32,8 @@ PLACES = [
     ("SG", "Singapore", "Singapore", 1.35, 103.82), ("NL", "North Holland", "Amsterdam", 52.37, 4.90),
 ]
 USER_AGENTS = [
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "git/2.47.1", "python-requests/2.32.3", "okta-sdk-python/2.9.0",
@@ -109,7 +114,8 @@ class People:
 
 
 def ip(rng: random.Random) -> str:
-    return f"{rng.choice([23, 34, 52, 81, 104, 142, 185, 203])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    first = rng.choice([23, 34, 52, 81, 104, 142, 185, 203])
+    return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def scan_ms(store: EventStore, lo_ms: int, hi_ms: int | None, now: float, position: tuple[int, str] | None,

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiResponse
@@ -114,14 +115,16 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
                                  new_events=lambda: result.new):
             result.pages += 1
             kept = listed = 0
-            timed_before = moment = None
+            timed_before: Any = None
+            moment: datetime | None = None
             for event, timed in _events(spec, config, client, response):
                 listed += 1
                 result.fetched += 1
                 try:
                     event_id = spec.key(event)
                     # A blob's records share its listing entry's time: parsed once a blob, not once a record.
-                    moment = moment if timed is timed_before else spec.event_time(timed)
+                    if moment is None or timed is not timed_before:
+                        moment = spec.event_time(timed)
                     timed_before = timed
                 except BadEventError as exc:
                     raise MalformedEventError(
@@ -153,7 +156,8 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
                 "%s: page %d: %d events, %d kept (%d written so far)",
                 client.where, result.pages, listed, kept, result.written,
             )
-            response = event = timed = timed_before = None  # let the page go before the next: memory is one page
+            # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
+            response = event = timed = timed_before = None  # type: ignore[assignment]
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
     if spec.snapshot is not None:

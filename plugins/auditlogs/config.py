@@ -353,9 +353,11 @@ class SourceConfig(BaseModel):
         if self.execution_timeout is not None:
             return self.execution_timeout
         from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE
-        from auditlogs.sources import SPECS
+        from auditlogs.sources import registry
 
-        per_minute = self.requests_per_minute or SPECS[self.type].requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
+        per_minute = (
+            self.requests_per_minute or registry().specs[self.type].requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
+        )
         pace = 60.0 * max(1, self.concurrent_tasks()) / per_minute
         request = self.request_timeout.total_seconds()
         seconds = (
@@ -613,15 +615,18 @@ def _is_within(duplicate: DuplicateKey, keys: list) -> bool:
 
 
 def _validate(name: str, entry: Any, defaults: dict, where: str) -> SourceConfig:
-    from auditlogs.sources import SOURCE_TYPES
+    from auditlogs.sources import registry
 
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a mapping of settings")
     merged = {**defaults, **entry, "name": name}
     source_type = merged.get("type")
-    model = SOURCE_TYPES.get(source_type) if isinstance(source_type, str) else None
+    types = registry()
+    if isinstance(source_type, str) and source_type in types.broken:
+        raise ConfigError(f"{where}: field 'type': {types.broken[source_type]}")
+    model = types.configs.get(source_type) if isinstance(source_type, str) else None
     if model is None:
-        allowed = ", ".join(sorted(SOURCE_TYPES))
+        allowed = ", ".join(sorted(types.configs))
         raise ConfigError(f"{where}: field 'type': {source_type!r} is not a known source type; allowed: {allowed}")
     try:
         return model.model_validate(merged)

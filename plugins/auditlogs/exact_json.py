@@ -9,6 +9,7 @@ written by the stdlib. Every other page and event stays on orjson.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
 
@@ -18,7 +19,7 @@ _DIGITS_AS_ZERO = bytes(48 if 48 <= byte <= 57 else 46 for byte in range(256))
 _RUN = b"0" * 19
 
 
-def loads(content: bytes) -> object:
+def loads(content: bytes | bytearray) -> Any:
     """Parse a page or a stored line; raises orjson.JSONDecodeError for anything orjson refuses."""
     value = orjson.loads(content)
     if _RUN not in content.translate(_DIGITS_AS_ZERO):

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 DAG_ID_PREFIX = "auditlogs_"
 #: Placeholder DAGs of broken sources start here: they never run on a schedule.
 _EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
+#: The DAG documentation's sentence on de-duplication, by `dedup`.
+_DEDUP_DOC = {
+    True: "A run skips events an earlier interval already stored (dedup on), and counts late arrivals.",
+    False: "De-duplication is off: an event can appear in two intervals; de-duplicate downstream by event id.",
+}
 
 
 def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
@@ -131,6 +136,7 @@ def _default_args(source: SourceConfig) -> dict:
 
 def sweep_dag(source: SourceConfig) -> DAG:
     """The retrospective sweep of a source with `sweep:` set (operators/sweep.py)."""
+    assert source.sweep is not None, "only a source with sweep: set has a sweep DAG"
     dag = DAG(
         dag_id=f"{source.dag_id}_sweep",
         description=f"recovers {source.type} audit events later than the delay, {format_duration(source.sweep)} back",
@@ -157,7 +163,7 @@ def _doc(source: SourceConfig) -> str:
 Each run collects its data interval `[start, end)` **widened back by the ingestion delay of {delay}**: the
 API is asked for `[start - {delay}, end)` and events are kept by their own timestamp in exactly that
 half-open window (UTC). Consecutive runs therefore overlap by {delay}: events that reached the API late are
-still collected. {"A run skips events an earlier interval already stored (dedup on), and counts late arrivals." if source.dedup else "De-duplication is off: an event can appear in two intervals; de-duplicate downstream by event id."}
+still collected. {_DEDUP_DOC[source.dedup]}
 
 * Destination: `gs://{folder}/<stream>/dt=YYYY-MM-DD/<start>_<end>/attempt-<id>/part-NNNNN.ndjson.gz`, gzip
   NDJSON, one API event object per line, and `{MANIFEST_NAME}`, the only pointer to the interval's parts

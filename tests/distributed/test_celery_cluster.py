@@ -110,7 +110,7 @@ def task_instances(cluster, dag_id: str) -> list[dict]:
         "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = %s", (dag_id,))
     keys = ("run_id", "task_id", "state", "hostname", "try_number", "pool", "start", "end", "run_type",
             "interval_start", "interval_end")
-    return [dict(zip(keys, row)) for row in rows]
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def wait_until_finished(cluster, dag_id: str, runs: int, what: str, run_type: str | None = None) -> list[dict]:

@@ -70,7 +70,8 @@ def test_a_timetable_that_raises_is_that_sources_error(tmp_path, monkeypatch):
     bag = dagbag(monkeypatch, config)
     assert_good_still_collects(bag)
     assert placeholders(bag) == {
-        "auditlogs_odd": f"CONFIG ERROR: {config}: source 'odd': its DAG cannot be built: RuntimeError: this timetable refuses"
+        "auditlogs_odd": f"CONFIG ERROR: {config}: source 'odd': its DAG cannot be built: "
+        "RuntimeError: this timetable refuses"
     }
 
 

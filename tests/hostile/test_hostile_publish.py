@@ -222,7 +222,7 @@ def test_a_newer_runs_parts_still_uploading_survive_the_winners_cleanup(gcs, whe
         first = threading.Thread(target=winner.publish, args=(hook_for(proxy.url), where))
         first.start()
         assert cleanup_listing.wait(60)  # the winner's manifest is written; its cleanup is about to list
-        for part, entry in zip(newer.parts, newer.manifest["parts"]):  # uploaded while the winner waits
+        for part, entry in zip(newer.parts, newer.manifest["parts"], strict=True):  # uploaded while the winner waits
             gcs.write(BUCKET, where.object_name(entry["name"]), part.path.read_bytes())
         newer_parts_up.set()
         first.join(60)

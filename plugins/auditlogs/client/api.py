@@ -29,6 +29,7 @@ import urllib3
 from auditlogs import exact_json
 from auditlogs.client.ratelimit import RateBudget, TokenBucket
 from auditlogs.errors import (
+    AuditLogError,
     AuthError,
     CertificateError,
     MalformedResponseError,
@@ -54,14 +55,14 @@ DEFAULT_MAX_COMPRESSED_RESPONSE_BYTES = 64 * 1024**2
 
 
 #: Decides whether a non-429 response is a rate limit (GitHub answers 403 for both limits and permissions).
-RateLimitTest = Callable[[int, Any, bytes], bool]
+RateLimitTest = Callable[[int, Any, bytes | bytearray], bool]
 #: For APIs whose refusal can mean something other than a wrong credential (Graph's licence refusal): the
 #: (what, hint) a user should read instead, or None.
-RefusalTest = Callable[[int, bytes], "tuple[str, str] | None"]
+RefusalTest = Callable[[int, bytes | bytearray], "tuple[str, str] | None"]
 
 
 class _Retryable(Exception):
-    def __init__(self, error: Exception, delay: float):
+    def __init__(self, error: AuditLogError, delay: float):
         self.error, self.delay = error, delay
 
 
@@ -204,6 +205,7 @@ class ApiClient:
             waited += delay
             self.stats.retries += 1
             self.stats.waited_seconds += delay
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _attempt(self, request: ApiRequest, url: str, attempt: int) -> ApiResponse:
         """One request: the response, or _Retryable with the error to raise once the budget is spent."""
@@ -274,9 +276,9 @@ class ApiClient:
                 reset_after=wait, where=self.where,
                 status=status, body_excerpt=body_excerpt,
             ), wait)
-        refused = self.refusal(status, content) if self.refusal else None
-        if refused:
-            raise AuthError(refused[0], where=self.where, status=status, body_excerpt=body_excerpt, hint=refused[1])
+        refusal = self.refusal(status, content) if self.refusal else None
+        if refusal:
+            raise AuthError(refusal[0], where=self.where, status=status, body_excerpt=body_excerpt, hint=refusal[1])
         if status in (401, 403):
             raise AuthError(
                 "the API refused the credential",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from auditlogs.config import SourceConfig
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation
@@ -92,7 +93,7 @@ def intervals(source: SourceConfig, first: datetime, last: datetime) -> list[Win
 
 
 def stream_coverage(source: SourceConfig, stream: str, first: datetime, last: datetime, now: datetime, *,
-                    manifests: set[str], events: dict[str, int], runs: dict[str, Run],
+                    manifests: set[str], events: dict[str, int | None], runs: dict[str, Run],
                     newest_manifest: dict | None) -> StreamCoverage:
     """One stream's cells. `manifests` holds interval labels with a manifest, `events` counts by label,
     `runs` the collecting task by interval start (ISO)."""
@@ -101,7 +102,7 @@ def stream_coverage(source: SourceConfig, stream: str, first: datetime, last: da
         location = IntervalLocation(source.bucket, source.prefix, source.name, stream, interval)
         label, run = interval.label(), runs.get(interval.start.isoformat())
         cell = Cell(interval.start.isoformat(), interval.end.isoformat(), COMPLETE, folder=location.folder,
-                    run_id=run and run.run_id)
+                    run_id=run.run_id if run else None)
         if label in manifests:
             cell.events = events.get(label)
             cell.state = EMPTY if cell.events == 0 else COMPLETE
@@ -146,7 +147,7 @@ class ManifestIndex:
     """Which intervals of a stream have a manifest, through the google-cloud-storage client: one listing per
     stream and range (offsets bound it to the range's days, the glob to manifests), kept `ttl` seconds."""
 
-    def __init__(self, client_for: Callable[[SourceConfig], object], ttl: float = 60.0,
+    def __init__(self, client_for: Callable[[SourceConfig], Any], ttl: float = 60.0,
                  clock: Callable[[], float] = time.monotonic):
         self.client_for = client_for
         self.ttl = ttl
@@ -208,7 +209,7 @@ def build(sources: Iterable[SourceConfig], first: datetime, last: datetime, now:
         for stream in source.stream_names():
             names = index.manifests(source, stream, first, last)
             by_label = {label_of(name): name for name in names}
-            counts = {} if events is None else events(source, stream)
+            counts: dict[str, int | None] = {} if events is None else dict(events(source, stream))
             unread = [name for label, name in reversed(by_label.items()) if counts.get(label) is None]
             for name in unread if events is None else unread[:max(0, read_budget - (index.calls - calls_before))]:
                 counts[label_of(name)] = index.read(source, name).get("events")

@@ -37,7 +37,7 @@ class AuditLogRetryPolicy(RetryPolicy):
             return RetryDecision.fail(f"{name}: a retry cannot fix this, failing without retrying")
         reset_after = getattr(exception, "reset_after", None)
         if isinstance(exception, RateLimitedError) and reset_after is not None and math.isfinite(reset_after):
-            delay = self._clamp(timedelta(seconds=exception.reset_after))
+            delay = self._clamp(timedelta(seconds=reset_after))
             return RetryDecision.retry(delay, f"{name}: retrying after the API's rate-limit reset in {_seconds(delay)}")
         delay = self._clamp(self.retry_delay * BACKOFF_MULTIPLIER ** max(0, try_number - 1))
         return RetryDecision.retry(delay, f"{name}: retrying with backoff in {_seconds(delay)}")

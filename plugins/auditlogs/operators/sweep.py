@@ -46,6 +46,7 @@ class IncompleteIntervalsError(AuditLogError):
 
 
 def sweep_range_of(source: SourceConfig, run_interval: Window) -> Window:
+    assert source.sweep is not None, "only a source with sweep: set is swept"
     end = run_interval.end - source.delay
     return Window(end - source.sweep, end)
 

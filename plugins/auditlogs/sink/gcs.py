@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 import requests
@@ -147,15 +148,18 @@ class IntervalStore:
             self._refuse_shrinking(location, self._download(location, old), events_found(manifest), allow_shrink)
         written: list[str] = []
         try:
-            for part, name in zip(parts, names):
-                self._call(f"upload {name}", lambda: self._blob(location, name, chunked=True).upload_from_filename(
-                    str(part.path), content_type=PART_CONTENT_TYPE, retry=None))
+            for part, name in zip(parts, names, strict=True):
+                self._call(f"upload {name}", partial(self._upload_part, location, name, part))
                 written.append(name)
             created = self._write_manifest(location, manifest, generation)
         except Exception:
             self._remove_own_parts(location, manifest, written)
             raise
         self._remove_leftovers(location, set(names), created)
+
+    def _upload_part(self, location: IntervalLocation, name: str, part: StagedPart) -> None:
+        self._blob(location, name, chunked=True).upload_from_filename(
+            str(part.path), content_type=PART_CONTENT_TYPE, retry=None)
 
     def _write_manifest(self, location: IntervalLocation, manifest: dict, generation: int) -> datetime:
         """Writes the manifest if the interval still holds `generation`; returns the manifest's creation time."""

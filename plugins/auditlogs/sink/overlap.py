@@ -55,7 +55,7 @@ def digest(key: str) -> str:
 def intervals_between(schedule: str, lo: datetime, hi: datetime, not_before: datetime) -> Iterator[Window]:
     """The schedule's intervals `[s, e)` with `e > lo` and `s < hi`, oldest first, none starting before
     `not_before` (the source's start date)."""
-    fires = []
+    fires: list[datetime] = []
     earlier = croniter(schedule, hi)
     while not fires or (fires[-1] > lo and fires[-1] >= not_before):
         fires.append(utc(earlier.get_prev(datetime)))
@@ -231,7 +231,7 @@ class Overlap:
     def recent(self) -> list[dict]:
         """Late-arrival histograms of up to RECENT_RUNS recent runs, this one included, carried from the
         latest earlier manifest so the advisor reads no further manifests."""
-        carried = []
+        carried: list[dict] = []
         if self.earlier:
             carried = (self.earlier[-1].manifest.get("overlap") or {}).get("recent") or []
         mine = {"interval_end": self.interval.end.isoformat(), "late": self.late.count, "histogram": self.late.histogram}

@@ -9,7 +9,6 @@ and a window that comes back empty is asked once more in the other unit before i
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field

@@ -83,7 +83,7 @@ def delegated_credentials(conn_id: str, subject: str, scopes: tuple[str, ...]) -
     """The connection's service-account credentials, narrowed to `scopes` and acting for `subject`."""
     from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
-    credentials = GoogleBaseHook(gcp_conn_id=conn_id).get_credentials()
+    credentials: Any = GoogleBaseHook(gcp_conn_id=conn_id).get_credentials()  # checked by what it can do
     if not hasattr(credentials, "with_subject"):
         raise ConfigError(
             f"Airflow connection '{conn_id}' does not hold a service-account key, so it cannot act for '{subject}'",

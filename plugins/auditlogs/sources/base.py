@@ -7,6 +7,7 @@ documented limits. Functions appear only where an API is truly odd.
 
 from __future__ import annotations
 
+import builtins
 import enum
 import hashlib
 import re
@@ -64,10 +65,12 @@ class BadEventError(ValueError):
 @dataclass(frozen=True)
 class SourceSpec:
     type: str
-    config: type[SourceConfig]
+    #: (`builtins.type`: the field above shadows the builtin in this class's annotations.)
+    config: builtins.type[SourceConfig]
     #: Sets the credential from the Airflow connection on the requests session.
     auth: Callable[[Any, Any], None]
-    first_request: Callable[[SourceConfig, str, Window], ApiRequest]
+    #: Its config parameter (here and below) is the type's own `SourceConfig` subclass.
+    first_request: Callable[[Any, str, Window], ApiRequest]
     paginator: Paginator
     events: Callable[[Any], Iterable[dict]]
     event_id: Callable[[dict], str]
@@ -83,7 +86,7 @@ class SourceSpec:
     #: For APIs that signal rate limits with more than 429: tells such a response from a refusal.
     is_rate_limited: RateLimitTest | None = None
     #: For APIs whose order is a request parameter the config chooses (GitHub's `order`).
-    config_order: Callable[[SourceConfig], Order] | None = None
+    config_order: Callable[[Any], Order] | None = None
     #: The API's base URL when the connection has no host (a connection host always wins).
     default_base_url: str | None = None
     #: Set for an API that shows only a recent snapshot: the window is checked to be within its reach.
@@ -97,17 +100,17 @@ class SourceSpec:
     #: The longest window one request may ask for: longer windows are collected in consecutive pieces.
     max_window: timedelta | None = None
     #: Called once per task before the first page (O365: start the content type's subscription if missing).
-    prepare: Callable[[ApiClient, SourceConfig, str], None] | None = None
+    prepare: Callable[[ApiClient, Any, str], None] | None = None
     #: For APIs that list content blobs (O365): the records of one listed entry, fetched with the client.
     #: `event_time` then reads the listed entry (when the blob became available), `event_id` the record.
-    blob: Callable[[ApiClient, SourceConfig, dict], Iterable[dict]] | None = None
+    blob: Callable[[ApiClient, Any, dict], Iterable[dict]] | None = None
     #: Set when the same event may come back anywhere in a window, not only at the edge reached so far
     #: (O365 repeats records across blobs): repeats are then dropped by id over the whole window.
     repeats_anywhere: bool = False
     #: For APIs that can only be asked for more than the window (Zoom's whole, padded days): the range a
     #: request for the window really covers. Events there but outside the window are expected, trimmed, and
     #: count as paging progress, so the no-progress guard does not mistake the padding for a runaway.
-    asked_window: Callable[[SourceConfig, Window], Window] | None = None
+    asked_window: Callable[[Any, Window], Window] | None = None
     #: For APIs whose filters can be misread silently: `(client, config, stream, window, events in the window)`
     #: is called after paging and raises instead of letting a wrong answer be written as complete.
     check_window: Callable[[Any, Any, str, Window, int], None] | None = None
@@ -302,7 +305,7 @@ def _absent(body: dict, path: tuple[str, ...]) -> bool:
     return False
 
 
-def error_code(content: bytes, *path: str) -> str | None:
+def error_code(content: bytes | bytearray, *path: str) -> str | None:
     """The error code an API put in its JSON error body (Microsoft's `error.code`), or None."""
     try:
         value: Any = orjson.loads(content)

@@ -56,7 +56,7 @@ def event_time(event: dict) -> datetime:
     return _TIMES[name](event)
 
 
-def licence_refusal(status: int, content: bytes) -> tuple[str, str] | None:
+def licence_refusal(status: int, content: bytes | bytearray) -> tuple[str, str] | None:
     if status == 403 and error_code(content, "error", "code") == LICENCE_REFUSAL:
         return ("the tenant has no Microsoft Entra ID P1 or P2 licence, which Graph requires to read sign-in logs",
                 "license the tenant (P1 or P2), or remove 'sign_ins' from the source's streams; the credential is "

@@ -52,7 +52,7 @@ def first_request(config: GitHubConfig, stream: str, window: Window) -> ApiReque
     return ApiRequest("GET", f"{owner}/audit-log", params=params)
 
 
-def is_rate_limited(status: int, headers: Any, content: bytes) -> bool:
+def is_rate_limited(status: int, headers: Any, content: bytes | bytearray) -> bool:
     """GitHub answers 403 both for a missing permission and for rate limits: a limit has
     x-ratelimit-remaining 0 (primary), or retry-after or a "rate limit" message (secondary)."""
     if status != 403:

@@ -61,8 +61,8 @@ class GitLabConfig(SourceConfig):
         return f"{kind}/{quote(str(ref).strip('/'), safe='')}/audit_events"
 
 
-def _second(moment: datetime) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def first_request(config: GitLabConfig, stream: str, window: Window) -> ApiRequest:

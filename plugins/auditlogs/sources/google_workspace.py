@@ -94,6 +94,8 @@ SPEC = SourceSpec(
     order=Order.NEWEST_FIRST,
     max_page_size=MAX_RESULTS,
     requests_per_minute=0,  # the Reports API quota is not documented: 429 is honoured
-    permission=f"domain-wide delegation of {SCOPE} to the service account, acting for an admin with the Reports privilege",
+    permission=(
+        f"domain-wide delegation of {SCOPE} to the service account, acting for an admin with the Reports privilege"
+    ),
     default_base_url="https://admin.googleapis.com",
 )

@@ -111,7 +111,7 @@ def blob_records(client: ApiClient, config: Microsoft365Config, entry: dict) -> 
     return records
 
 
-def is_rate_limited(status: int, headers: Any, content: bytes) -> bool:
+def is_rate_limited(status: int, headers: Any, content: bytes | bytearray) -> bool:
     """Throttling is the body's AF429, whatever the status (the FAQ shows it on a 403)."""
     return error_code(content, "error", "code") == "AF429"
 

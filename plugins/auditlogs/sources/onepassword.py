@@ -16,8 +16,8 @@ from auditlogs.sources.base import OUTWARD, Order, SourceSpec, events_at, field,
 from auditlogs.window import Window
 
 MAX_LIMIT = 1000
-STREAMS = ("auditevents", "itemusages", "signinattempts")
 Stream = Literal["auditevents", "itemusages", "signinattempts"]
+STREAMS: tuple[Stream, ...] = ("auditevents", "itemusages", "signinattempts")
 
 
 class OnePasswordConfig(SourceConfig):
