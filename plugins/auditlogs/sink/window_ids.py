@@ -73,7 +73,9 @@ class WindowIds:
             bit = hash(event_id) & self._mask
             if bloom[bit >> 3] >> (bit & 7) & 1:
                 self.lookups += 1
-                if self.db.execute("SELECT 1 FROM ids WHERE id = ?", (_stored(event_id),)).fetchone() is not None:
+                db = self.db  # opened with the filter, at the first spill
+                assert db is not None
+                if db.execute("SELECT 1 FROM ids WHERE id = ?", (_stored(event_id),)).fetchone() is not None:
                     return True
         recent.add(event_id)
         if len(recent) >= self.memory_ids:
@@ -97,12 +99,13 @@ class WindowIds:
             self._open()
         self.peak_resident_ids = max(self.peak_resident_ids, len(self.recent))
         self.peak_resident_bytes = max(self.peak_resident_bytes, self.resident_bytes())
-        bloom, mask = self.bloom, self._mask
+        bloom, mask, db = self.bloom, self._mask, self.db
+        assert bloom is not None and db is not None
         for bit in map(hash, self.recent):
             bit &= mask
             bloom[bit >> 3] |= 1 << (bit & 7)
-        with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(map(_stored, sorted(self.recent))))
+        with db:
+            db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(map(_stored, sorted(self.recent))))
         self.spilled += len(self.recent)
         self.recent = set()
 

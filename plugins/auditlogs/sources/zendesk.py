@@ -74,7 +74,7 @@ class _WithLogin:
         return getattr(self._connection, name)
 
 
-def refusal(status: int, content: bytes) -> tuple[str, str] | None:
+def refusal(status: int, content: bytes | bytearray) -> tuple[str, str] | None:
     """403/404: the plan has no audit log API, or the user is no admin (a wrong token is a 401)."""
     if status not in (403, 404):
         return None
