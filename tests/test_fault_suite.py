@@ -141,14 +141,16 @@ class Outcome:
     retry_delays: list[float] = field(default_factory=list)
 
 
-def run_with_task_retries(operator: RecordingOperator, interval: Window) -> Outcome:
-    """Tries the task as Airflow does: the retry policy decides after each failure, up to `retries`."""
+def run_with_task_retries(operator: RecordingOperator, interval: Window, run_id: str,
+                          retries: int = RETRIES) -> Outcome:
+    """Tries the task as Airflow does: the same run, its try number growing; the retry policy decides
+    after each failure, up to `retries`."""
     policy, outcome = operator.retry_policy, Outcome()
     operator.waits = outcome.waits
-    for try_number in range(1, RETRIES + 2):
+    for try_number in range(1, retries + 2):
         outcome.tries = try_number
         context = {"data_interval_start": interval.start, "data_interval_end": interval.end,
-                   "run_id": f"fault_suite_{try_number}", "ti": SimpleNamespace(try_number=try_number)}
+                   "run_id": run_id, "ti": SimpleNamespace(try_number=try_number)}
         try:
             operator.execute(context)
             outcome.succeeded = True
@@ -158,7 +160,7 @@ def run_with_task_retries(operator: RecordingOperator, interval: Window) -> Outc
             return outcome
         except Exception as exc:  # noqa: BLE001 - what Airflow's task runner hands to the policy
             outcome.errors.append(f"{type(exc).__name__}: {exc}")
-            decision = policy.evaluate(exc, try_number, RETRIES + 1)
+            decision = policy.evaluate(exc, try_number, retries + 1)
             if decision.action is RetryAction.FAIL:
                 return outcome
             outcome.retry_delays.append(decision.retry_delay.total_seconds())
@@ -204,7 +206,7 @@ def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
         schedule = stack.api.admin.add_random_faults(
             seed, faults=4, max_gap=0 if source == "sendgrid" else 3, max_burst=3, slow_seconds=TIMEOUT * 2,
         )
-        outcome = run_with_task_retries(operator, interval)
+        outcome = run_with_task_retries(operator, interval, f"fault_suite_{seed}")
 
         assert outcome.succeeded, f"seed {seed}: {outcome.errors}"
         folder = interval_folder("suite", config.name, stream, interval.start, interval.end)
