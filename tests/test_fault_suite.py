@@ -221,3 +221,108 @@ def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
         figures.update({f"injected:{kind}": n for kind, n in injected.items()})
     print(f"\nFAULT-SUITE {source}: " + ", ".join(f"{k}={v}" for k, v in sorted(figures.items())))
     assert figures["runs"] == SEEDS
+
+
+# --- Resume across tries of one run (issue 19) ----------------------------------------------------------
+
+RESUME_HOUR = LAST_END - timedelta(hours=2)
+RESUME_INTERVAL = Window(RESUME_HOUR - timedelta(hours=1), RESUME_HOUR)
+
+
+def github_operator(**options) -> RecordingOperator:
+    config = SOURCE_TYPES["github"].model_validate({
+        "name": "resume_github", "type": "github", "conn_id": "faults_github", "bucket": BUCKET, "prefix": "resume",
+        "start_date": "2026-01-01T00:00:00Z", "delay": "10m", "retries": RETRIES, "retry_delay": "1s",
+        "max_retry_delay": "30s", "request_timeout": TIMEOUT, "page_attempts": PAGE_ATTEMPTS, "org": GITHUB_ORG,
+        "per_page": 20, **options,
+    })
+    operator = RecordingOperator(task_id="collect_audit", source=config, stream="audit",
+                                 retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay))
+    operator.waits = []
+    return operator
+
+
+def one_try(operator: RecordingOperator, interval: Window, run_id: str, try_number: int) -> Exception | None:
+    """One try of the task, as Airflow's task runner makes it; the exception it failed with, if any."""
+    context = {"data_interval_start": interval.start, "data_interval_end": interval.end, "run_id": run_id,
+               "ti": SimpleNamespace(try_number=try_number)}
+    try:
+        operator.execute(context)
+    except Exception as exc:  # noqa: BLE001 - what the runner hands to the retry policy
+        return exc
+    return None
+
+
+def api_requests(stack) -> list[dict]:
+    return [r for r in stack.api.admin.requests() if r["path"].startswith(f"/orgs/{GITHUB_ORG}/")]
+
+
+def resume_folder(operator: RecordingOperator) -> str:
+    return interval_folder("resume", operator.source.name, "audit", RESUME_INTERVAL.start, RESUME_INTERVAL.end)
+
+
+def fail_page(stack, after: int) -> None:
+    """The page after `after` good ones fails every attempt of one try (502s past page_attempts)."""
+    stack.api.reset()
+    stack.api.clock.set(CLOCK.timestamp())
+    stack.api.admin.add_faults({"kind": "status", "status": 502, "after": after, "count": PAGE_ATTEMPTS})
+
+
+def expected_resume_keys(operator: RecordingOperator) -> set[str]:
+    return expected_keys("github", operator.source, "audit", RESUME_INTERVAL.widened(DELAY))
+
+
+def test_a_window_that_cannot_pass_in_one_try_completes_in_the_next_without_fetching_its_staged_pages(stack):
+    operator = github_operator()
+    fail_page(stack, after=5)
+    outcome = run_with_task_retries(operator, RESUME_INTERVAL, "scheduled__resume_1")
+    assert outcome.succeeded and outcome.tries == 2, outcome.errors
+    sent = api_requests(stack)
+    statuses = [r["status"] for r in sent]
+    manifest = assert_interval_holds(stack.gcs, BUCKET, resume_folder(operator), spec_for(operator.source).event_id,
+                                     expected_resume_keys(operator))
+    pages = manifest["pages"]
+    assert pages > 8
+    # Try 1: pages 1-5, then page 6 fails its 3 attempts; try 2 starts at page 6 and never asks for 1-5 again.
+    assert statuses == [200] * 5 + [502] * PAGE_ATTEMPTS + [200] * (pages - 5)
+    assert sent[5]["query"] == sent[5 + PAGE_ATTEMPTS]["query"]
+    succeeded = [json.dumps(r["query"], sort_keys=True) for r in sent if r["status"] == 200]
+    assert len(set(succeeded)) == len(succeeded) == pages
+    assert manifest["resumed"] == {"from_try": 1, "pages": 5, "parts": 1, "events": 5 * 20}
+    assert manifest["requests"]["count"] == pages + PAGE_ATTEMPTS and manifest["try_number"] == 2
+    attempts = {part["name"].split("/")[0] for part in manifest["parts"]}
+    assert [a.split("-")[2] for a in sorted(attempts, key=lambda a: a.split("-")[2])] == ["1", "2"]
+    # The checkpoint and nothing unlisted remain once the interval is published.
+    listed = {f"{resume_folder(operator)}/{p['name']}" for p in manifest["parts"]}
+    assert set(stack.gcs.list(BUCKET, resume_folder(operator) + "/")) == listed | {f"{resume_folder(operator)}/_manifest.json"}
+
+
+def test_a_checkpoint_made_with_another_page_size_is_not_resumed(stack, caplog):
+    fail_page(stack, after=4)
+    assert one_try(github_operator(), RESUME_INTERVAL, "scheduled__resume_2", 1) is not None
+    stack.api.admin.clear_requests()
+    changed = github_operator(per_page=25)
+    assert one_try(changed, RESUME_INTERVAL, "scheduled__resume_2", 2) is None
+    sent = api_requests(stack)
+    assert "after" not in sent[0]["query"] and sent[0]["query"]["per_page"] == ["25"]  # page 1 again
+    assert "it was made with another config" in caplog.text
+    manifest = assert_interval_holds(stack.gcs, BUCKET, resume_folder(changed), spec_for(changed.source).event_id,
+                                     expected_resume_keys(changed))
+    assert manifest["resumed"] is None and manifest["requests"]["count"] == manifest["pages"] == len(sent)
+
+
+def test_a_new_run_of_the_interval_starts_fresh_and_removes_the_failed_runs_staged_parts(stack):
+    fail_page(stack, after=4)
+    operator = github_operator()
+    assert one_try(operator, RESUME_INTERVAL, "scheduled__resume_3", 1) is not None
+    folder = resume_folder(operator)
+    assert any(name.endswith(".json") and "_resume-" in name for name in stack.gcs.list(BUCKET, folder + "/"))
+    stack.api.admin.clear_requests()
+    assert one_try(operator, RESUME_INTERVAL, "backfill__resume_3", 1) is None
+    sent = api_requests(stack)
+    assert "after" not in sent[0]["query"]  # page 1 again: another run's checkpoint is not this run's
+    manifest = assert_interval_holds(stack.gcs, BUCKET, folder, spec_for(operator.source).event_id,
+                                     expected_resume_keys(operator))
+    assert manifest["resumed"] is None and manifest["run_id"] == "backfill__resume_3"
+    listed = {f"{folder}/{p['name']}" for p in manifest["parts"]} | {f"{folder}/_manifest.json"}
+    assert set(stack.gcs.list(BUCKET, folder + "/")) == listed
