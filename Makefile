@@ -51,6 +51,11 @@ test-cluster: install
 test-distributed: install
 	AUDITLOGS_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed $(PYTEST_ARGS)
 
+## Issue 19's benchmark (BENCHMARKS.md): a 64-page GitHub window under the heavy fault schedule; MAIN=path to
+## another checkout's plugins folder measures that package with this sandbox ("before").
+bench-resume: install
+	PYTHONPATH=$(or $(MAIN),plugins):include:. $(BIN)/python -m bench.resume --label $(if $(MAIN),main,branch)
+
 ## Scale figures (bench/SCALE.md): 20 sources x 24-interval backfills per executor set-up.
 bench-scale: install
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
