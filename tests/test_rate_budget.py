@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from harness import Connection, collect_window, sandbox_fixtures
 
 from auditlogs.client.api import RetryBudget
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket
+from auditlogs.errors import RateLimitedError, TransientError
 from auditlogs.operators.collect import request_budget
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
@@ -101,13 +103,16 @@ def test_a_24_interval_backfill_stays_under_the_budget(api, tmp_path):
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 4, 10, tzinfo=UTC))
 
 
+def collect_paced(api, tmp_path, sleeps: list, attempts: int, max_wait: float):
+    return collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
+                          sleep=sleeps.append, budget=RetryBudget(max_attempts=attempts, max_total_wait=max_wait))
+
+
 def test_rate_limits_slow_a_page_down_but_never_use_up_its_attempts(api, tmp_path):
     """Seven 429s in a row with page_attempts 2: the page waits them out (each longer) and succeeds."""
     sleeps: list[float] = []
     api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "count": 7})
-    budget = RetryBudget(max_attempts=2, max_total_wait=600)
-    collected = collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
-                               sleep=sleeps.append, budget=budget)
+    collected = collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=600)
     assert collected.client.stats.rate_limited == 7 and [r["status"] for r in api.admin.requests()][:8] == [429] * 7 + [200]
     assert 1.0 <= sleeps[0] <= 1.1 and sleeps[1:] == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
 
@@ -115,13 +120,8 @@ def test_rate_limits_slow_a_page_down_but_never_use_up_its_attempts(api, tmp_pat
 def test_a_page_fails_on_rate_limits_only_once_page_max_wait_is_spent(api, tmp_path):
     sleeps: list[float] = []
     api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "count": 50})
-    budget = RetryBudget(max_attempts=2, max_total_wait=60)
-    try:
-        collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
-                       sleep=sleeps.append, budget=budget)
-    except Exception as exc:  # noqa: BLE001 - asserted right below
-        error = exc
-    assert type(error).__name__ == "RateLimitedError" and "page_max_wait is spent" in str(error)
+    with pytest.raises(RateLimitedError, match="page_max_wait is spent"):
+        collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=60)
     # 1 + 2 + 4 + 8 + 16 = 31 s waited; the next, 32 s, is cut to the 29 s left; then nothing is left.
     assert sleeps[1:] == [2.0, 4.0, 8.0, 16.0, 60 - sum(sleeps[:5])] and sum(sleeps) == 60
     assert len(api.admin.requests()) == 7
@@ -130,13 +130,8 @@ def test_a_page_fails_on_rate_limits_only_once_page_max_wait_is_spent(api, tmp_p
 def test_5xx_keep_their_bounded_attempts_beside_rate_limits(api, tmp_path):
     sleeps: list[float] = []
     api.admin.add_faults({"kind": "status", "status": 429, "count": 3}, {"kind": "status", "status": 503, "count": 2})
-    budget = RetryBudget(max_attempts=2, max_total_wait=600)
-    try:
-        collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
-                       sleep=sleeps.append, budget=budget)
-    except Exception as exc:  # noqa: BLE001 - asserted right below
-        error = exc
-    assert type(error).__name__ == "TransientError" and "after 5 attempts" in str(error)
+    with pytest.raises(TransientError, match="after 5 attempts"):
+        collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=600)
     assert [r["status"] for r in api.admin.requests()] == [429, 429, 429, 503, 503]
 
 
