@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 from auditlogs.operators.collect import AuditLogToGCSOperator, build_client, rate_budget
 from auditlogs.operators.retry import AuditLogRetryPolicy
-from auditlogs.sources import SOURCE_TYPES, spec_for
+from auditlogs.sources import SOURCE_TYPES
 from auditlogs.window import Window
 from sandbox import SandboxServer
 from sandbox.faults import heavy_schedule

@@ -124,7 +124,7 @@ def request_from(data: dict) -> ApiRequest:
     request = ApiRequest(data["method"], data["url"], data["params"], data["json"])
     if not (isinstance(request.method, str) and isinstance(request.url, str)
             and isinstance(request.params, (dict, type(None))) and isinstance(request.json, (dict, type(None)))):
-        raise ValueError("the saved request is not a request")
+        raise TypeError("the saved request is not a request")
     return request
 
 
@@ -192,10 +192,10 @@ def collect(
                     dedup: EdgeDeduplicator = dedup) -> None:
             positions, counts, edge = len(state.sent), (state.pages, state.stalled), dedup.to_json()
             done = following is None
-            progress.at(lambda: {
+            progress.at(lambda: {  # read when a checkpoint is made: nothing changes while the position is clean
                 "piece": index + 1 if done else index, "request": request_json(following),
                 "paging": {**PagingState(state.sent, *counts).to_json(positions)}, "edge": edge,
-                "result": result.to_json(), "oldest": oldest and oldest.isoformat(),
+                "result": result.to_json(), "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
             })
 
         between(request, paging)

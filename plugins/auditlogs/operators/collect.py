@@ -28,8 +28,8 @@ from auditlogs.collector import CollectResult, Progress, collect, resumable
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
 from auditlogs.manual import run_interval
-from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.checkpoint import ResumableStaging, fingerprint
+from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.overlap import Overlap, load_earlier
 from auditlogs.sink.parts import StagedPart
 from auditlogs.sources import spec_for
@@ -123,8 +123,10 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
             if start is not None:
                 overlap.restore(staged.overlap)
             first_started = staged.started_at or started_at.isoformat()
-            extra = lambda: {"started_at": first_started, "overlap": overlap.state(),  # noqa: E731
-                             "requests": staged.totals(client.stats)}
+
+            def extra() -> dict:
+                return {"started_at": first_started, "overlap": overlap.state(), "requests": staged.totals(client.stats)}
+
             progress = Progress(start, between_pages=lambda: staged.between_pages(progress, extra))
             try:
                 result = collect(spec, source, stream, client, window, staged, source.max_pages, now=started_at,

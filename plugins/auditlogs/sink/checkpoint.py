@@ -155,7 +155,7 @@ class ResumableStaging:
             if sizes.get(self.location.object_name(entry["name"])) != entry["bytes"]:
                 return f"its part {entry['name']} is missing or changed"
             if not (isinstance(entry["events"], int) and isinstance(entry["sha256"], str)):
-                raise ValueError("part entry")
+                raise TypeError("part entry")
         if not all(isinstance(saved["requests"][k], (int, float)) for k in COUNTERS):
             raise ValueError("requests")
         datetime.fromisoformat(saved["started_at"])
@@ -164,7 +164,6 @@ class ResumableStaging:
     def _fresh(self, why: str) -> None:
         log.warning("%s: not resuming from %s: %s; starting the window from its first page", self.where,
                     self.location.uri(self.name), why)
-        return None
 
     # --- While paging --------------------------------------------------------------------------------------
 
