@@ -157,9 +157,9 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     log.info(
         "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
         "%d already stored by earlier intervals%s, %d requests, %d retries) in %.1fs",
-        where, result.written, len(parts), location.uri(), result.fetched, result.outside_window,
+        where, result.written, len(manifest["parts"]), location.uri(), result.fetched, result.outside_window,
         result.duplicates, overlap.already_stored, "" if source.dedup else " but written (dedup off)",
-        client.stats.requests, client.stats.retries, time.monotonic() - started,
+        manifest["requests"]["count"], manifest["requests"]["retries"], time.monotonic() - started,
     )
     log.info(
         "%s: %d late arrivals in the overlap (events earlier runs fetched the time of but had not seen), "
