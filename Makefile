@@ -34,7 +34,12 @@ airflow: install
 
 ## The main test suite (PostgreSQL/Redis-free: SQLite and in-process only), without the cluster tier.
 test: install
-	$(BIN)/python -m pytest -m "not cluster and not distributed" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not cluster and not distributed and not heavy" $(PYTEST_ARGS)
+
+## The fault suite's heavy tier (issue 19): every source at 8x volume under the heavy fault schedule, 20 seeds
+## (AUDITLOGS_HEAVY_SEEDS); each interval must complete within the task's retries and 1.5x the minimum requests.
+test-heavy: install
+	AUDITLOGS_HEAVY=1 $(BIN)/python -m pytest -m heavy tests/test_fault_suite.py -s $(PYTEST_ARGS)
 
 ## The cluster tier: a real scheduler, dag-processor, triggerer and API server on SQLite (operations, user
 ## paths, the coverage page in Chromium) and the `make run` demo; about ten minutes.
@@ -57,6 +62,11 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Issue 19's benchmark (BENCHMARKS.md): a 64-page GitHub window under the heavy fault schedule; MAIN=path to
+## another checkout's plugins folder measures that package with this sandbox ("before").
+bench-resume: install
+	PYTHONPATH=$(or $(MAIN),plugins):include:. $(BIN)/python -m bench.resume --label $(if $(MAIN),main,branch)
 
 ## Scale figures (bench/SCALE.md): 20 sources x 24-interval backfills per executor set-up.
 bench-scale: install

@@ -62,17 +62,20 @@ def truth_ids(start: datetime, end: datetime) -> set[str]:
     return {event["id"] for event in ground_truth("slack", start - DELAY, end, SCENARIO, now=NOW)}
 
 
-def test_a_rate_limit_storm_past_the_page_budget_is_retried_by_airflow_after_the_reset(stack):
+def test_a_rate_limit_storm_past_page_max_wait_is_retried_by_airflow_after_the_reset_at_the_page_it_stopped(stack):
     start, end, folder = interval(3)
     stack.api.admin.reset()
     stack.api.admin.set_clock(NOW)
-    # Page 2 gets three 429s: two end the first try (page_attempts: 2), the third hits the second try.
+    # Page 2 gets three 429s: waiting 1 s then 2 s would pass page_max_wait (2s), so the first try ends after
+    # two; the third hits the second try, which continues at page 2.
     stack.api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "after": 1, "count": 3})
-    result = dags_test("auditlogs_slack", end.isoformat(), config(stack, "storm"))
+    result = dags_test("auditlogs_slack", end.isoformat(), config(stack, "storm", page_max_wait="2s"))
     assert result.returncode == 0, result.output[-3000:]
     assert "RateLimitedError: retrying after the API's rate-limit reset in" in result.output
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder, "id", truth_ids(start, end))
-    assert manifest["try_number"] == 2
+    assert manifest["try_number"] == 2 and manifest["resumed"]["pages"] == 1
+    pages = [r for r in stack.api.admin.requests() if r["path"].startswith("/audit/")]
+    assert [r["status"] for r in pages[:4]] == [200, 429, 429, 429] and len(pages) == manifest["pages"] + 3
     assert TOKEN not in result.output
 
 
@@ -82,14 +85,17 @@ def test_transient_faults_are_retried_with_backoff_until_the_interval_is_exact(s
     stack.api.admin.set_clock(NOW)
     stack.api.admin.add_faults(
         {"kind": "status", "status": 503, "after": 2, "count": 2},  # try 1: page 3 fails twice
-        {"kind": "truncate", "after": 1, "count": 2},  # try 2: page 2 arrives cut off twice
-        {"kind": "html", "count": 1},  # try 3: page 1 is an nginx page once, then the rest is fine
+        {"kind": "truncate", "after": 1, "count": 2},  # try 2 (from page 3): page 4 arrives cut off twice
+        {"kind": "html", "count": 1},  # try 3 (from page 4): an nginx page once, then the rest is fine
     )
     result = dags_test("auditlogs_slack", end.isoformat(), config(stack, "transient"))
     assert result.returncode == 0, result.output[-3000:]
     assert result.output.count("retrying with backoff in") == 2
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder, "id", truth_ids(start, end))
-    assert manifest["try_number"] == 3 and manifest["requests"]["retries"] == 1
+    assert manifest["try_number"] == 3 and manifest["resumed"] == {"from_try": 2, "pages": 3, "parts": 2,
+                                                                   "events": manifest["resumed"]["events"]}
+    assert manifest["requests"]["retries"] == 3  # one in each try, counted over the tries
+    assert manifest["requests"]["count"] == manifest["pages"] + 5
     assert not stack.api.admin.pending_faults()
 
 

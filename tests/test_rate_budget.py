@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from harness import Connection, collect_window, sandbox_fixtures
 
 from auditlogs.client.api import RetryBudget
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket
+from auditlogs.errors import RateLimitedError, TransientError
 from auditlogs.operators.collect import request_budget
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
@@ -72,8 +74,9 @@ def test_retry_after_is_floored_capped_and_jittered(api, tmp_path):
     budget = RetryBudget(max_attempts=5, max_total_wait=10_000, min_rate_limit_wait=1.0, max_rate_limit_wait=300.0)
     collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), window, tmp_path, sleep=sleeps.append, budget=budget)
     assert len(sleeps) == 3
-    assert 1.0 <= sleeps[0] <= 1.1 and 1.0 <= sleeps[2] <= 1.1 and sleeps[0] != sleeps[2]  # floor, with jitter
+    assert 1.0 <= sleeps[0] <= 1.1  # floor, with jitter
     assert 300.0 <= sleeps[1] <= 330.0  # cap
+    assert sleeps[2] == 4.0  # the third rate limit in a row: the floor doubled twice (throttling backs off)
 
 
 def test_a_24_interval_backfill_stays_under_the_budget(api, tmp_path):
@@ -96,3 +99,63 @@ def test_a_24_interval_backfill_stays_under_the_budget(api, tmp_path):
     busiest = max(sum(1 for t in times[i:] if t < times[i] + 1) for i in range(len(times)))
     print(f"\nRATE-BUDGET: {len(times)} requests over {duration:.1f}s = {len(times) / duration * 60:.0f}/min "
           f"(budget {per_minute}/min); busiest 1s: {busiest}")
+
+
+WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 4, 10, tzinfo=UTC))
+
+
+def collect_paced(api, tmp_path, sleeps: list, attempts: int, max_wait: float):
+    return collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
+                          sleep=sleeps.append, budget=RetryBudget(max_attempts=attempts, max_total_wait=max_wait))
+
+
+def test_rate_limits_slow_a_page_down_but_never_use_up_its_attempts(api, tmp_path):
+    """Seven 429s in a row with page_attempts 2: the page waits them out (each longer) and succeeds."""
+    sleeps: list[float] = []
+    api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "count": 7})
+    collected = collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=600)
+    assert collected.client.stats.rate_limited == 7 and [r["status"] for r in api.admin.requests()][:8] == [429] * 7 + [200]
+    assert 1.0 <= sleeps[0] <= 1.1 and sleeps[1:] == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+
+
+def test_a_page_fails_on_rate_limits_only_once_page_max_wait_is_spent(api, tmp_path):
+    sleeps: list[float] = []
+    api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "count": 50})
+    with pytest.raises(RateLimitedError, match="page_max_wait is spent"):
+        collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=60)
+    # 1 + 2 + 4 + 8 + 16 = 31 s waited; the next, 32 s, is cut to the 29 s left; then nothing is left.
+    assert sleeps[1:] == [2.0, 4.0, 8.0, 16.0, 60 - sum(sleeps[:5])] and sum(sleeps) == 60
+    assert len(api.admin.requests()) == 7
+
+
+def test_5xx_keep_their_bounded_attempts_beside_rate_limits(api, tmp_path):
+    sleeps: list[float] = []
+    api.admin.add_faults({"kind": "status", "status": 429, "count": 3}, {"kind": "status", "status": 503, "count": 2})
+    with pytest.raises(TransientError, match="after 5 attempts"):
+        collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=600)
+    assert [r["status"] for r in api.admin.requests()] == [429, 429, 429, 503, 503]
+
+
+def test_consecutive_rate_limits_halve_the_pace_down_to_an_eighth_and_answers_bring_it_back():
+    fake = FakeTime()
+    bucket = TokenBucket(60, capacity=1, clock=lambda: fake.now, sleep=fake.sleep)
+    for _ in range(5):
+        bucket.slow_down()
+    assert bucket.rate == 1 / 8  # a request every 8 s instead of every second, never slower
+    bucket.acquire()
+    bucket.acquire()
+    assert fake.sleeps == [8.0]
+    for _ in range(10):
+        bucket.recover()
+    assert bucket.rate == 1.0
+
+
+def test_a_second_rate_limit_in_a_row_slows_the_tasks_pace(api, tmp_path):
+    fake = FakeTime()
+    bucket = TokenBucket(6000, capacity=5, clock=lambda: fake.now, sleep=fake.sleep)
+    api.admin.add_faults({"kind": "status", "status": 429, "count": 3})
+    collect_window("slack", {"limit": 50}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
+                   sleep=fake.sleep, rate=bucket)
+    # Two slow-downs (the 2nd and 3rd answer in a row), then each later answer brings a quarter back.
+    pages = len(api.admin.requests()) - 3
+    assert bucket.rate == min(100.0, 25.0 * 1.25 ** pages)

@@ -184,3 +184,51 @@ def _html_page(status: int) -> str:
         f"<body>\r\n<center><h1>{title}</h1></center>\r\n"
         "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
     )
+
+
+#: GitHub's secondary rate limit as it answers it: 403, `Retry-After: 1`, and a body asking for minutes.
+GITHUB_SECONDARY_LIMIT = {
+    "kind": "status", "status": 403, "headers": {"Retry-After": "1"},
+    "body": '{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",'
+            ' "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}',
+}
+#: The single faults of the heavy schedule and their weights: mostly rate limits, then 5xx and broken transfers.
+HEAVY_SINGLES = {"429_retry_after": 6, "429_retry_after_0": 1, "429_no_retry_after": 1, "5xx": 3, "reset": 1,
+                 "truncate": 1, "html": 1}
+
+
+def heavy_schedule(seed: int, pages: int, *, page_attempts: int, hard: int, secondary_limits: bool = False,
+                   storm_every: int = 24, match: str = "/") -> list[Fault]:
+    """The busy-window schedule of issue 19, seeded: one request in four is answered with a fault (so a
+    window of `pages` pages needs about 4/3 as many requests at best), most of them rate limits; every
+    `storm_every` good requests or so a page meets five failures in a row (rate limits, GitHub's secondary
+    403s with `secondary_limits`, mixed with page_attempts - 1 5xx, which a client that keeps pacing gets
+    through); and `hard` times a page fails `page_attempts` times in a row (5xx and resets), which no try can
+    pass: the window then needs `hard` + 1 tries, each continuing where the last stopped or starting over."""
+    rng = random.Random(f"heavy:{seed}")
+    limit = GITHUB_SECONDARY_LIMIT if secondary_limits else SCHEDULE_KINDS["429_retry_after"]
+    limit_label = "403_secondary" if secondary_limits else "429_retry_after"
+    singles = [name for name, weight in HEAVY_SINGLES.items() for _ in range(weight)]
+
+    def fault(label: str, template: dict, after: int) -> Fault:
+        template = dict(template)
+        if label == "5xx":
+            template["status"] = rng.choice([500, 502, 503, 504])
+        return Fault(**template, match=match, after=after, label=label)
+
+    hard_at = set(rng.sample(range(1, max(2, pages // 4)), min(hard, max(1, pages // 4 - 1))))  # within the window
+    schedule, good, burst_index = [], 0, 0
+    while good < pages * 3 // 2:
+        burst_index += 1
+        if burst_index in hard_at:
+            labels = [rng.choice(["5xx", "5xx", "reset"]) for _ in range(page_attempts)]
+        elif rng.random() < 4 / storm_every:
+            labels = [limit_label, "5xx", limit_label, "5xx", limit_label][: 3 + min(2, page_attempts - 1)]
+        else:
+            labels = [rng.choice(singles)]
+        gap = 3 * len(labels)
+        for n, label in enumerate(labels):
+            template = limit if label == limit_label else SCHEDULE_KINDS[label]
+            schedule.append(fault(label, template, gap if n == 0 else 0))
+        good += gap
+    return schedule

@@ -101,6 +101,10 @@ class GcsEmulatorProcess:
             f"{self.url}/upload/storage/v1/b/{bucket}/o", params={"uploadType": "media", "name": name}, data=data, timeout=60
         ).raise_for_status()
 
+    def delete(self, bucket: str, name: str) -> None:
+        requests.delete(f"{self.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}",
+                        timeout=60).raise_for_status()
+
     def connection_env(self, conn_id: str = "google_cloud_default") -> dict[str, str]:
         """Environment that points GCSHook at this emulator through an anonymous connection."""
         return {

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from auditlogs import exact_json
-from auditlogs.client.api import ApiClient, ApiResponse
-from auditlogs.client.pagination import paginate
+from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
+from auditlogs.client.pagination import PagingState, paginate
 from auditlogs.config import SourceConfig
 from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
 from auditlogs.sink.parts import PartWriter
@@ -46,6 +46,20 @@ class CollectResult:
         if self.last_event_time is None or moment > self.last_event_time:
             self.last_event_time = moment
 
+    def to_json(self) -> dict:
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CollectResult:
+        times = ("first_event_time", "last_event_time")
+        values = {f.name: data[f.name] for f in fields(cls)}
+        for name in times:
+            values[name] = values[name] and datetime.fromisoformat(values[name])
+        if any(not isinstance(values[f.name], int) or isinstance(values[f.name], bool)
+               for f in fields(cls) if f.name not in times):
+            raise ValueError("a count is not an integer")
+        return cls(**values)
+
 
 class EdgeDeduplicator:
     """Drops events repeated across page boundaries in bounded memory.
@@ -71,6 +85,61 @@ class EdgeDeduplicator:
             return False
         return None
 
+    def to_json(self) -> dict:
+        return {"edge": self.edge and self.edge.isoformat(), "ids": sorted(self.ids)}
+
+    def restore(self, data: dict) -> EdgeDeduplicator:
+        self.edge = data["edge"] and datetime.fromisoformat(data["edge"])
+        self.ids = set(data["ids"])
+        if not all(isinstance(i, str) for i in self.ids):
+            raise ValueError("an edge id is not text")
+        return self
+
+
+class Progress:
+    """Where a window's collection stands, for keeping a failed try's work (sink/checkpoint.py).
+
+    `clean` is True only between pages, when everything written so far is exactly the pages paged so far;
+    `position()` then says where paging continues. `start` is the position a resumed try begins at, and
+    `between_pages` is called at each clean moment (the checkpoint may seal there)."""
+
+    def __init__(self, start: dict | None = None, between_pages: Callable[[], None] | None = None):
+        self.start = start
+        self.between_pages = between_pages
+        self.clean = False
+        self._position: Callable[[], dict] | None = None
+
+    def at(self, position: Callable[[], dict]) -> None:
+        self.clean, self._position = True, position
+        if self.between_pages is not None:
+            self.between_pages()
+
+    def position(self) -> dict:
+        if not self.clean or self._position is None:
+            raise ValueError("part of a page was written: there is no clean position to continue from")
+        return self._position()
+
+
+def request_json(request: ApiRequest | None) -> dict | None:
+    return request and {"method": request.method, "url": request.url, "params": request.params, "json": request.json}
+
+
+def request_from(data: dict) -> ApiRequest:
+    request = ApiRequest(data["method"], data["url"], data["params"], data["json"])
+    if not (isinstance(request.method, str) and isinstance(request.url, str)
+            and isinstance(request.params, (dict, type(None))) and isinstance(request.json, (dict, type(None)))):
+        raise TypeError("the saved request is not a request")
+    return request
+
+
+def resumable(spec: SourceSpec) -> str | None:
+    """None when a try's position can be carried into the next try; else why not."""
+    if spec.repeats_anywhere:
+        return "it de-duplicates over the whole window, which a checkpoint cannot carry"
+    if spec.blob is not None:
+        return "a page's content blobs are fetched one by one, so a failure can fall inside a page"
+    return None
+
 
 def collect(
     spec: SourceSpec,
@@ -82,13 +151,18 @@ def collect(
     max_pages: int,
     now: datetime | None = None,
     admit: Callable[[str, datetime], bool] | None = None,
+    progress: Progress | None = None,
 ) -> CollectResult:
-    """`admit(event_id, event_time)` returning False skips an in-window event that another run stored."""
-    result = CollectResult()
+    """`admit(event_id, event_time)` returning False skips an in-window event that another run stored.
+    `progress` starts from a saved position (a resumed try) and is told each moment between pages."""
+    progress = progress or Progress()
+    start = progress.start
+    result = CollectResult.from_json(start["result"]) if start else CollectResult()
     # Repeats anywhere in the window (O365's across blobs): dropped by id in bounded memory, spilling to disk
     # beside the staged parts for a large window (sink/window_ids.py).
     with WindowIds(writer.staging_dir) if spec.repeats_anywhere else nullcontext() as anywhere:
-        _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere)
+        _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere,
+                        progress)
         if anywhere is not None:
             result.window_ids = anywhere.stats()
             log.info("%s: window de-duplication: %s", client.where, result.window_ids)
@@ -98,21 +172,42 @@ def collect(
 def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client: ApiClient, window: Window,
                     writer: PartWriter, max_pages: int, now: datetime | None,
                     admit: Callable[[str, datetime], bool] | None, result: CollectResult,
-                    anywhere: WindowIds | None) -> None:
+                    anywhere: WindowIds | None, progress: Progress) -> None:
+    start = progress.start
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     if spec.visible_after is not None:
         _wait_until_visible(spec.visible_after(config), window, now or datetime.now(timezone.utc), client)
     if spec.prepare is not None:
         spec.prepare(client, config, stream)
-    oldest: datetime | None = None
+    oldest: datetime | None = start and start["oldest"] and datetime.fromisoformat(start["oldest"])
+    first_piece = start["piece"] if start else 0
     # Pieces tile the window (an API that limits how long a window one request may ask for); each is paged
     # and trimmed on its own, so a piece's padding never brings back what the piece before it wrote.
-    for piece in window.pieces(spec.max_window):
+    for index, piece in enumerate(window.pieces(spec.max_window)):
+        if index < first_piece:
+            continue
         dedup = EdgeDeduplicator(spec.order_for(config))
         asked = spec.asked_window(config, piece) if spec.asked_window else None
-        for response in paginate(client, spec.paginator, spec.first_request(config, stream, piece), max_pages,
-                                 new_events=lambda: result.new):
+        request, paging = spec.first_request(config, stream, piece), PagingState()
+        if start and index == first_piece and start["request"] is not None:
+            request, paging = request_from(start["request"]), PagingState.from_json(start["paging"])
+            dedup.restore(start["edge"])
+
+        def between(following: ApiRequest | None, state: PagingState, index: int = index,
+                    dedup: EdgeDeduplicator = dedup) -> None:
+            positions, counts, edge = len(state.sent), (state.pages, state.stalled), dedup.to_json()
+            done = following is None
+            progress.at(lambda: {  # read when a checkpoint is made: nothing changes while the position is clean
+                "piece": index + 1 if done else index, "request": request_json(following),
+                "paging": {**PagingState(state.sent, *counts).to_json(positions)}, "edge": edge,
+                "result": result.to_json(), "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
+            })
+
+        between(request, paging)
+        for response in paginate(client, spec.paginator, request, max_pages, new_events=lambda: result.new,
+                                 state=paging, between_pages=between):
+            progress.clean = False
             result.pages += 1
             kept = listed = 0
             timed_before: Any = None
@@ -158,6 +253,7 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
             )
             # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
             response = event = timed = timed_before = None  # type: ignore[assignment]
+    progress.clean = False
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
     if spec.snapshot is not None:

@@ -214,6 +214,9 @@ class SourceConfig(BaseModel):
     #: In-task retries of one page (429, 5xx, network, unreadable body) before the task fails and retries.
     page_attempts: int = Field(5, ge=1, le=50)
     page_max_wait: timedelta = timedelta(minutes=10)
+    #: How often a task keeps what it fetched so far in GCS (its parts and a checkpoint), so that the next
+    #: try of the run continues there if the task dies; 0: only when a page fails (README: Failure behaviour).
+    checkpoint_every: timedelta = timedelta(minutes=5)
     #: A rerun with fewer events than the interval's manifest records fails unless this is set.
     allow_shrink: bool = False
     #: Logs due in GCS this long after the interval ends; None: derived (see `deadline_after_end`); 0: off.
@@ -285,7 +288,8 @@ class SourceConfig(BaseModel):
             raise ValueError(f"{value.isoformat()} must be between 1970-01-01 and 9000-01-01")
         return value
 
-    @field_validator("delay", "retry_delay", "max_retry_delay", "request_timeout", "page_max_wait", mode="before")
+    @field_validator("delay", "retry_delay", "max_retry_delay", "request_timeout", "page_max_wait",
+                     "checkpoint_every", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> timedelta:
         return parse_duration(value)

@@ -56,6 +56,9 @@ DEFAULT_MAX_COMPRESSED_RESPONSE_BYTES = 64 * 1024**2
 
 #: Decides whether a non-429 response is a rate limit (GitHub answers 403 for both limits and permissions).
 RateLimitTest = Callable[[int, Any, bytes | bytearray], bool]
+#: For APIs whose documentation or rate-limit body asks for a longer wait than their headers (GitHub's secondary
+#: limits: "wait a few minutes", at least a minute): the least seconds to wait, or None.
+RateLimitFloor = Callable[[int, Any, bytes | bytearray], "float | None"]
 #: For APIs whose refusal can mean something other than a wrong credential (Graph's licence refusal): the
 #: (what, hint) a user should read instead, or None.
 RefusalTest = Callable[[int, bytes | bytearray], "tuple[str, str] | None"]
@@ -149,6 +152,7 @@ class ApiClient:
         rate: TokenBucket | RateBudget | None = None,
         limits: ResponseLimits | None = None,
         refusal: RefusalTest | None = None,
+        rate_limit_floor: RateLimitFloor | None = None,
     ):
         self.base_url = base_url
         self.session = session
@@ -164,6 +168,7 @@ class ApiClient:
         self.rate = rate
         self.limits = limits or ResponseLimits()
         self.refusal = refusal
+        self.rate_limit_floor = rate_limit_floor
         self.stats = ClientStats()
         self._origin = urlsplit(base_url)[:2]
         #: Seconds to wait before the next request: the API said its quota is used up until its reset.
@@ -183,6 +188,10 @@ class ApiClient:
         return absolute
 
     def send(self, request: ApiRequest) -> ApiResponse:
+        """The page's answer. A rate limit is the API pacing us: rate-limited answers slow the task's pace
+        and wait ever longer (the server's wait, or the source's documented one, as the least) for as long
+        as `page_max_wait` allows, without using up the page's attempts; 5xx, resets and bad bodies get
+        `page_attempts` attempts in all."""
         url = self.resolve(request.url)
         waited = 0.0
         if self._quota_wait:
@@ -190,22 +199,50 @@ class ApiClient:
             self.sleep(self._quota_wait)
             self.stats.waited_seconds += self._quota_wait
             self._quota_wait = 0.0
-        for attempt in range(1, self.budget.max_attempts + 1):
+        failures = limited = sent = 0
+        while True:
+            sent += 1
             try:
-                return self._attempt(request, url, attempt)
+                response = self._attempt(request, url, failures + 1)
             except _Retryable as retryable:
                 failure, delay = retryable.error, retryable.delay
-            if attempt == self.budget.max_attempts or waited + delay > self.budget.max_total_wait:
-                raise failure.add_note_to_what(f"(gave up on this page after {attempt} attempts and {waited:.0f}s of waits)")
-            log.warning(
-                "%s: %s; retrying the same page in %.1fs (attempt %d of %d)",
-                self.where, failure.what, delay, attempt, self.budget.max_attempts,
-            )
+            else:
+                if self.rate is not None and hasattr(self.rate, "recover"):
+                    self.rate.recover()
+                return response
+            if isinstance(failure, RateLimitedError):
+                limited += 1
+                delay = self._throttled_wait(delay, limited, waited)
+                if limited > 1 and self.rate is not None and hasattr(self.rate, "slow_down"):
+                    self.rate.slow_down()  # asked again right after waiting: our pace is too fast for the API
+                last = delay is None
+                what = f"{limited} rate-limited answers in a row, {failures} other failures"
+            else:
+                failures += 1
+                last = failures == self.budget.max_attempts or waited + delay > self.budget.max_total_wait
+                what = f"attempt {failures} of {self.budget.max_attempts}"
+            if last:
+                raise failure.add_note_to_what(
+                    f"(gave up on this page after {sent} attempts and {waited:.0f}s of waits"
+                    + (f", {limited} of them rate-limited; page_max_wait is spent)" if limited else ")"))
+            log.warning("%s: %s; retrying the same page in %.1fs (%s)", self.where, failure.what, delay, what)
             self.sleep(delay)
             waited += delay
             self.stats.retries += 1
             self.stats.waited_seconds += delay
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _throttled_wait(self, asked: float, limited: int, waited: float) -> float | None:
+        """The wait after the `limited`-th rate-limited answer in a row: what the server (or the source's
+        documentation) asked, doubling from the floor with every further one, capped; the rest of
+        `page_max_wait` if that is shorter but still covers what was asked; None when it does not."""
+        budget = self.budget
+        escalated = min(budget.min_rate_limit_wait * 2 ** (limited - 1), budget.max_rate_limit_wait)
+        delay = max(asked, escalated)
+        remaining = budget.max_total_wait - waited
+        if delay <= remaining:
+            return delay
+        return remaining if remaining >= asked else None
 
     def _attempt(self, request: ApiRequest, url: str, attempt: int) -> ApiResponse:
         """One request: the response, or _Retryable with the error to raise once the budget is spent."""
@@ -271,6 +308,8 @@ class ApiClient:
         if status == 429 or (self.is_rate_limited and self.is_rate_limited(status, response.headers, content)):
             self.stats.rate_limited += 1
             wait = self._rate_limit_wait(response.headers, attempt)
+            documented = self.rate_limit_floor(status, response.headers, content) if self.rate_limit_floor else None
+            wait = max(wait, documented or 0.0)
             raise _Retryable(RateLimitedError(
                 f"the API kept rate-limiting (HTTP {status}); its last answer asked to wait {wait:.0f}s",
                 reset_after=wait, where=self.where,

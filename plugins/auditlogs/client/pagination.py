@@ -12,7 +12,7 @@ import gc
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from requests.utils import parse_header_links
@@ -168,23 +168,48 @@ class SinglePage:
         return None
 
 
+@dataclass
+class PagingState:
+    """What the loop's guards know of one window (or piece) so far: the digests of the positions sent, in
+    order, the pages and the pages in a row without progress. A resumed try starts from a saved one."""
+
+    sent: list[bytes] = field(default_factory=list)
+    pages: int = 0
+    stalled: int = 0
+
+    def to_json(self, positions: int | None = None) -> dict:
+        return {"sent": [digest.hex() for digest in self.sent[:positions]], "pages": self.pages,
+                "stalled": self.stalled}
+
+    @classmethod
+    def from_json(cls, data: dict) -> PagingState:
+        sent = [bytes.fromhex(digest) for digest in data["sent"]]
+        if any(len(digest) != 16 for digest in sent):
+            raise ValueError("a position digest is not 16 bytes")
+        return cls(sent, int(data["pages"]), int(data["stalled"]))
+
+
 def paginate(
     client: ApiClient,
     paginator: Paginator,
     first: ApiRequest,
     max_pages: int,
     new_events: Callable[[], int],
+    state: PagingState | None = None,
+    between_pages: Callable[[ApiRequest | None, PagingState], None] | None = None,
 ) -> Iterator[ApiResponse]:
     """Every page of one window, in the API's order.
 
     `new_events()` is the consumer's count of events not seen before in this window; it is read after the
     consumer has handled a page, so a page that leaves it unchanged (empty, repeats, outside the window)
     made no progress. Positions already sent are kept as fixed-size digests, so memory does not grow with
-    the pages or with the size of a cursor."""
-    seen: set[bytes] = set()
+    the pages or with the size of a cursor. `between_pages(next request or None, state)` is called once a
+    page is handled and its successor known, before that is sent: the moment a try's work can be kept."""
+    state = state or PagingState()
+    seen: set[bytes] = set(state.sent)
     request: ApiRequest | None = first
-    pages = stalled = 0
     while request is not None:
+        pages = state.pages
         signature = hashlib.blake2b(
             repr((request.url, sorted((request.params or {}).items()), request.json)).encode(), digest_size=16
         ).digest()
@@ -195,6 +220,7 @@ def paginate(
                 where=client.where,
             )
         seen.add(signature)
+        state.sent.append(signature)
         if pages >= max_pages:
             raise PaginationError(
                 f"more than {max_pages} pages in one window; stopping instead of running away",
@@ -204,7 +230,7 @@ def paginate(
             )
         with _gc_paused():
             response = client.send(request)
-            pages += 1
+            state.pages = pages = pages + 1
             before = new_events()
             yield response
             try:
@@ -216,7 +242,7 @@ def paginate(
                     exc.where = client.where
                     exc.args = (exc._message(),)
                 raise
-            stalled = stalled + 1 if new_events() == before and request is not None else 0
+            state.stalled = stalled = state.stalled + 1 if new_events() == before and request is not None else 0
             if stalled >= MAX_PAGES_WITHOUT_PROGRESS:
                 raise PaginationError(
                     f"the API answered {stalled} pages in a row that each said there is more but brought no new "
@@ -226,6 +252,8 @@ def paginate(
                     body_excerpt=excerpt(repr(response.body), client.secrets),
                 )
             del response  # hold one page at a time, not two, while the next one is fetched
+        if between_pages is not None:
+            between_pages(request, state)
 
 
 def _position(request: ApiRequest) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 DEFAULT_REQUESTS_PER_MINUTE = 60
 #: Requests a task may send back to back before pacing starts.
 BURST = 5
+#: The slowest pace consecutive rate limits bring a task down to, as a share of its budget's.
+SLOWEST = 1 / 8
 
 
 def task_rate(requests_per_minute: int, concurrent_tasks: int) -> float:
@@ -41,7 +43,7 @@ class TokenBucket:
         self.capacity = max(1, min(capacity, math.ceil(per_minute)))
         # Beyond a minute the burst comes out of the window's limit: C + rate * period never exceeds it.
         allowed = per_minute - self.capacity if period > 60 and per_minute > 2 * self.capacity else per_minute
-        self.rate = allowed / period
+        self.rate = self.full_rate = allowed / period
         self.clock = clock
         self.sleep = sleep
         self.tokens = float(self.capacity)
@@ -61,6 +63,17 @@ class TokenBucket:
         self.tokens -= 1
         return wait
 
+    def slow_down(self) -> None:
+        """Halves the pace (down to SLOWEST of the budget's): the API kept rate-limiting at this one."""
+        self._refill()
+        self.rate = max(self.rate / 2, self.full_rate * SLOWEST)
+
+    def recover(self) -> None:
+        """After an answer that was not rate-limited: a quarter faster, up to the budget's pace."""
+        if self.rate < self.full_rate:
+            self._refill()
+            self.rate = min(self.rate * 1.25, self.full_rate)
+
     def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
@@ -75,3 +88,11 @@ class RateBudget:
 
     def acquire(self) -> float:
         return sum(bucket.acquire() for bucket in self.buckets)
+
+    def slow_down(self) -> None:
+        for bucket in self.buckets:
+            bucket.slow_down()
+
+    def recover(self) -> None:
+        for bucket in self.buckets:
+            bucket.recover()

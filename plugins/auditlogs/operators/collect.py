@@ -24,13 +24,14 @@ from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, ResponseLimits, RetryBudget, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
 from auditlogs.client.transport import Transport, check_credential_stays_private
-from auditlogs.collector import CollectResult, collect
+from auditlogs.collector import CollectResult, Progress, collect, resumable
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
 from auditlogs.manual import run_interval
+from auditlogs.sink.checkpoint import ResumableStaging, fingerprint
 from auditlogs.sink.gcs import MANIFEST_NAME, IntervalLocation, IntervalStore, new_attempt
 from auditlogs.sink.overlap import Overlap, load_earlier
-from auditlogs.sink.parts import PartWriter, StagedPart
+from auditlogs.sink.parts import StagedPart
 from auditlogs.sources import spec_for
 from auditlogs.sources.base import SourceSpec
 from auditlogs.window import Window
@@ -124,28 +125,56 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
 
     started = time.monotonic()
     started_at = clock()
+    store = IntervalStore(hook, where=where)
+    attempt = new_attempt(run_id, try_number)
     with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
-        with PartWriter(Path(staging), source.part_size) as writer:  # stops the compression thread on errors
-            result = collect(spec, source, stream, client, window, writer, source.max_pages, now=started_at,
-                             admit=overlap.admit)
-            parts = writer.close()
+        # A failed try keeps what it fetched for the next try of this run (sink/checkpoint.py).
+        with ResumableStaging(
+            store, location, run_id=run_id, try_number=try_number, attempt=attempt,
+            fingerprint=fingerprint(source, stream, window, client.base_url), staging_dir=Path(staging),
+            part_size=source.part_size, every=source.checkpoint_every.total_seconds(), not_resumable=resumable(spec),
+        ) as staged:  # stops the compression thread on errors
+            start = staged.load(client)
+            if start is not None:
+                overlap.restore(staged.overlap)
+            first_started = staged.started_at or started_at.isoformat()
+
+            def extra() -> dict:
+                return {"started_at": first_started, "overlap": overlap.state(), "requests": staged.totals(client.stats)}
+
+            progress = Progress(start, between_pages=lambda: staged.between_pages(progress, extra))
+            try:
+                result = collect(spec, source, stream, client, window, staged, source.max_pages, now=started_at,
+                                 admit=overlap.admit, progress=progress)
+            except Exception as exc:
+                staged.keep(progress, extra, exc)
+                raise
+            parts = staged.close()
         manifest = run_manifest(source, stream, dag_id, run_id, try_number, location, window, result, parts,
-                                client, started_at, clock(), time.monotonic() - started)
+                                client, datetime.fromisoformat(first_started), clock(), time.monotonic() - started,
+                                attempt=attempt)
+        manifest["parts"] = staged.carried + manifest["parts"]
+        manifest["storage"]["bytes_written"] = sum(entry["bytes"] for entry in manifest["parts"])
+        if staged.resumed:  # the window's whole cost, over the tries it took
+            totals = staged.totals(client.stats)
+            manifest["requests"] = {"count": totals.pop("requests"), **totals}
+            manifest["storage"]["bytes_received"] = totals["bytes_received"]
+        manifest["resumed"] = staged.resumed
         manifest["overlap"] = overlap.manifest_section()
         advice = advise(
             source.name, stream, source.delay, interval.end - interval.start, manifest["overlap"]["recent"],
             {**manifest["storage"], "window_seconds": (window.end - window.start).total_seconds(),
-             "requests": client.stats.requests},
+             "requests": manifest["requests"]["count"]},
         )
         manifest["advice"] = advice and advice.record()
-        IntervalStore(hook, where=where).publish(location, parts, manifest, allow_shrink=source.allow_shrink)
+        store.publish(location, parts, manifest, allow_shrink=source.allow_shrink, staged=len(staged.carried))
     late = overlap.late
     log.info(
         "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
         "%d already stored by earlier intervals%s, %d requests, %d retries) in %.1fs",
-        where, result.written, len(parts), location.uri(), result.fetched, result.outside_window,
+        where, result.written, len(manifest["parts"]), location.uri(), result.fetched, result.outside_window,
         result.duplicates, overlap.already_stored, "" if source.dedup else " but written (dedup off)",
-        client.stats.requests, client.stats.retries, time.monotonic() - started,
+        manifest["requests"]["count"], manifest["requests"]["retries"], time.monotonic() - started,
     )
     log.info(
         "%s: %d late arrivals in the overlap (events earlier runs fetched the time of but had not seen), "
@@ -160,10 +189,11 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
 
 def run_manifest(source: SourceConfig, stream: str, dag_id: str, run_id: str, try_number: int,
                  location: IntervalLocation, window: Window, result: CollectResult, parts: list[StagedPart],
-                 client: ApiClient, started_at: datetime, fetched_at: datetime, fetch_seconds: float) -> dict:
+                 client: ApiClient, started_at: datetime, fetched_at: datetime, fetch_seconds: float,
+                 attempt: str | None = None) -> dict:
     """The manifest fields every run writes (collect and sweep): what was fetched, written, and how, and
     the parts of this attempt, which the manifest alone points readers to."""
-    attempt = new_attempt(run_id, try_number)
+    attempt = attempt or new_attempt(run_id, try_number)
     return {
         "manifest_version": 1,
         "package_version": auditlogs.__version__,
@@ -249,6 +279,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         secrets=secrets,
         is_rate_limited=spec.is_rate_limited,
         refusal=spec.refusal,
+        rate_limit_floor=spec.rate_limit_floor,
         **{
             "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
             "rate": rate_budget(spec, source, sleep),

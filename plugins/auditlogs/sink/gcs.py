@@ -24,8 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -107,11 +106,14 @@ class IntervalLocation:
         return IntervalLocation(self.bucket, self.prefix, self.source, self.stream, interval)
 
 
+def run_hash(run_id: str) -> str:
+    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
+
+
 def new_attempt(run_id: str, try_number: int) -> str:
     """The prefix of one publishing attempt: which run and try (for humans and for resuming), and a random
     token, because a zombie and a manual rerun can share both."""
-    run = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    return f"attempt-{run}-{try_number}-{secrets.token_hex(4)}"
+    return f"attempt-{run_hash(run_id)}-{try_number}-{secrets.token_hex(4)}"
 
 
 def events_found(manifest: dict) -> int:
@@ -136,10 +138,12 @@ class IntervalStore:
         return None if blob is None else self._download(location, blob)
 
     def publish(self, location: IntervalLocation, parts: list[StagedPart], manifest: dict,
-                allow_shrink: bool = False) -> None:
-        """Uploads `parts` to the object names `manifest["parts"]` gives them, then the manifest (see the
-        module docstring for why this order and these preconditions)."""
-        names = [location.object_name(entry["name"]) for entry in manifest["parts"]]
+                allow_shrink: bool = False, staged: int = 0) -> None:
+        """Uploads `parts` to the object names `manifest["parts"]` gives them after its first `staged` (in
+        GCS already: an earlier try's, sink/checkpoint.py), then the manifest (see the module docstring for
+        why this order and these preconditions)."""
+        listed = [location.object_name(entry["name"]) for entry in manifest["parts"]]
+        names = listed[staged:]
         if len(names) != len(parts):
             raise ValueError("the manifest must list every staged part, in order")
         old = self._current(location)
@@ -149,17 +153,49 @@ class IntervalStore:
         written: list[str] = []
         try:
             for part, name in zip(parts, names, strict=True):
-                self._call(f"upload {name}", partial(self._upload_part, location, name, part))
+                self._upload_file(location, name, part.path)
                 written.append(name)
             created = self._write_manifest(location, manifest, generation)
         except Exception:
             self._remove_own_parts(location, manifest, written)
             raise
-        self._remove_leftovers(location, set(names), created)
+        self._remove_leftovers(location, set(listed), created)
 
-    def _upload_part(self, location: IntervalLocation, name: str, part: StagedPart) -> None:
-        self._blob(location, name, chunked=True).upload_from_filename(
-            str(part.path), content_type=PART_CONTENT_TYPE, retry=None)
+    def generation(self, location: IntervalLocation) -> int:
+        """The manifest's GCS generation, 0 while the interval has none."""
+        current = self._current(location)
+        return 0 if current is None else int(current.generation)
+
+    def read_json(self, location: IntervalLocation, name: str) -> Any:
+        """An object of the folder as JSON, None when it does not exist; ValueError when it is not JSON."""
+        from google.api_core.exceptions import NotFound
+
+        def read() -> bytes | None:
+            try:
+                return self._blob(location, location.object_name(name)).download_as_bytes(retry=None)
+            except NotFound:
+                return None
+
+        content = self._call(f"read {location.object_name(name)}", read)
+        return None if content is None else json.loads(content)
+
+    def write_json(self, location: IntervalLocation, name: str, data: dict) -> None:
+        self._call(f"upload {location.object_name(name)}", lambda: self._blob(location, location.object_name(name))
+                   .upload_from_string(json.dumps(data), content_type="application/json", retry=None))
+
+    def upload_part(self, location: IntervalLocation, name: str, path) -> None:
+        """Stages one part (relative `name`) before the manifest that will list it exists."""
+        self._upload_file(location, location.object_name(name), path)
+
+    def _upload_file(self, location: IntervalLocation, object_name: str, path) -> None:
+        self._call(f"upload {object_name}", lambda: self._blob(location, object_name, chunked=True).upload_from_filename(
+            str(path), content_type=PART_CONTENT_TYPE, retry=None))
+
+    def sizes(self, location: IntervalLocation) -> dict[str, int]:
+        """Every object of the interval's folder and its size."""
+        blobs = self._call(f"list {location.uri()}", lambda: list(
+            self._client().list_blobs(location.bucket, prefix=location.folder + "/", retry=None)))
+        return {blob.name: blob.size for blob in blobs}
 
     def _write_manifest(self, location: IntervalLocation, manifest: dict, generation: int) -> datetime:
         """Writes the manifest if the interval still holds `generation`; returns the manifest's creation time."""

@@ -228,6 +228,24 @@ class Overlap:
             self.recorded.append(f"{entry[0]}@{entry[1] - self._tail_base}")
         return True
 
+    def state(self) -> dict:
+        """What this run decided so far, for a checkpoint: the next try of the run continues from it."""
+        return {"recorded": list(self.recorded), "already_stored": self.already_stored, "skipped": self.skipped,
+                "uncovered": self.uncovered, "late": {"count": self.late.count, "max_seconds": self.late.max_seconds,
+                                                      "histogram": dict(self.late.histogram)}}
+
+    def restore(self, state: dict) -> None:
+        recorded, late = state["recorded"], state["late"]
+        if not all(isinstance(entry, str) for entry in recorded):
+            raise ValueError("a recorded overlap entry is not text")
+        counts = (state["already_stored"], state["skipped"], state["uncovered"], late["count"])
+        if not all(isinstance(n, int) and n >= 0 for n in counts):
+            raise ValueError("an overlap count is not a whole number")
+        self.recorded = list(recorded)
+        self.already_stored, self.skipped, self.uncovered = counts[:3]
+        self.late = Lateness(late["count"], float(late["max_seconds"]),
+                             {str(int(k)): int(v) for k, v in late["histogram"].items()})
+
     def recent(self) -> list[dict]:
         """Late-arrival histograms of up to RECENT_RUNS recent runs, this one included, carried from the
         latest earlier manifest so the advisor reads no further manifests."""

@@ -58,9 +58,13 @@ class PartWriter:
     part overshoots by at most one compressed chunk). Always yields at least one part, so an empty interval
     is visibly empty."""
 
-    def __init__(self, staging_dir: Path, part_size: int):
+    def __init__(self, staging_dir: Path, part_size: int, first_index: int = 0):
+        """Parts are numbered from `first_index` (a resumed try continues the numbers of the parts it keeps)."""
         self.staging_dir = Path(staging_dir)
         self.part_size = part_size
+        self.first_index = first_index
+        #: Lines handed to `write` so far.
+        self.lines = 0
         self.parts: list[StagedPart] = []
         self._lines: list[bytes] = []
         self._buffered = 0
@@ -81,6 +85,7 @@ class PartWriter:
             self._thread.join()
 
     def write(self, line: bytes) -> None:
+        self.lines += 1
         self._lines.append(line)
         self._buffered += len(line)
         if self._buffered >= self._chunk_bytes:
@@ -108,11 +113,11 @@ class PartWriter:
         """The thread: compresses chunks into parts; after an error it drains the queue so `write` never blocks."""
         part, done = None, False
         try:
-            part = _OpenPart(self.staging_dir / f"part-{len(self.parts):05d}.ndjson.gz")
+            part = _OpenPart(self.staging_dir / f"part-{self.first_index + len(self.parts):05d}.ndjson.gz")
             while not (done := (item := self._chunks.get()) is None):
                 if part.events and part.raw.size >= self.part_size:
                     self.parts.append(part.close())
-                    part = _OpenPart(self.staging_dir / f"part-{len(self.parts):05d}.ndjson.gz")
+                    part = _OpenPart(self.staging_dir / f"part-{self.first_index + len(self.parts):05d}.ndjson.gz")
                 data, events = item
                 part.gzip.write(data)
                 part.events += events

@@ -20,7 +20,7 @@ import orjson
 from pydantic import ConfigDict, Field, field_validator
 
 from auditlogs import exact_json
-from auditlogs.client.api import ApiClient, ApiRequest, RateLimitTest, RefusalTest
+from auditlogs.client.api import ApiClient, ApiRequest, RateLimitFloor, RateLimitTest, RefusalTest
 from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
 from auditlogs.errors import IncompleteWindowError
@@ -85,6 +85,8 @@ class SourceSpec:
     headers: Mapping[str, str] = dataclass_field(default_factory=dict)
     #: For APIs that signal rate limits with more than 429: tells such a response from a refusal.
     is_rate_limited: RateLimitTest | None = None
+    #: For APIs whose documentation or rate-limit body asks for a longer wait than their headers do.
+    rate_limit_floor: RateLimitFloor | None = None
     #: For APIs whose order is a request parameter the config chooses (GitHub's `order`).
     config_order: Callable[[Any], Order] | None = None
     #: The API's base URL when the connection has no host (a connection host always wins).

@@ -59,11 +59,29 @@ def is_rate_limited(status: int, headers: Any, content: bytes | bytearray) -> bo
         return False
     if headers.get("x-ratelimit-remaining") == "0" or headers.get("retry-after") is not None:
         return True
+    return "rate limit" in _message(content)
+
+
+#: GitHub's documentation: after a secondary rate limit without a usable reset, wait at least a minute
+#: (its body says "wait a few minutes" while `retry-after` may say 1 s).
+SECONDARY_LIMIT_WAIT = 60.0
+
+
+def rate_limit_floor(status: int, headers: Any, content: bytes) -> float | None:
+    """A secondary limit waits at least a minute, whatever its `retry-after` says; a primary one (remaining
+    0) waits for its reset, which the client reads from the headers."""
+    message = _message(content)
+    if "secondary rate limit" in message or "wait a few minutes" in message:
+        return SECONDARY_LIMIT_WAIT
+    return None
+
+
+def _message(content: bytes) -> str:
     try:
         message = orjson.loads(content).get("message", "")
     except (orjson.JSONDecodeError, AttributeError):
-        return False
-    return isinstance(message, str) and "rate limit" in message.lower()
+        return ""
+    return message.lower() if isinstance(message, str) else ""
 
 
 SPEC = SourceSpec(
@@ -86,4 +104,5 @@ SPEC = SourceSpec(
     ),
     headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
     is_rate_limited=is_rate_limited,
+    rate_limit_floor=rate_limit_floor,
 )
