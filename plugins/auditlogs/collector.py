@@ -96,7 +96,8 @@ def collect(
 ) -> CollectResult:
     """`admit(event_id, event_time)` returning False skips an in-window event that another run stored."""
     result = CollectResult()
-    anywhere = WindowDeduplicator() if spec.repeats_anywhere else None
+    unsorted = spec.order_for(config) is Order.UNSORTED
+    anywhere = WindowDeduplicator() if spec.repeats_anywhere or unsorted else None
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     if spec.prepare is not None:
@@ -105,7 +106,7 @@ def collect(
     # Pieces tile the window (an API that limits how long a window one request may ask for); each is paged
     # and trimmed on its own, so a piece's padding never brings back what the piece before it wrote.
     for piece in window.pieces(spec.max_window):
-        dedup = EdgeDeduplicator(spec.order_for(config))
+        dedup = None if unsorted else EdgeDeduplicator(spec.order_for(config))
         asked = spec.asked_window(config, piece) if spec.asked_window else None
         for response in paginate(client, spec.paginator, spec.first_request(config, stream, piece), max_pages,
                                  new_events=lambda: result.new):
@@ -131,7 +132,7 @@ def collect(
                     if asked is not None and asked.contains(moment):
                         result.new += 1  # the padding the API cannot be spared, not a runaway
                     continue
-                repeat = dedup.is_repeat(event_id, moment)
+                repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
                 if repeat or (anywhere is not None and anywhere.is_repeat(event_id, moment)):
                     result.duplicates += 1
                     continue

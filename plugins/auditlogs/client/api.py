@@ -280,9 +280,14 @@ class ApiClient:
             raise _Retryable(TransientError(
                 "the API failed", where=self.where, status=status, body_excerpt=body_excerpt
             ), self._backoff(attempt))
-        raise RequestRejectedError(
+        rejected = RequestRejectedError(
             "the API rejected the request", where=self.where, status=status, body_excerpt=body_excerpt
         )
+        try:
+            rejected.body = exact_json.loads(content)
+        except orjson.JSONDecodeError:
+            pass  # a plain-text error (Dropbox's 400s, Zendesk's 429s): only the excerpt says what it was
+        raise rejected
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
         """The whole body before `deadline`, decompressed, within the size caps; the connection is kept

@@ -15,6 +15,8 @@ from auditlogs.sources import entra_id
 from auditlogs.sources import zoom
 from auditlogs.sources import gitlab
 from auditlogs.sources import atlassian
+from auditlogs.sources import box
+from auditlogs.sources import dropbox
 from auditlogs.sources import rest
 from auditlogs.sources.base import SourceSpec
 
@@ -33,6 +35,8 @@ SPECS: dict[str, SourceSpec] = {
         zoom.SPEC,
         gitlab.SPEC,
         atlassian.SPEC,
+        box.SPEC,
+        dropbox.SPEC,
     )
 }
 #: Every source type's config model; `rest` has no fixed spec, its config declares one.
