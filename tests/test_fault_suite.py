@@ -66,6 +66,8 @@ TOKENS = {
     "gitlab": "glpat-fault-suite-token-0a0a0a0a",
     "atlassian": "ATATT3xFaultSuiteKey0123456789",
     "pagerduty": "u+faultSuitePagerDutyKey0123",
+    "box": "boxFaultClientId:box-fault-client-secret-7b7b",
+    "dropbox": "dbxFaultAppKey:dropbox-fault-app-secret-8c8c",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -87,12 +89,14 @@ SOURCES = {
     "gitlab": ({"group": GITLAB_GROUP, "per_page": 20}, "audit_events"),
     "atlassian": ({"org_id": ATLASSIAN_ORG}, "org_events"),
     "pagerduty": ({**README_REST_EXAMPLE, "page_size": 20}, "audit_records"),  # type: rest
+    "box": ({"limit": 20}, "admin_logs"),  # short chunks and positions as numbers and strings
+    "dropbox": ({"limit": 20}, "team_events"),  # unsorted and empty pages, one cursor reset a query
 }
 
 
 def connection_fields(source: str, url: str) -> dict:
     token = TOKENS[source]
-    if source in ("microsoft365", "entra_id", "zoom"):
+    if source in ("microsoft365", "entra_id", "zoom", "box", "dropbox"):
         return sandbox_connection(source, url, token)
     if source == "twilio":
         login, password = token.split(":")

@@ -217,6 +217,13 @@ class ApiClient:
                 timeout=self.timeout, allow_redirects=False, stream=True,
             )
             content = self._read_body(response, deadline)
+        except (TransientError, MalformedResponseError) as exc:
+            # The session's token exchange failed (a 5xx or a truncated answer of the token endpoint): retried
+            # like the page it was for, not left to cost a whole task try per hit. A redirect will not change.
+            if exc.status is not None and 300 <= exc.status < 400:
+                raise
+            self.stats.transient_failures += 1
+            raise _Retryable(exc, self._backoff(attempt)) from None
         except (_DeadlinePassed, OSError, urllib3.exceptions.HTTPError) as exc:  # requests' errors are OSErrors
             if isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
                 refused = f"{type(exc).__name__}: {scrub(str(exc), self.secrets)}"
