@@ -71,6 +71,8 @@ TOKENS = {
     "duo": "DIFAULTSUITEIKEY0001:faultSuiteDuoSecretKey0123456789abcdefgh",
     "zendesk": "faults@northwind.example.com/token:zdFaultSuiteToken0123456789",
     "cloudflare": "cfFaultSuiteToken0123456789abcdef",
+    "box": "boxFaultClientId:box-fault-client-secret-7b7b",
+    "dropbox": "dbxFaultAppKey:dropbox-fault-app-secret-8c8c",
 }
 SCENARIO = {"seed": 44, "sources": {
     name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
@@ -95,12 +97,14 @@ SOURCES = {
     "duo": ({"streams": ["authentication"], "limit": 20}, "authentication"),
     "zendesk": ({"page_size": 20}, "audit_logs"),
     "cloudflare": ({"account_id": CLOUDFLARE_ACCOUNT, "limit": 20}, "audit_logs"),  # the cursors.after shape
+    "box": ({"limit": 20}, "admin_logs"),  # short chunks and positions as numbers and strings
+    "dropbox": ({"limit": 20}, "team_events"),  # unsorted and empty pages, one cursor reset a query
 }
 
 
 def connection_fields(source: str, url: str) -> dict:
     token = TOKENS[source]
-    if source in ("microsoft365", "entra_id", "zoom", "duo", "zendesk", "cloudflare"):
+    if source in ("microsoft365", "entra_id", "zoom", "duo", "zendesk", "cloudflare", "box", "dropbox"):
         return sandbox_connection(source, url, token)
     if source == "twilio":
         login, password = token.split(":")

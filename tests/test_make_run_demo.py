@@ -30,7 +30,7 @@ def test_the_demo_collects_every_source_and_says_where_it_landed(tmp_path):
                *(f"google_workspace/{app}" for app in DEFAULT_APPLICATIONS),
                *(f"microsoft365/audit_{t}" for t in ("azureactivedirectory", "exchange", "sharepoint", "general")),
                "entra_id/directory_audits", "entra_id/sign_ins", "zoom/activities", "zoom/operation_logs",
-               "gitlab/audit_events", "atlassian/org_events", "pagerduty/audit_records",
+               "gitlab/audit_events", "atlassian/org_events", "box/admin_logs", "dropbox/team_events", "pagerduty/audit_records",
                "duo/authentication", "duo/administrator", "duo/telephony", "zendesk/audit_logs", "cloudflare/audit_logs"]
     assert [s for s in streams if f"gs://auditlogs-sandbox/raw/{s}/dt=" not in out] == []
     assert "part-00000.ndjson.gz" in out and f"Airflow UI: http://localhost:{ports[2]}  user admin, password " in out

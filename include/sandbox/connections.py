@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sandbox import entra_id, microsoft365, zoom
+from sandbox import box, dropbox, entra_id, microsoft365, zoom
 from sandbox.scenario import Scenario
 
 #: OAuth client-credentials types: the fake's tenant, its token endpoint on the sandbox itself.
@@ -35,6 +35,14 @@ def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, 
         return {"conn_type": "http", "host": api_url, "login": login, "password": secret}
     if source_type == "cloudflare":
         return {"conn_type": "http", "host": f"{api_url}/client/v4", "password": token}
+    if source_type == "box":
+        client_id, _, secret = token.partition(":")  # Box's token endpoint is the API host's oauth2/token
+        return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
+                "extra": {"box_subject_type": "enterprise", "box_subject_id": box.ENTERPRISE}}
+    if source_type == "dropbox":
+        app_key, _, secret = token.partition(":")
+        return {"conn_type": "http", "host": api_url, "login": app_key, "password": secret,
+                "extra": {"refresh_token": dropbox.REFRESH_TOKEN, "token_url": f"{api_url}{dropbox.TOKEN_PATH}"}}
     if source_type == "google_workspace":
         # A password on the connection is used as a static bearer token instead of delegated credentials.
         return {"conn_type": "google_cloud_platform", "host": api_url, "password": token}

@@ -1,5 +1,5 @@
 """A stand-in OAuth client-credentials token endpoint, shared by the fakes of APIs that use one (Microsoft's
-identity platform, Zoom's Server-to-Server OAuth).
+identity platform, Zoom's Server-to-Server OAuth, Box's Client Credentials Grant, Dropbox's refresh tokens).
 
 The scenario's `token` is `client_id:client_secret`. The endpoint checks them (form fields or HTTP Basic),
 issues opaque access tokens that expire after `lifetime` seconds of the sandbox clock, and records each
@@ -21,7 +21,8 @@ from sandbox.web import Request, Response, json_response
 
 class TokenIssuer:
     def __init__(self, credentials: str, clock: Clock, grant_type: str, lifetime: int = 3599,
-                 lifetime_as_text: bool = False, required: dict[str, str] | None = None) -> None:
+                 lifetime_as_text: bool = False, required: dict[str, str] | None = None,
+                 refused_status: int = 401, refused_code: str = "invalid_client") -> None:
         self.client_id, _, self.secret = credentials.partition(":")
         self._clock = clock
         self._grant_type = grant_type
@@ -29,6 +30,8 @@ class TokenIssuer:
         self._as_text = lifetime_as_text
         #: Fields the exchange must carry with these values (Zoom's `account_id`).
         self._required = required or {}
+        #: How a wrong client secret is answered (Box: 400 invalid_client; Dropbox: 400 invalid_grant).
+        self._refused = (refused_status, refused_code)
         self._issued: dict[str, float] = {}
         self.exchanges: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -56,7 +59,7 @@ class TokenIssuer:
         if wrong:
             return _oauth_error(400, "invalid_request", f"Invalid {wrong[0]}.")
         if client_id != self.client_id or secret != self.secret:
-            return _oauth_error(401, "invalid_client", "Invalid client secret provided.")
+            return _oauth_error(*self._refused, "Invalid client secret provided.")
         token = "sbx." + secrets.token_urlsafe(24)
         with self._lock:
             self._issued[token] = self._clock.now() + self._lifetime

@@ -22,6 +22,8 @@ from sandbox import entra_id
 from sandbox import zoom
 from sandbox import gitlab
 from sandbox import atlassian
+from sandbox import box
+from sandbox import dropbox
 from sandbox import pagerduty
 from sandbox import duo, zendesk, cloudflare
 from sandbox.events import Clock, EventStore, Renderer
@@ -54,6 +56,8 @@ SOURCE_TYPES: dict[str, SourceType] = {
     zoom.NAME: SourceType(zoom.make_renderer, zoom.ZoomApi),
     gitlab.NAME: SourceType(gitlab.make_renderer, gitlab.GitLabApi),
     atlassian.NAME: SourceType(atlassian.make_renderer, atlassian.AtlassianApi),
+    box.NAME: SourceType(box.make_renderer, box.BoxApi),
+    dropbox.NAME: SourceType(dropbox.make_renderer, dropbox.DropboxApi),
     pagerduty.NAME: SourceType(pagerduty.make_renderer, pagerduty.PagerDutyApi),
     duo.NAME: SourceType(duo.make_renderer, duo.DuoApi),
     zendesk.NAME: SourceType(zendesk.make_renderer, zendesk.ZendeskApi),

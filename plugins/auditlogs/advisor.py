@@ -62,12 +62,42 @@ def publish(advice: Advice) -> None:
 
 
 def advise(source: str, stream: str, delay: timedelta, schedule_interval: timedelta, recent: list[dict],
-           run_figures: dict) -> Advice | None:
+           run_figures: dict, documented_lateness: timedelta | None = None,
+           sweep: timedelta | None = None) -> Advice | None:
     """Advice from the recent runs' late-arrival histograms, or None when the delay looks right.
 
     `run_figures` are this run's `events_in_window`, `window_seconds`, `requests`, `bytes_written` and
-    `events_written`, used to price a shorter delay.
+    `events_written`, used to price a shorter delay. `documented_lateness` is how late the vendor says events
+    can be (Dropbox: 24 hours): what runs measure cannot see past the delay, so a delay below it is advised
+    against (unless a `sweep` counts what it misses), and a shorter delay is never suggested below it.
     """
+    measured = _measured(source, stream, delay, schedule_interval, recent, run_figures, documented_lateness)
+    if documented_lateness is None or (measured is not None and measured.kind == "delay_too_short"):
+        return measured
+    if delay < documented_lateness and sweep is None:
+        return _below_documented(source, stream, delay, schedule_interval, documented_lateness, len(recent))
+    return measured
+
+
+def _below_documented(source: str, stream: str, delay: timedelta, schedule_interval: timedelta,
+                      lateness: timedelta, runs: int) -> Advice:
+    per_run = (schedule_interval + lateness) / schedule_interval if schedule_interval else 0
+    return Advice(
+        "delay_below_documented_lateness", source, stream,
+        f"source '{source}' stream '{stream}': the API documents events up to {format_duration(lateness)} late, "
+        f"and the delay is {format_duration(delay)}: an event that reaches the API later than the delay is never "
+        f"fetched, and lateness past the delay cannot be measured, so this advice cannot come from the runs' "
+        f"figures. For completeness set 'delay: {format_duration(lateness)}' (each run then reads its interval "
+        f"plus {format_duration(lateness)}: {per_run:.0f}x the interval's own requests at this schedule, 2x at "
+        f"'@daily'). Or keep the delay and set 'sweep: {format_duration(lateness)}': the sweep recovers and counts "
+        "late events (its miss_rate), but an event near the end of a sweep's range is only covered up to the delay.",
+        delay.total_seconds(), lateness.total_seconds(), None, runs, 0,
+    )
+
+
+def _measured(source: str, stream: str, delay: timedelta, schedule_interval: timedelta, recent: list[dict],
+              run_figures: dict, documented_lateness: timedelta | None) -> Advice | None:
+    """The advice the late arrivals measured by recent runs give."""
     if delay <= timedelta(0) or not recent:
         return None
     histogram = merge([row["histogram"] for row in recent])
@@ -91,6 +121,8 @@ def advise(source: str, stream: str, delay: timedelta, schedule_interval: timede
     if longest >= TOO_LONG * delay_s:
         return None
     suggested = _round_up(max(2 * longest, _ROUND_TO.total_seconds()))
+    if documented_lateness is not None:
+        suggested = max(suggested, documented_lateness)  # quiet runs do not disprove the vendor's figure
     if suggested >= delay:
         return None
     savings = _savings(delay - suggested, schedule_interval, run_figures)

@@ -134,7 +134,7 @@ def request_from(data: dict) -> ApiRequest:
 
 def resumable(spec: SourceSpec) -> str | None:
     """None when a try's position can be carried into the next try; else why not."""
-    if spec.repeats_anywhere:
+    if spec.repeats_anywhere or spec.order is Order.UNSORTED:
         return "it de-duplicates over the whole window, which a checkpoint cannot carry"
     if spec.blob is not None:
         return "a page's content blobs are fetched one by one, so a failure can fall inside a page"
@@ -160,7 +160,9 @@ def collect(
     result = CollectResult.from_json(start["result"]) if start else CollectResult()
     # Repeats anywhere in the window (O365's across blobs): dropped by id in bounded memory, spilling to disk
     # beside the staged parts for a large window (sink/window_ids.py).
-    with WindowIds(writer.staging_dir) if spec.repeats_anywhere else nullcontext() as anywhere:
+    # An unsorted API (Dropbox) has no edge to de-duplicate at: its repeats are dropped window-wide as well.
+    unsorted = spec.order_for(config) is Order.UNSORTED
+    with WindowIds(writer.staging_dir) if spec.repeats_anywhere or unsorted else nullcontext() as anywhere:
         _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere,
                         progress)
         if anywhere is not None:
@@ -187,16 +189,19 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
     for index, piece in enumerate(window.pieces(spec.max_window)):
         if index < first_piece:
             continue
-        dedup = EdgeDeduplicator(spec.order_for(config))
+        order = spec.order_for(config)
+        dedup = None if order is Order.UNSORTED else EdgeDeduplicator(order)  # unsorted: `anywhere` drops repeats
         asked = spec.asked_window(config, piece) if spec.asked_window else None
         request, paging = spec.first_request(config, stream, piece), PagingState()
         if start and index == first_piece and start["request"] is not None:
             request, paging = request_from(start["request"]), PagingState.from_json(start["paging"])
-            dedup.restore(start["edge"])
+            if dedup is not None:
+                dedup.restore(start["edge"])
 
         def between(following: ApiRequest | None, state: PagingState, index: int = index,
-                    dedup: EdgeDeduplicator = dedup) -> None:
-            positions, counts, edge = len(state.sent), (state.pages, state.stalled), dedup.to_json()
+                    dedup: EdgeDeduplicator | None = dedup) -> None:
+            positions, counts = len(state.sent), (state.pages, state.stalled)
+            edge = dedup.to_json() if dedup is not None else None
             done = following is None
             progress.at(lambda: {  # read when a checkpoint is made: nothing changes while the position is clean
                 "piece": index + 1 if done else index, "request": request_json(following),
@@ -232,7 +237,7 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
                     if asked is not None and asked.contains(moment):
                         result.new += 1  # the padding the API cannot be spared, not a runaway
                     continue
-                repeat = dedup.is_repeat(event_id, moment)
+                repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
                 if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
                     result.duplicates += 1
                     continue

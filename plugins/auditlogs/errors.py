@@ -179,6 +179,9 @@ class RequestRejectedError(AuditLogError):
 
     hint = "check the source's config (window, filters, page size); retrying the same request will not help"
     retryable = False
+    #: The API's JSON error body, parsed (None if it was not JSON): for paging strategies that must tell a
+    #: cursor the API invalidated (Dropbox's `reset`) from a wrong request. Never part of the message.
+    body: object = None
 
 
 class RateLimitedError(AuditLogError):

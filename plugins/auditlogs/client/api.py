@@ -258,6 +258,13 @@ class ApiClient:
                 timeout=self.timeout, allow_redirects=False, stream=True,
             )
             content = self._read_body(response, deadline)
+        except (TransientError, MalformedResponseError) as exc:
+            # The session's token exchange failed (a 5xx or a truncated answer of the token endpoint): retried
+            # like the page it was for, not left to cost a whole task try per hit. A redirect will not change.
+            if exc.status is not None and 300 <= exc.status < 400:
+                raise
+            self.stats.transient_failures += 1
+            raise _Retryable(exc, self._backoff(attempt)) from None
         except (_DeadlinePassed, OSError, urllib3.exceptions.HTTPError) as exc:  # requests' errors are OSErrors
             if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 untrusted = True
@@ -332,9 +339,14 @@ class ApiClient:
             raise _Retryable(TransientError(
                 "the API failed", where=self.where, status=status, body_excerpt=body_excerpt
             ), self._backoff(attempt))
-        raise RequestRejectedError(
+        rejected = RequestRejectedError(
             "the API rejected the request", where=self.where, status=status, body_excerpt=body_excerpt
         )
+        try:
+            rejected.body = exact_json.loads(content)
+        except orjson.JSONDecodeError:
+            pass  # a plain-text error (Dropbox's 400s, Zendesk's 429s): only the excerpt says what it was
+        raise rejected
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
         """The whole body before `deadline`, decompressed, within the size caps; the connection is kept

@@ -3,13 +3,16 @@
 A strategy only reads where the next page is (`next_request`). The loop guards every API alike: a cursor
 or next URL seen twice, a run of pages that still say there is more but bring no new event (no progress),
 or more pages than the cap fails the task instead of looping or stopping short. A next URL on another host or scheme is
-refused by the client (`ApiClient.resolve`) before any request is sent.
+refused by the client (`ApiClient.resolve`) before any request is sent. A strategy may also say that a refused
+continuation means "start the query again" (`restart`, Dropbox's `reset`): the loop then pages the window again
+from its first request, a bounded number of times, and the collector drops what it already has.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -18,13 +21,18 @@ from typing import Any, Protocol
 from requests.utils import parse_header_links
 
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
-from auditlogs.errors import MalformedResponseError, PaginationError, excerpt
+from auditlogs.errors import MalformedResponseError, PaginationError, RequestRejectedError, excerpt
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAGES = 100_000
 #: Consecutive pages without a new event that still point to a next page before paging counts as making no
 #: progress. Some APIs legitimately answer a few empty pages mid-window (Google's Reports API does); none
 #: answers dozens, and none repeats the same events behind a fresh cursor.
 MAX_PAGES_WITHOUT_PROGRESS = 20
+#: Times one window's paging may start over because the API invalidated its cursor (Dropbox's `reset`,
+#: "in rare cases"): more than this is an API that cannot finish the window, not bad luck.
+MAX_RESTARTS = 3
 
 
 class Paginator(Protocol):
@@ -111,13 +119,43 @@ class LinkHeaderNext:
 
 
 @dataclass(frozen=True)
+class PositionUntilEmpty:
+    """A stream position in the body, sent back as a query parameter with the first request's filters
+    re-sent, until a page brings no events (Box): a page shorter than the limit does not mean the end, and
+    the last answer repeats the position. The position is opaque and exact: a string as given, an integer
+    (beyond 2**53) as its digits, never a float."""
+
+    position_path: tuple[str, ...]
+    position_param: str
+    events_path: tuple[str, ...]
+
+    def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
+        events = _dig(response.body, self.events_path)
+        if not isinstance(events, list):
+            raise BadPage(f"page has no '{'.'.join(self.events_path)}' list")
+        if not events:
+            return None
+        position = _dig(response.body, self.position_path)
+        name = ".".join(self.position_path)
+        if isinstance(position, bool) or not isinstance(position, (str, int)) or position == "":
+            raise BadPage(f"page has events but its '{name}' is {excerpt(repr(position))}, not a string or an "
+                          "exact integer to continue from")
+        return replace(previous, params={**(previous.params or {}), self.position_param: str(position)})
+
+
+@dataclass(frozen=True)
 class PostedCursor:
-    """A JSON body `{"cursor": ...}` POSTed back while `has_more` is true (1Password). The first request
-    is the API's reset cursor. A cursor also comes back on the last page (it is the tail position for
-    later polls), so `has_more`, never the cursor's presence, ends paging."""
+    """A JSON body `{"cursor": ...}` POSTed back while `has_more` is true (1Password, Dropbox). The first
+    request is the API's reset cursor or its query. A cursor also comes back on the last page (it is the
+    tail position for later polls), so `has_more`, never the cursor's presence, ends paging."""
 
     cursor_field: str = "cursor"
     more_field: str = "has_more"
+    #: Where the cursor is posted when not to the first request's URL (Dropbox's `.../get_events/continue`).
+    continue_url: str | None = None
+    #: `(status, JSON error body)` of a refused continuation -> True when the API invalidated the cursor and
+    #: the query is to start again (Dropbox's 409 `reset`).
+    restart_when: Callable[[int | None, Any], bool] | None = None
 
     def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
         more = _dig(response.body, (self.more_field,))
@@ -128,7 +166,13 @@ class PostedCursor:
         cursor = _dig(response.body, (self.cursor_field,))
         if not isinstance(cursor, str) or not cursor:
             raise BadPage(f"page says {self.more_field}=true but has no '{self.cursor_field}'")
-        return replace(previous, json={self.cursor_field: cursor})
+        return replace(previous, url=self.continue_url or previous.url, json={self.cursor_field: cursor})
+
+    def restart(self, first: ApiRequest, refused: RequestRejectedError) -> ApiRequest | None:
+        """The request to page the window again with, or None: the refusal stands."""
+        if self.restart_when is not None and self.restart_when(refused.status, refused.body):
+            return first
+        return None
 
 
 @dataclass(frozen=True)
@@ -208,6 +252,11 @@ def paginate(
     state = state or PagingState()
     seen: set[bytes] = set(state.sent)
     request: ApiRequest | None = first
+    restarts = 0
+    #: Pages of the current pass (since the first request or a restart), and how many of the next pass
+    #: re-read what an invalidated pass had already brought, so they are not taken for a lack of progress.
+    in_pass = replaying = 0
+    restart = getattr(paginator, "restart", None)
     while request is not None:
         pages = state.pages
         signature = hashlib.blake2b(
@@ -229,8 +278,27 @@ def paginate(
                 retryable=False,
             )
         with _gc_paused():
-            response = client.send(request)
+            try:
+                response = client.send(request)
+            except RequestRejectedError as refused:
+                again = restart(first, refused) if restart is not None and request is not first else None
+                if again is None:
+                    raise
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise PaginationError(
+                        f"the API invalidated the window's cursor {restarts} times (page {pages}); stopping instead "
+                        "of starting the window over again", where=client.where, status=refused.status,
+                        body_excerpt=refused.body_excerpt,
+                    ) from None
+                log.warning("%s: the API invalidated the cursor after %d pages of this pass (HTTP %s); paging the "
+                            "window again from its start, repeats are dropped", client.where, in_pass, refused.status)
+                seen.clear()
+                state.sent.clear()
+                request, replaying, in_pass = again, in_pass, 0
+                continue
             state.pages = pages = pages + 1
+            in_pass += 1
             before = new_events()
             yield response
             try:
@@ -242,7 +310,11 @@ def paginate(
                     exc.where = client.where
                     exc.args = (exc._message(),)
                 raise
-            state.stalled = stalled = state.stalled + 1 if new_events() == before and request is not None else 0
+            if replaying:
+                replaying -= 1
+            else:
+                state.stalled = state.stalled + 1 if new_events() == before and request is not None else 0
+            stalled = state.stalled
             if stalled >= MAX_PAGES_WITHOUT_PROGRESS:
                 raise PaginationError(
                     f"the API answered {stalled} pages in a row that each said there is more but brought no new "

@@ -165,6 +165,7 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
             source.name, stream, source.delay, interval.end - interval.start, manifest["overlap"]["recent"],
             {**manifest["storage"], "window_seconds": (window.end - window.start).total_seconds(),
              "requests": manifest["requests"]["count"]},
+            documented_lateness=spec.documented_lateness, sweep=source.sweep,
         )
         manifest["advice"] = advice and advice.record()
         store.publish(location, parts, manifest, allow_shrink=source.allow_shrink, staged=len(staged.carried))

@@ -23,6 +23,8 @@ from auditlogs.sources import zoom
 from auditlogs.sources import gitlab
 from auditlogs.sources import atlassian
 from auditlogs.sources import duo, zendesk, cloudflare
+from auditlogs.sources import box
+from auditlogs.sources import dropbox
 from auditlogs.sources import rest
 from auditlogs.sources.base import SourceSpec
 
@@ -49,6 +51,8 @@ BUILT_IN: dict[str, SourceSpec] = {
         duo.SPEC,
         zendesk.SPEC,
         cloudflare.SPEC,
+        box.SPEC,
+        dropbox.SPEC,
     )
 }
 

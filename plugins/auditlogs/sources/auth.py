@@ -180,6 +180,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def _exchange(self) -> None:
         self.exchanges += 1
         where = f"token endpoint of Airflow connection '{self.conn_id}'"
+        asked_at = self.clock()  # the lifetime runs from when the token is issued, not from when its answer arrived
         response = self.http.post(self.token_url, params=self.query, data=self.form, auth=self.basic,
                                  timeout=self.timeout,
                                  allow_redirects=False, headers={"Accept": "application/json"})
@@ -205,7 +206,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         if not isinstance(token, str) or not token:
             raise MalformedResponseError("the token endpoint's access_token is empty", where=where)
         register_secret(token)  # minted mid-run, after the client registered its credentials
-        self._token, self._expires_at = token, self.clock() + lifetime
+        self._token, self._expires_at = token, asked_at + lifetime
 
 
 def _secret_pair(connection: Any, what: str) -> tuple[str, str]:
@@ -258,6 +259,46 @@ def zoom_server_to_server(connection: Any, session: Any) -> None:
     api_url = base_url_of(connection, "https://api.zoom.us")
     session.auth = ClientCredentialsAuth(token_url, {}, connection.conn_id, (secret,), api_url,
                                          basic=(client_id, secret), query=grant, http=session_like(session))
+def _own_token_url(connection: Any, default_api: str) -> tuple[str, str]:
+    """(token URL, API URL) of an API whose token endpoint lives on its own host (Box, Dropbox): the API's
+    `oauth2/token`, or the extra `token_url` (an alias host, or the sandbox's path for it)."""
+    api_url = base_url_of(connection, default_api)
+    return str((connection.extra_dejson or {}).get("token_url") or f"{api_url}oauth2/token"), api_url
+
+
+def box_client_credentials(connection: Any, session: Any) -> None:
+    """Box Client Credentials Grant: the connection's login is the Platform app's client id, its password the
+    client secret; extra `box_subject_type` (`enterprise`, the default, or `user`) and `box_subject_id` (the
+    enterprise id). Posted as a form to `{host}/oauth2/token`; the 60-minute token is exchanged again five
+    minutes before it expires, so a long window's later pages never carry an expired one."""
+    client_id, secret = _secret_pair(connection, "Box Platform app's")
+    subject_type = str((connection.extra_dejson or {}).get("box_subject_type") or "enterprise")
+    if subject_type not in ("enterprise", "user"):
+        raise ConfigError(f"Airflow connection '{connection.conn_id}' has extra box_subject_type {subject_type!r}",
+                          hint='set it to "enterprise" (with box_subject_id the enterprise id) or "user"')
+    subject_id = _extra(connection, "box_subject_id",
+                        "set the extra 'box_subject_id' to the Box enterprise id (Admin Console > Account & Billing)")
+    token_url, api_url = _own_token_url(connection, "https://api.box.com")
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+            "box_subject_type": subject_type, "box_subject_id": subject_id}
+    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), api_url,
+                                         http=session_like(session))
+
+
+def dropbox_refresh_token(connection: Any, session: Any) -> None:
+    """Dropbox short-lived team tokens: the connection's login is the app key, its password the app secret,
+    extra `refresh_token` (offline access of a team-linked app with `events.read`), exchanged at
+    `{host}/oauth2/token` (`grant_type=refresh_token`) and again five minutes before each token expires."""
+    app_key, secret = _secret_pair(connection, "Dropbox app's")
+    refresh = _extra(connection, "refresh_token",
+                     "set the extra 'refresh_token' to the refresh token of the team-linked app (token_access_type=offline)")
+    register_secret(refresh)  # kept in the extra, not a field the client registers itself
+    token_url, api_url = _own_token_url(connection, "https://api.dropboxapi.com")
+    form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": app_key, "client_secret": secret}
+    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret, refresh), api_url,
+                                         http=session_like(session))
+
+
 def token_header(name: str, prefix: str = "") -> Callable[[Any, Any], None]:
     """The connection's password in one request header, after `prefix` (GitLab's `PRIVATE-TOKEN`, an API's
     `X-Api-Key`, `Authorization: Token token=`)."""

@@ -56,6 +56,9 @@ class ChosenStreams(SourceConfig):
 class Order(enum.Enum):
     NEWEST_FIRST = "newest_first"
     OLDEST_FIRST = "oldest_first"
+    #: No order at all (Dropbox: "events are not guaranteed to be sorted"): repeats are dropped by id over
+    #: the whole window, and every new event counts as progress wherever it sits.
+    UNSORTED = "unsorted"
 
 
 class BadEventError(ValueError):
@@ -119,6 +122,9 @@ class SourceSpec:
     #: For APIs that show events only this long after they happen and answer empty before (Duo's deliberate
     #: 2 minutes): a window ending closer to now than that is waited for, never asked for early.
     visible_after: Callable[[SourceConfig], timedelta] | None = None
+    #: How late the vendor documents events can reach the API (Dropbox: up to 24 hours): the delay advisor
+    #: measures what runs see, and says what a `delay` (or `sweep`) shorter than this means.
+    documented_lateness: timedelta | None = None
 
     def order_for(self, config: SourceConfig) -> Order:
         return self.config_order(config) if self.config_order else self.order
@@ -275,6 +281,13 @@ def rfc3339_text(moment: datetime) -> str:
     precision = "seconds" if not micro else "milliseconds" if micro % 1000 == 0 else "microseconds"
     text = moment.astimezone(timezone.utc).isoformat(timespec=precision)
     return text.replace("+00:00", "Z")
+
+
+def whole_seconds(window: Window) -> Window:
+    """The window widened to whole seconds (start floored, end ceiled), for APIs whose bounds take no
+    fraction (Box, Dropbox); the collector trims to the exact window."""
+    end = window.end.replace(microsecond=0)
+    return Window(window.start.replace(microsecond=0), end + timedelta(seconds=1) if end < window.end else end)
 
 
 def events_at(*path: str, omitted_when_empty: bool = False) -> Callable[[Any], list]:
