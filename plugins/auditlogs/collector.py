@@ -15,7 +15,7 @@ from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
 from auditlogs.client.pagination import PagingState, paginate
 from auditlogs.config import SourceConfig
 from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
-from auditlogs.sink.parts import PartWriter
+from auditlogs.sink.parts import EventWriter
 from auditlogs.sink.window_ids import WindowIds
 from auditlogs.sources.base import BadEventError, Order, SourceSpec
 from auditlogs.window import Window
@@ -121,7 +121,9 @@ class Progress:
 
 
 def request_json(request: ApiRequest | None) -> dict | None:
-    return request and {"method": request.method, "url": request.url, "params": request.params, "json": request.json}
+    if request is None:
+        return None
+    return {"method": request.method, "url": request.url, "params": request.params, "json": request.json}
 
 
 def request_from(data: dict) -> ApiRequest:
@@ -147,7 +149,7 @@ def collect(
     stream: str,
     client: ApiClient,
     window: Window,
-    writer: PartWriter,
+    writer: EventWriter,
     max_pages: int,
     now: datetime | None = None,
     admit: Callable[[str, datetime], bool] | None = None,
@@ -172,7 +174,7 @@ def collect(
 
 
 def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client: ApiClient, window: Window,
-                    writer: PartWriter, max_pages: int, now: datetime | None,
+                    writer: EventWriter, max_pages: int, now: datetime | None,
                     admit: Callable[[str, datetime], bool] | None, result: CollectResult,
                     anywhere: WindowIds | None, progress: Progress) -> None:
     start = progress.start
@@ -182,7 +184,7 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
         _wait_until_visible(spec.visible_after(config), window, now or datetime.now(timezone.utc), client)
     if spec.prepare is not None:
         spec.prepare(client, config, stream)
-    oldest: datetime | None = start and start["oldest"] and datetime.fromisoformat(start["oldest"])
+    oldest = datetime.fromisoformat(start["oldest"]) if start and start["oldest"] else None
     first_piece = start["piece"] if start else 0
     # Pieces tile the window (an API that limits how long a window one request may ask for); each is paged
     # and trimmed on its own, so a piece's padding never brings back what the piece before it wrote.

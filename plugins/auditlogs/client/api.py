@@ -212,10 +212,10 @@ class ApiClient:
                 return response
             if isinstance(failure, RateLimitedError):
                 limited += 1
-                delay = self._throttled_wait(delay, limited, waited)
+                throttled = self._throttled_wait(delay, limited, waited)
                 if limited > 1 and self.rate is not None and hasattr(self.rate, "slow_down"):
                     self.rate.slow_down()  # asked again right after waiting: our pace is too fast for the API
-                last = delay is None
+                last, delay = throttled is None, throttled or 0.0
                 what = f"{limited} rate-limited answers in a row, {failures} other failures"
             else:
                 failures += 1

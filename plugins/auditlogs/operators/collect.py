@@ -135,7 +135,7 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
             part_size=source.part_size, every=source.checkpoint_every.total_seconds(), not_resumable=resumable(spec),
         ) as staged:  # stops the compression thread on errors
             start = staged.load(client)
-            if start is not None:
+            if start is not None and staged.overlap is not None:
                 overlap.restore(staged.overlap)
             first_started = staged.started_at or started_at.isoformat()
 

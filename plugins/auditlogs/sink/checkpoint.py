@@ -37,6 +37,7 @@ from auditlogs.config import SourceConfig
 from auditlogs.errors import AuditLogError
 from auditlogs.sink.gcs import IntervalLocation, IntervalStore, run_hash
 from auditlogs.sink.parts import PartWriter, StagedPart
+from auditlogs.sources.base import Order
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ class ResumableStaging:
         try:
             saved = self.store.read_json(self.location, self.name)
         except ValueError:
-            return self._fresh("it is not JSON")
+            self._fresh("it is not JSON")
+            return None
         if saved is None:
             return None
         try:
@@ -114,7 +116,8 @@ class ResumableStaging:
         except AuditLogError as exc:
             why = f"its position is unusable ({exc.what})"
         if why:
-            return self._fresh(why)
+            self._fresh(why)
+            return None
         self.carried = list(saved["parts"])
         self.start, self.overlap = saved["collector"], saved["overlap"]
         self.requests = {k: saved["requests"][k] for k in COUNTERS}
@@ -139,7 +142,7 @@ class ResumableStaging:
             return "another run published this interval since it was made"
         position = saved["collector"]
         CollectResult.from_json(position["result"])
-        EdgeDeduplicator(None).restore(position["edge"])  # type: ignore[arg-type] - order is not read here
+        EdgeDeduplicator(Order.OLDEST_FIRST).restore(position["edge"])  # checks its shape; the order is not read
         if position["request"] is not None:
             client.resolve(request_from(position["request"]).url)  # another host: refused, never sent
             PagingState.from_json(position["paging"])

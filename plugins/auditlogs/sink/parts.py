@@ -18,6 +18,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 COMPRESSION_LEVEL = 6
 CHUNK_BYTES = 2 * 1024 * 1024
@@ -50,6 +51,14 @@ class _HashingFile:
 
     def close(self) -> None:
         self.file.close()
+
+
+class EventWriter(Protocol):
+    """What the collector writes a window into: a PartWriter, or the resumable staging around one."""
+
+    staging_dir: Path
+
+    def write(self, line: bytes) -> None: ...
 
 
 class PartWriter:

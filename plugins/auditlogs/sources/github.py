@@ -67,7 +67,7 @@ def is_rate_limited(status: int, headers: Any, content: bytes | bytearray) -> bo
 SECONDARY_LIMIT_WAIT = 60.0
 
 
-def rate_limit_floor(status: int, headers: Any, content: bytes) -> float | None:
+def rate_limit_floor(status: int, headers: Any, content: bytes | bytearray) -> float | None:
     """A secondary limit waits at least a minute, whatever its `retry-after` says; a primary one (remaining
     0) waits for its reset, which the client reads from the headers."""
     message = _message(content)
@@ -76,7 +76,7 @@ def rate_limit_floor(status: int, headers: Any, content: bytes) -> float | None:
     return None
 
 
-def _message(content: bytes) -> str:
+def _message(content: bytes | bytearray) -> str:
     try:
         message = orjson.loads(content).get("message", "")
     except (orjson.JSONDecodeError, AttributeError):
