@@ -397,6 +397,10 @@ def check_prefix(value: str) -> str:
     return value
 
 
+#: The coverage audit's DAG id: here, so that the factory finds a task's DAG without importing the audit.
+COVERAGE_AUDIT_DAG_ID = "auditlogs_coverage_audit"
+
+
 class CoverageAuditConfig(BaseModel):
     """The top-level `coverage_audit:` block: the completeness audit DAG (auditlogs/coverage/audit.py)."""
 

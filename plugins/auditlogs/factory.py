@@ -6,15 +6,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
-from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, get_parsing_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from auditlogs import alerts, compat, manual
 from auditlogs.assets import stream_asset
-from auditlogs.config import LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
+from auditlogs.config import COVERAGE_AUDIT_DAG_ID, LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.operators.sweep import SweepOperator
 from auditlogs.operators.retry import AuditLogRetryPolicy
@@ -29,44 +31,72 @@ _EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
 def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     """Every source's DAGs by dag_id. Whatever goes wrong with one entry (invalid, a DAG that cannot be
-    built, a DAG id another entry yields too) makes it a placeholder DAG showing the error; the others load."""
+    built, a DAG id another entry yields too) makes it a placeholder DAG showing the error; the others load.
+
+    When a task process parses the file, Airflow's DAG parsing context names the DAG it runs, and only the
+    entry that claims that id is built (its DAGs, or its placeholder): the config is still read and checked
+    as a whole (collisions included), so the DAG is the one the dag-processor serialised, but a task no
+    longer pays for every other source. The dag-processor has no parsing context and builds them all."""
     loaded = load_config(config_path)
     if compat.in_dags_test():
         compat.patch_deadline_dags_test()
     errors = dict(loaded.errors)
-    built: dict[str, dict[str, DAG]] = {}
-    for name, source in loaded.sources.items():
-        try:
-            built[name] = source_dags(source)
-        except Exception as exc:  # a timetable or DAG argument Airflow refuses: this source's error only
-            errors[name] = f"{loaded.where(name)}: its DAG cannot be built: {type(exc).__name__}: {str(exc)[:500]}"
-    claims = {name: list(built[name]) for name in built if name not in errors}
+    builders = {name: dag_builders(source) for name, source in loaded.sources.items()}
+    claims = {name: list(owned) for name, owned in builders.items()}
     claims.update({name: [placeholder_dag_id(name)] for name in errors})
     for name, problem in _collisions(loaded, claims).items():
         errors[name] = f"{errors[name]}; {problem}" if name in errors else f"{loaded.where(name)}: {problem}"
-    dags = {dag_id: dag for name, owned in built.items() if name not in errors for dag_id, dag in owned.items()}
-    if loaded.coverage_audit.enabled and loaded.sources:
+    wanted = _wanted_dag_id(claims, loaded)
+    dags: dict[str, DAG] = {}
+    for name, owned in builders.items():
+        if name in errors or wanted not in (None, *owned):
+            continue
+        try:  # all of the entry's DAGs, even in a task: one that cannot be built makes the entry a placeholder
+            built = {dag_id: build() for dag_id, build in owned.items()}
+        except Exception as exc:  # a timetable or DAG argument Airflow refuses: this source's error only
+            errors[name] = f"{loaded.where(name)}: its DAG cannot be built: {type(exc).__name__}: {str(exc)[:500]}"
+            continue
+        dags.update(built)
+    if loaded.coverage_audit.enabled and loaded.sources and wanted in (None, COVERAGE_AUDIT_DAG_ID):
         from auditlogs.coverage.audit import audit_dag
 
         dag = audit_dag(list(loaded.sources.values()), loaded.coverage_audit)
         dags[dag.dag_id] = dag
     for name, error in errors.items():
-        log.error("auditlogs config error: %s", error)
-        dags[placeholder_dag_id(name)] = config_error_dag(name, error)
+        if wanted in (None, *claims[name]):
+            log.error("auditlogs config error: %s", error)
+            dags[placeholder_dag_id(name)] = config_error_dag(name, error)
     return dags
 
 
-def source_dags(source: SourceConfig) -> dict[str, DAG]:
-    """The DAGs one valid source yields: its own, its sweep's, its BigQuery examples'."""
-    dags = [source_dag(source)]
-    if source.sweep is not None:
-        dags.append(sweep_dag(source))
-    owned = {dag.dag_id: dag for dag in dags}
-    if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
-        from auditlogs.downstream import bigquery_dags
+def _wanted_dag_id(claims: dict[str, list[str]], loaded: LoadedConfig) -> str | None:
+    """The DAG a task process parses the file for (Airflow's DAG parsing context), or None to build all:
+    in the dag-processor, and whenever the id is none the config yields (then the task fails as it would
+    have, with every DAG built)."""
+    wanted = get_parsing_context().dag_id
+    if wanted is None:
+        return None
+    known = wanted == COVERAGE_AUDIT_DAG_ID and loaded.coverage_audit.enabled and loaded.sources
+    return wanted if known or any(wanted in ids for ids in claims.values()) else None
 
-        owned.update(bigquery_dags(source))
-    return owned
+
+def dag_builders(source: SourceConfig) -> dict[str, Callable[[], DAG]]:
+    """The DAGs one valid source yields, by dag_id, each built only when called: its own, its sweep's, its
+    BigQuery examples' (one per stream). The ids are known without building, so collisions are found and a
+    task builds only its own DAG."""
+    builders: dict[str, Callable[[], DAG]] = {source.dag_id: partial(source_dag, source)}
+    if source.sweep is not None:
+        builders[f"{source.dag_id}_sweep"] = partial(sweep_dag, source)
+    if source.bigquery_dataset:
+        for stream in source.stream_names():
+            builders[f"{source.dag_id}_{stream}_to_bigquery"] = partial(_bigquery_dag, source, stream)
+    return builders
+
+
+def _bigquery_dag(source: SourceConfig, stream: str) -> DAG:
+    from auditlogs.downstream import bigquery_dag  # the BigQuery libraries are heavy: import them only when asked
+
+    return bigquery_dag(source, stream, f"{source.dag_id}_{stream}_to_bigquery")
 
 
 def _collisions(loaded: LoadedConfig, claims: dict[str, list[str]]) -> dict[str, str]:
