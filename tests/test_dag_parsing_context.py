@@ -27,6 +27,8 @@ def large_config(path: Path) -> Path:
         kind = list(KINDS)[index % len(KINDS)]
         sources[f"{kind}_{index:04d}"] = {"type": kind, "conn_id": f"{kind}_api", **KINDS[kind]}
     sources["slack_0000"]["sweep"] = "1d"
+    sources["slack_0004"]["sweep"] = "1d"
+    sources["slack_0004_sweep"] = {"type": "slack", "conn_id": "slack_api"}  # its id is slack_0004's sweep's
     sources["broken"] = {"type": "slack", "delay": "soon"}
     return write_config(path, sources, coverage_audit={"enabled": True}, bucket="sec-logs",
                         start_date="2026-01-01", delay="30m")
@@ -72,9 +74,10 @@ def built(monkeypatch, serialised) -> list[str]:
 
 def test_the_dag_processor_builds_every_source_and_shows_the_broken_one(serialised):
     assert len([d for d in serialised if d.startswith("auditlogs_slack_") or d.startswith("auditlogs_okta_")
-                or d.startswith("auditlogs_github_") or d.startswith("auditlogs_onepassword_")]) == SOURCES + 1
+                or d.startswith("auditlogs_github_") or d.startswith("auditlogs_onepassword_")]) == SOURCES + 2
     assert {"auditlogs_slack_0000_sweep", "auditlogs_coverage_audit", "auditlogs_broken"} <= set(serialised)
-    assert "config-error" in serialised["auditlogs_broken"]["dag"]["tags"]
+    for placeholder in ("auditlogs_broken", "auditlogs_slack_0004", "auditlogs_slack_0004_sweep"):
+        assert "config-error" in serialised[placeholder]["dag"]["tags"]
 
 
 @pytest.mark.parametrize(
@@ -83,6 +86,8 @@ def test_the_dag_processor_builds_every_source_and_shows_the_broken_one(serialis
         ("auditlogs_okta_0201", "collect_systemlog"),
         ("auditlogs_onepassword_0399", "collect_auditevents"),
         ("auditlogs_broken", "config_error"),
+        ("auditlogs_slack_0004", "config_error"),
+        ("auditlogs_slack_0004_sweep", "config_error"),
         ("auditlogs_coverage_audit", "audit"),
     ],
 )

@@ -37,7 +37,8 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     entry that claims that id is built (its DAGs, or its placeholder): the config is still read and checked
     as a whole (collisions included), so the DAG is the one the dag-processor serialised, but a task no
     longer pays for every other source. The dag-processor has no parsing context and builds them all."""
-    loaded = load_config(config_path)
+    wanted = get_parsing_context().dag_id
+    loaded = load_config(config_path, select=None if wanted is None else partial(_entries_for, wanted))
     if compat.in_dags_test():
         compat.patch_deadline_dags_test()
     errors = dict(loaded.errors)
@@ -46,7 +47,7 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     claims.update({name: [placeholder_dag_id(name)] for name in errors})
     for name, problem in _collisions(loaded, claims).items():
         errors[name] = f"{errors[name]}; {problem}" if name in errors else f"{loaded.where(name)}: {problem}"
-    wanted = _wanted_dag_id(claims, loaded)
+    wanted = _wanted_dag_id(wanted, claims, loaded)
     dags: dict[str, DAG] = {}
     for name, owned in builders.items():
         if name in errors or wanted not in (None, *owned):
@@ -63,21 +64,48 @@ def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
         dag = audit_dag(list(loaded.sources.values()), loaded.coverage_audit)
         dags[dag.dag_id] = dag
     for name, error in errors.items():
-        if wanted in (None, *claims[name]):
+        if wanted in (None, placeholder_dag_id(name)):
             log.error("auditlogs config error: %s", error)
             dags[placeholder_dag_id(name)] = config_error_dag(name, error)
     return dags
 
 
-def _wanted_dag_id(claims: dict[str, list[str]], loaded: LoadedConfig) -> str | None:
+def _wanted_dag_id(wanted: str | None, claims: dict[str, list[str]], loaded: LoadedConfig) -> str | None:
     """The DAG a task process parses the file for (Airflow's DAG parsing context), or None to build all:
     in the dag-processor, and whenever the id is none the config yields (then the task fails as it would
-    have, with every DAG built)."""
-    wanted = get_parsing_context().dag_id
+    have: the dag-processor did not serialise that DAG either)."""
     if wanted is None:
         return None
     known = wanted == COVERAGE_AUDIT_DAG_ID and loaded.coverage_audit.enabled and loaded.sources
     return wanted if known or any(wanted in ids for ids in claims.values()) else None
+
+
+def _entries_for(wanted: str, entries: dict[str, dict | None]) -> set[str] | None:
+    """The entries a task's DAG can depend on, or None for all: the ones that may yield the DAG id, and
+    the ones that may yield one of their DAG ids too (a collision makes both placeholders). Every other
+    entry is left unread, which is exact because `_possible_dag_ids` is a superset of what an entry yields,
+    valid or not. The coverage audit lists every source, so it needs them all."""
+    if wanted == COVERAGE_AUDIT_DAG_ID:
+        return None
+    possible = {name: _possible_dag_ids(name, entry) for name, entry in entries.items()}
+    owners = {name for name, ids in possible.items() if ids is not None and wanted in ids}
+    if not owners:
+        return None
+    claimed = set().union(*(possible[name] for name in owners))
+    return {name for name, ids in possible.items() if ids is None or ids & claimed}
+
+
+def _possible_dag_ids(name: str, entry: dict | None) -> set[str] | None:
+    """Every DAG id an entry (merged with the defaults, unvalidated) can yield, valid or broken; None when
+    that needs its validated streams (the BigQuery examples): such an entry is always read."""
+    if entry is None:
+        return {placeholder_dag_id(name)}
+    if entry.get("bigquery_dataset"):
+        return None
+    ids = {placeholder_dag_id(name)}  # a valid name's placeholder id is its DAG id
+    if is_source_name(name) and entry.get("sweep") is not None:
+        ids.add(sweep_dag_id(DAG_ID_PREFIX + name))
+    return ids
 
 
 def dag_builders(source: SourceConfig) -> dict[str, Callable[[], DAG]]:
@@ -86,7 +114,7 @@ def dag_builders(source: SourceConfig) -> dict[str, Callable[[], DAG]]:
     task builds only its own DAG."""
     builders: dict[str, Callable[[], DAG]] = {source.dag_id: partial(source_dag, source)}
     if source.sweep is not None:
-        builders[f"{source.dag_id}_sweep"] = partial(sweep_dag, source)
+        builders[sweep_dag_id(source.dag_id)] = partial(sweep_dag, source)
     if source.bigquery_dataset:
         for stream in source.stream_names():
             builders[f"{source.dag_id}_{stream}_to_bigquery"] = partial(_bigquery_dag, source, stream)
@@ -159,10 +187,14 @@ def _default_args(source: SourceConfig) -> dict:
     }
 
 
+def sweep_dag_id(dag_id: str) -> str:
+    return f"{dag_id}_sweep"
+
+
 def sweep_dag(source: SourceConfig) -> DAG:
     """The retrospective sweep of a source with `sweep:` set (operators/sweep.py)."""
     dag = DAG(
-        dag_id=f"{source.dag_id}_sweep",
+        dag_id=sweep_dag_id(source.dag_id),
         description=f"recovers {source.type} audit events later than the delay, {format_duration(source.sweep)} back",
         schedule=CronDataIntervalTimetable(source.sweep_schedule, timezone="UTC"),
         start_date=source.start_date,
