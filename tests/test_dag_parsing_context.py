@@ -110,3 +110,28 @@ def test_a_sweep_task_builds_its_source_s_dags_only(serialised, built):
 def test_a_dag_id_the_config_does_not_yield_builds_every_dag_as_the_dag_processor_does(serialised, built):
     bag = task_parse("auditlogs_removed_since", "collect_audit")
     assert set(bag.dags) == set(serialised)
+
+
+_IMPORTED_SOURCES = """
+import sys
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
+with _airflow_parsing_context_manager(dag_id=sys.argv[2], task_id="collect_systemlog"):
+    bag = BundleDagBag(dag_folder=sys.argv[1], safe_mode=False, load_op_links=False,
+                       bundle_path=sys.argv[1].rsplit("/", 1)[0], bundle_name="dags-folder")
+print("DAGS", sorted(bag.dags))
+print("TYPES", sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("auditlogs.sources.")))
+"""
+
+
+def test_a_task_imports_only_its_own_source_type(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = large_config(tmp_path / "sources.yaml")
+    out = subprocess.run([sys.executable, "-c", _IMPORTED_SOURCES, str(DAGS / "auditlogs_dags.py"), "auditlogs_okta_0001"],
+                         env={**os.environ, "AUDITLOGS_CONFIG": str(config)}, capture_output=True, text=True,
+                         check=True, timeout=600).stdout
+    assert "DAGS ['auditlogs_okta_0001']" in out
+    assert "TYPES ['auth', 'base', 'okta']" in out
