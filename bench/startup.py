@@ -203,27 +203,36 @@ def measure(trees: list[Path], sizes: list[int], task_sizes: list[int], samples:
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "900",
             **{f"AIRFLOW_CONN_{kind.upper()}_API": json.dumps({"conn_type": "http", "host": API, "password": "t0ken"})
                for kind in KINDS}}
-    raw: dict[str, dict[str, list[dict]]] = {}
+    raw: dict[str, list[dict]] = {}
     loads = [os.getloadavg()]
     for _ in range(samples):
         for tree in trees:
             dag_file = str(tree / "dags" / "auditlogs_dags.py")
+            for size in task_sizes:  # first: the figure the issue is about
+                env = {**base, "AUDITLOGS_CONFIG": str(configs[size]), "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags")}
+                raw.setdefault(f"{tree}|task|{size}", []).append(
+                    run_child(_TASK, tree, env, dag_file, f"auditlogs_{names[size][0]}", "collect_audit", API))
             for size in sizes:
                 env = {**base, "AUDITLOGS_CONFIG": str(configs[size]), "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags")}
-                raw.setdefault(f"{tree}|build|{size}", {}).setdefault("s", []).append(run_child(_BUILD, tree, env))
-                raw.setdefault(f"{tree}|parse|{size}", {}).setdefault("s", []).append(
-                    run_child(_PARSE, tree, env, dag_file))
-            for size in task_sizes:
-                env = {**base, "AUDITLOGS_CONFIG": str(configs[size]), "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags")}
-                name = names[size][0]  # a slack source
-                raw.setdefault(f"{tree}|task|{size}", {}).setdefault("s", []).append(
-                    run_child(_TASK, tree, env, dag_file, f"auditlogs_{name}", "collect_audit", API))
+                raw.setdefault(f"{tree}|build|{size}", []).append(run_child(_BUILD, tree, env))
+                raw.setdefault(f"{tree}|parse|{size}", []).append(run_child(_PARSE, tree, env, dag_file))
         loads.append(os.getloadavg())
+        progress(summary(raw, loads))  # a long run on a loaded machine leaves each completed round behind
+    return summary(raw, loads)
+
+
+def summary(raw: dict[str, list[dict]], loads: list) -> dict:
     results: dict[str, dict] = {}
-    for key, value in raw.items():
+    for key, samples in raw.items():
         tree, kind, size = key.split("|")
-        results.setdefault(tree, {}).setdefault(kind, {})[size] = medians(value["s"])
-    return {"samples": samples, "load_average": [round(x[0], 2) for x in loads], "trees": results}
+        results.setdefault(tree, {}).setdefault(kind, {})[size] = {**medians(samples), "samples": len(samples)}
+    return {"load_average": [round(x[0], 2) for x in loads], "trees": results}
+
+
+def progress(result: dict) -> None:
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "startup.json").write_text(json.dumps(result, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure([Path(t).resolve() for t in args.trees.split(",")],
                          [int(s) for s in args.sizes.split(",") if s], [int(s) for s in args.task_sizes.split(",") if s],
                          args.samples, gcs.connection_env())
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "startup.json").write_text(json.dumps(result, indent=2))
+    progress(result)
     print(json.dumps(result, indent=2))
     return 0
 
