@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-sizes", default="20,1000")
     parser.add_argument("--samples", type=int, default=5)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the GCS emulator on kill
     from sandbox.gcs import GcsEmulatorProcess
 
     with GcsEmulatorProcess((BUCKET,)) as gcs:
