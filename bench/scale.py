@@ -41,7 +41,9 @@ KIND_OPTIONS = {"slack": {}, "okta": {"extra": {"auth_scheme": "Bearer"}}, "gith
 FIRST_INTERVAL = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def config_and_connections(sources: int, api_url: str, folder: Path) -> tuple[Path, dict[str, str]]:
+def config_and_connections(sources: int, api_url: str, folder: Path, **defaults) -> tuple[Path, dict[str, str]]:
+    """The config of `sources` sources in rotation over four APIs and their connections; `defaults` adds to
+    or replaces the config's defaults (bench/freshness.py sets the schedule)."""
     kinds = list(TOKENS)
     entries, env = {}, {}
     for index in range(sources):
@@ -55,7 +57,7 @@ def config_and_connections(sources: int, api_url: str, folder: Path) -> tuple[Pa
     path = folder / "sources.yaml"
     path.write_text(yaml.safe_dump({"defaults": {
         "bucket": BUCKET, "prefix": "raw", "start_date": "2026-01-01T00:00:00Z", "delay": "0s", "deadline": "off",
-        "retries": 2, "retry_delay": "10s"}, "sources": entries}, sort_keys=False))
+        "retries": 2, "retry_delay": "10s", **defaults}, "sources": entries}, sort_keys=False))
     return path, env
 
 

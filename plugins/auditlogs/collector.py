@@ -52,11 +52,12 @@ class CollectResult:
     @classmethod
     def from_json(cls, data: dict) -> CollectResult:
         times = ("first_event_time", "last_event_time")
-        values = {f.name: data[f.name] for f in fields(cls)}
+        # window_ids is not carried: a source that de-duplicates window-wide is never resumed.
+        values = {f.name: data[f.name] for f in fields(cls) if f.name != "window_ids"}
         for name in times:
             values[name] = values[name] and datetime.fromisoformat(values[name])
-        if any(not isinstance(values[f.name], int) or isinstance(values[f.name], bool)
-               for f in fields(cls) if f.name not in times):
+        if any(not isinstance(value, int) or isinstance(value, bool)
+               for name, value in values.items() if name not in times):
             raise ValueError("a count is not an integer")
         return cls(**values)
 

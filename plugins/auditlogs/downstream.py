@@ -21,31 +21,27 @@ from auditlogs.assets import stream_asset
 from auditlogs.config import SourceConfig
 
 
-def bigquery_dags(source: SourceConfig) -> dict[str, DAG]:
-    if not source.bigquery_dataset:
-        return {}
-    dags = {}
-    for stream in source.stream_names():
-        asset = stream_asset(source, stream)
-        dag = DAG(
-            dag_id=f"{source.dag_id}_{stream}_to_bigquery",
-            description=f"Example: load {asset.uri} intervals into BigQuery",
-            schedule=[asset],
-            start_date=source.start_date,
-            catchup=False,
-            max_active_runs=1,
-            tags=["auditlogs", "bigquery", "example"],
-        )
-        LoadIntervalsToBigQueryOperator(
-            task_id="load_intervals",
-            asset=asset,
-            bucket=source.bucket,
-            destination_project_dataset_table=f"{source.bigquery_dataset}.{source.name}_{stream}",
-            gcp_conn_id=source.gcp_conn_id,
-            dag=dag,
-        )
-        dags[dag.dag_id] = dag
-    return dags
+def bigquery_dag(source: SourceConfig, stream: str, dag_id: str) -> DAG:
+    """The example DAG of one stream; its id (`auditlogs_<source>_<stream>_to_bigquery`) is the factory's."""
+    asset = stream_asset(source, stream)
+    dag = DAG(
+        dag_id=dag_id,
+        description=f"Example: load {asset.uri} intervals into BigQuery",
+        schedule=[asset],
+        start_date=source.start_date,
+        catchup=False,
+        max_active_runs=1,
+        tags=["auditlogs", "bigquery", "example"],
+    )
+    LoadIntervalsToBigQueryOperator(
+        task_id="load_intervals",
+        asset=asset,
+        bucket=source.bucket,
+        destination_project_dataset_table=f"{source.bigquery_dataset}.{source.name}_{stream}",
+        gcp_conn_id=source.gcp_conn_id,
+        dag=dag,
+    )
+    return dag
 
 
 class LoadIntervalsToBigQueryOperator(GCSToBigQueryOperator):

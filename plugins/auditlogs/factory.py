@@ -6,15 +6,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
-from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, get_parsing_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from auditlogs import alerts, compat, manual
 from auditlogs.assets import stream_asset
-from auditlogs.config import LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
+from auditlogs.config import COVERAGE_AUDIT_DAG_ID, LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
 from auditlogs.operators.collect import AuditLogToGCSOperator
 from auditlogs.operators.sweep import SweepOperator
 from auditlogs.operators.retry import AuditLogRetryPolicy
@@ -34,44 +36,100 @@ _DEDUP_DOC = {
 
 def build_dags(config_path: Path | str | None = None) -> dict[str, DAG]:
     """Every source's DAGs by dag_id. Whatever goes wrong with one entry (invalid, a DAG that cannot be
-    built, a DAG id another entry yields too) makes it a placeholder DAG showing the error; the others load."""
-    loaded = load_config(config_path)
+    built, a DAG id another entry yields too) makes it a placeholder DAG showing the error; the others load.
+
+    When a task process parses the file, Airflow's DAG parsing context names the DAG it runs, and only the
+    entry that claims that id is built (its DAGs, or its placeholder): the config is still read and checked
+    as a whole (collisions included), so the DAG is the one the dag-processor serialised, but a task no
+    longer pays for every other source. The dag-processor has no parsing context and builds them all."""
+    wanted = get_parsing_context().dag_id
+    loaded = load_config(config_path, select=None if wanted is None else partial(_entries_for, wanted))
     if compat.in_dags_test():
         compat.patch_deadline_dags_test()
     errors = dict(loaded.errors)
-    built: dict[str, dict[str, DAG]] = {}
-    for name, source in loaded.sources.items():
-        try:
-            built[name] = source_dags(source)
-        except Exception as exc:  # a timetable or DAG argument Airflow refuses: this source's error only
-            errors[name] = f"{loaded.where(name)}: its DAG cannot be built: {type(exc).__name__}: {str(exc)[:500]}"
-    claims = {name: list(built[name]) for name in built if name not in errors}
+    builders = {name: dag_builders(source) for name, source in loaded.sources.items()}
+    claims = {name: list(owned) for name, owned in builders.items()}
     claims.update({name: [placeholder_dag_id(name)] for name in errors})
     for name, problem in _collisions(loaded, claims).items():
         errors[name] = f"{errors[name]}; {problem}" if name in errors else f"{loaded.where(name)}: {problem}"
-    dags = {dag_id: dag for name, owned in built.items() if name not in errors for dag_id, dag in owned.items()}
-    if loaded.coverage_audit.enabled and loaded.sources:
+    wanted = _wanted_dag_id(wanted, claims, loaded)
+    dags: dict[str, DAG] = {}
+    for name, owned in builders.items():
+        if name in errors or wanted not in (None, *owned):
+            continue
+        try:  # all of the entry's DAGs, even in a task: one that cannot be built makes the entry a placeholder
+            built = {dag_id: build() for dag_id, build in owned.items()}
+        except Exception as exc:  # a timetable or DAG argument Airflow refuses: this source's error only
+            errors[name] = f"{loaded.where(name)}: its DAG cannot be built: {type(exc).__name__}: {str(exc)[:500]}"
+            continue
+        dags.update(built)
+    if loaded.coverage_audit.enabled and loaded.sources and wanted in (None, COVERAGE_AUDIT_DAG_ID):
         from auditlogs.coverage.audit import audit_dag
 
         dag = audit_dag(list(loaded.sources.values()), loaded.coverage_audit)
         dags[dag.dag_id] = dag
     for name, error in errors.items():
-        log.error("auditlogs config error: %s", error)
-        dags[placeholder_dag_id(name)] = config_error_dag(name, error)
+        if wanted in (None, placeholder_dag_id(name)):
+            log.error("auditlogs config error: %s", error)
+            dags[placeholder_dag_id(name)] = config_error_dag(name, error)
     return dags
 
 
-def source_dags(source: SourceConfig) -> dict[str, DAG]:
-    """The DAGs one valid source yields: its own, its sweep's, its BigQuery examples'."""
-    dags = [source_dag(source)]
-    if source.sweep is not None:
-        dags.append(sweep_dag(source))
-    owned = {dag.dag_id: dag for dag in dags}
-    if source.bigquery_dataset:  # the BigQuery libraries are heavy: import them only when asked
-        from auditlogs.downstream import bigquery_dags
+def _wanted_dag_id(wanted: str | None, claims: dict[str, list[str]], loaded: LoadedConfig) -> str | None:
+    """The DAG a task process parses the file for (Airflow's DAG parsing context), or None to build all:
+    in the dag-processor, and whenever the id is none the config yields (then the task fails as it would
+    have: the dag-processor did not serialise that DAG either)."""
+    if wanted is None:
+        return None
+    known = wanted == COVERAGE_AUDIT_DAG_ID and loaded.coverage_audit.enabled and loaded.sources
+    return wanted if known or any(wanted in ids for ids in claims.values()) else None
 
-        owned.update(bigquery_dags(source))
-    return owned
+
+def _entries_for(wanted: str, entries: dict[str, dict | None]) -> set[str] | None:
+    """The entries a task's DAG can depend on, or None for all: the ones that may yield the DAG id, and
+    the ones that may yield one of their DAG ids too (a collision makes both placeholders). Every other
+    entry is left unread, which is exact because `_possible_dag_ids` is a superset of what an entry yields,
+    valid or not. The coverage audit lists every source, so it needs them all."""
+    if wanted == COVERAGE_AUDIT_DAG_ID:
+        return None
+    possible = {name: _possible_dag_ids(name, entry) for name, entry in entries.items()}
+    owners = {name for name, ids in possible.items() if ids is not None and wanted in ids}
+    if not owners:
+        return None
+    claimed = set().union(*(possible[name] or set() for name in owners))
+    return {name for name, ids in possible.items() if ids is None or ids & claimed}
+
+
+def _possible_dag_ids(name: str, entry: dict | None) -> set[str] | None:
+    """Every DAG id an entry (merged with the defaults, unvalidated) can yield, valid or broken; None when
+    that needs its validated streams (the BigQuery examples): such an entry is always read."""
+    if entry is None:
+        return {placeholder_dag_id(name)}
+    if entry.get("bigquery_dataset"):
+        return None
+    ids = {placeholder_dag_id(name)}  # a valid name's placeholder id is its DAG id
+    if is_source_name(name) and entry.get("sweep") is not None:
+        ids.add(sweep_dag_id(DAG_ID_PREFIX + name))
+    return ids
+
+
+def dag_builders(source: SourceConfig) -> dict[str, Callable[[], DAG]]:
+    """The DAGs one valid source yields, by dag_id, each built only when called: its own, its sweep's, its
+    BigQuery examples' (one per stream). The ids are known without building, so collisions are found and a
+    task builds only its own DAG."""
+    builders: dict[str, Callable[[], DAG]] = {source.dag_id: partial(source_dag, source)}
+    if source.sweep is not None:
+        builders[sweep_dag_id(source.dag_id)] = partial(sweep_dag, source)
+    if source.bigquery_dataset:
+        for stream in source.stream_names():
+            builders[f"{source.dag_id}_{stream}_to_bigquery"] = partial(_bigquery_dag, source, stream)
+    return builders
+
+
+def _bigquery_dag(source: SourceConfig, stream: str) -> DAG:
+    from auditlogs.downstream import bigquery_dag  # the BigQuery libraries are heavy: import them only when asked
+
+    return bigquery_dag(source, stream, f"{source.dag_id}_{stream}_to_bigquery")
 
 
 def _collisions(loaded: LoadedConfig, claims: dict[str, list[str]]) -> dict[str, str]:
@@ -134,11 +192,15 @@ def _default_args(source: SourceConfig) -> dict:
     }
 
 
+def sweep_dag_id(dag_id: str) -> str:
+    return f"{dag_id}_sweep"
+
+
 def sweep_dag(source: SourceConfig) -> DAG:
     """The retrospective sweep of a source with `sweep:` set (operators/sweep.py)."""
     assert source.sweep is not None, "only a source with sweep: set has a sweep DAG"
     dag = DAG(
-        dag_id=f"{source.dag_id}_sweep",
+        dag_id=sweep_dag_id(source.dag_id),
         description=f"recovers {source.type} audit events later than the delay, {format_duration(source.sweep)} back",
         schedule=CronDataIntervalTimetable(source.sweep_schedule, timezone="UTC"),
         start_date=source.start_date,

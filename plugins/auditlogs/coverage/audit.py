@@ -9,11 +9,11 @@ from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable
 
-from auditlogs.config import CoverageAuditConfig, SourceConfig, format_duration
+from auditlogs.config import COVERAGE_AUDIT_DAG_ID, CoverageAuditConfig, SourceConfig, format_duration
 from auditlogs.coverage import model
 from auditlogs.notify import Notification, deliver, run_url
 
-DAG_ID = "auditlogs_coverage_audit"
+DAG_ID = COVERAGE_AUDIT_DAG_ID
 #: Intervals listed per stream in a notification; the count is always complete.
 LISTED = 20
 

@@ -1,31 +1,18 @@
-"""The registry of source types: one module per API, each exporting a `SPEC` (one line per source), plus
-the types other installed packages register under the `auditlogs.sources` entry-point group."""
+"""The registry of source types: one module per API, named as its type and exporting a `SPEC` (one line per
+source), plus the types other installed packages register under the `auditlogs.sources` entry-point group.
+A built-in module is imported when its type is first looked up, so a task imports only its own API's."""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from auditlogs.config import SourceConfig
-from auditlogs.sources import slack
-from auditlogs.sources import onepassword
-from auditlogs.sources import github
-from auditlogs.sources import okta
-from auditlogs.sources import twilio
-from auditlogs.sources import sendgrid
-from auditlogs.sources import google_workspace
-from auditlogs.sources import microsoft365
-from auditlogs.sources import entra_id
-from auditlogs.sources import zoom
-from auditlogs.sources import gitlab
-from auditlogs.sources import atlassian
-from auditlogs.sources import duo, zendesk, cloudflare
-from auditlogs.sources import box
-from auditlogs.sources import dropbox
-from auditlogs.sources import rest
 from auditlogs.sources.base import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -33,36 +20,58 @@ log = logging.getLogger(__name__)
 #: A package registers a source type as `name = "module:SPEC"` in this group, `SPEC` a `SourceSpec` of that type.
 ENTRY_POINT_GROUP = "auditlogs.sources"
 
-BUILT_IN: dict[str, SourceSpec] = {
-    spec.type: spec
-    for spec in (
-        slack.SPEC,
-        onepassword.SPEC,
-        github.SPEC,
-        okta.SPEC,
-        twilio.SPEC,
-        sendgrid.SPEC,
-        google_workspace.SPEC,
-        microsoft365.SPEC,
-        entra_id.SPEC,
-        zoom.SPEC,
-        gitlab.SPEC,
-        atlassian.SPEC,
-        duo.SPEC,
-        zendesk.SPEC,
-        cloudflare.SPEC,
-        box.SPEC,
-        dropbox.SPEC,
-    )
-}
+#: The built-in source types with a fixed spec, each `auditlogs/sources/<type>.py`.
+BUILT_IN = (
+    "slack",
+    "onepassword",
+    "github",
+    "okta",
+    "twilio",
+    "sendgrid",
+    "google_workspace",
+    "microsoft365",
+    "entra_id",
+    "zoom",
+    "gitlab",
+    "atlassian",
+    "duo",
+    "zendesk",
+    "cloudflare",
+    "box",
+    "dropbox",
+)
+
+
+class _Lazy(Mapping):
+    """A read-only mapping of type name to what `read` takes from the built-in type's module (imported on
+    first use), or to an installed package's value."""
+
+    def __init__(self, types: tuple[str, ...], read: Callable[[Any], Any], installed: Mapping[str, Any]):
+        self._types, self._read, self._installed = types, read, installed
+        self._found: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._installed:
+            return self._installed[name]
+        if name not in self._types:
+            raise KeyError(name)
+        if name not in self._found:
+            self._found[name] = self._read(importlib.import_module(f"auditlogs.sources.{name}"))
+        return self._found[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self._types, *self._installed))
+
+    def __len__(self) -> int:
+        return len(self._types) + len(self._installed)
 
 
 @dataclass(frozen=True)
 class Registry:
     #: Every usable source type's spec, the built-in ones and the installed packages'.
-    specs: dict[str, SourceSpec]
+    specs: Mapping[str, SourceSpec]
     #: Every source type's config model; `rest` has no fixed spec, its config declares one.
-    configs: dict[str, type[SourceConfig]]
+    configs: Mapping[str, type[SourceConfig]]
     #: Source types an installed package registers but that cannot be used, and why: the error of each
     #: source of such a type (the other sources are unaffected).
     broken: dict[str, str]
@@ -70,8 +79,9 @@ class Registry:
 
 @cache
 def registry() -> Registry:
-    """The built-in types and the installed packages' (read once per process)."""
-    specs = dict(BUILT_IN)
+    """The built-in types and the installed packages' (entry points read once per process; built-in modules
+    imported when first looked up)."""
+    installed: dict[str, SourceSpec] = {}
     broken: dict[str, str] = {}
     claims: dict[str, list[str]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
@@ -80,7 +90,7 @@ def registry() -> Registry:
         if problem:
             broken[entry.name] = problem
         elif spec is not None:
-            specs.setdefault(entry.name, spec)
+            installed.setdefault(entry.name, spec)
     for name, providers in claims.items():
         if name in BUILT_IN or name == "rest" or len(providers) > 1:
             owners = (["auditlogs itself"] if name in BUILT_IN or name == "rest" else []) + providers
@@ -89,10 +99,13 @@ def registry() -> Registry:
                 "uninstall all but one of the packages, or rename the type in its entry point"
             )
     for name, problem in broken.items():
-        specs.pop(name, None)
+        installed.pop(name, None)
         log.error("auditlogs: %s", problem)
-    configs: dict[str, type[SourceConfig]] = {name: spec.config for name, spec in specs.items()}
-    configs["rest"] = rest.RestConfig
+    usable = tuple(name for name in BUILT_IN if name not in broken)
+    specs: Mapping[str, SourceSpec] = _Lazy(usable, lambda module: module.SPEC, installed)
+    configs: Mapping[str, type[SourceConfig]] = _Lazy(
+        (*usable, "rest"), lambda module: module.RestConfig if module.__name__.endswith(".rest") else module.SPEC.config,
+        {name: spec.config for name, spec in installed.items()})
     return Registry(specs, configs, broken)
 
 
@@ -120,8 +133,10 @@ def _load(entry: EntryPoint) -> tuple[SourceSpec | None, str | None]:
 
 def spec_for(config: SourceConfig) -> SourceSpec:
     """The spec a configured source runs with: its type's, or the one a `type: rest` config declares."""
-    if isinstance(config, rest.RestConfig):
-        return rest.spec_of(config)
+    if config.type == "rest":
+        from auditlogs.sources import rest
+
+        return rest.spec_of(config)  # type: ignore[arg-type]  # a `type: rest` entry validates as a RestConfig
     return registry().specs[config.type]
 
 
