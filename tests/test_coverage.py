@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from airflow_cluster import WebhookReceiver
+from webhooks import WebhookReceiver
 from harness import connection_env, dags_test, migrate_db, write_config
 from sandbox.coverage import plant
 from sandbox.gcs import GcsEmulatorProcess

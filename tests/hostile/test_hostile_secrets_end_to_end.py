@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from airflow_cluster import WebhookReceiver
+from webhooks import WebhookReceiver
 from harness import assert_interval_holds, connection_env, dags_test, running_stack, write_config
 
 from sandbox import ground_truth
