@@ -238,9 +238,8 @@ def test_d_backfill_writes_every_interval_once_within_the_pool_and_e_emits_asset
 
 
 def test_a_reprocessing_backfill_rewrites_intervals_without_duplicates(ops):
-    # One interval: on SQLite, `backfill create --reprocess-behavior completed` over two completed runs failed
-    # here with "database is locked" after clearing the first one (3 of 3 tries, about 60 s each, scheduler
-    # running); over one run it succeeds.
+    # One interval: on SQLite, `backfill create --reprocess-behavior completed` over two completed hours failed
+    # here with "database is locked" in `dag.clear` 3 times out of 3 (scheduler running).
     hours = [DAY + timedelta(hours=1)]
     before = {h: read_manifest(ops.gcs, BUCKET, folder("history", h)) for h in hours}
     # Airflow allows one active backfill per DAG, and the scheduler marks the first one completed a loop after

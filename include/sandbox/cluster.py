@@ -233,6 +233,9 @@ class AirflowCluster:
     roles: tuple[str, ...] = ROLES
     #: The UI's and REST API's port (free one by default).
     api_port: int = 0
+    #: Second-long heartbeats and scheduler loops, so tests wait less; off (Airflow's defaults) for the demo,
+    #: where every extra write is more contention on SQLite's one lock for the CLI beside it.
+    fast: bool = True
     components: dict[str, Component] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -275,14 +278,8 @@ class AirflowCluster:
             "AIRFLOW__API_AUTH__JWT_SECRET": "auditlogs-cluster-" + self.queue,
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # its server would take a fixed port
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": self.result_backend or "db+" + self.sql_alchemy_conn.replace(
@@ -292,6 +289,15 @@ class AirflowCluster:
             "NO_PROXY": "127.0.0.1,localhost",
             "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),
         }
+        if self.fast:
+            env.update({
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            })
         env.update(self.extra_env)
         return env
 

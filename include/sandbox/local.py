@@ -31,7 +31,9 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SOURCES = ROOT / "include" / "sources.yaml"
 #: Written into AIRFLOW_HOME/airflow.cfg, so the CLI in a second terminal (`AIRFLOW_HOME=.airflow airflow ...`)
 #: sees the demo's DAGs and never loads Airflow's examples into its database.
-CFG_KEYS = {"core": ("dags_folder", "plugins_folder", "load_examples", "parallelism")}
+#: The database URL too: its `timeout=60` makes the CLI wait for SQLite's lock as the components do (5 s else).
+CFG_KEYS = {"core": ("dags_folder", "plugins_folder", "load_examples", "parallelism"),
+            "database": ("sql_alchemy_conn",)}
 
 
 def environment(api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with SandboxProcess(DEFAULT_SCENARIO_PATH, port=args.api_port) as api, \
             GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs, \
-            AirflowCluster(args.airflow_home, api_port=args.ui_port, extra_env=environment(api.url, gcs)) as airflow:
+            AirflowCluster(args.airflow_home, api_port=args.ui_port, fast=False,
+                           extra_env=environment(api.url, gcs)) as airflow:
         print(f"sandbox API on {api.url}, GCS emulator on {gcs.url}, AIRFLOW_HOME={args.airflow_home}", flush=True)
         demo_env = write_cli_settings(args.airflow_home, airflow.env)
         print(f"CLI in another terminal: make airflow ARGS=\"dags list\" (its environment: {demo_env})", flush=True)
