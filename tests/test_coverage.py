@@ -12,10 +12,10 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
+from webhook_receiver import WebhookReceiver
 from harness import connection_env, dags_test, migrate_db, write_config
 from sandbox.coverage import plant
 from sandbox.gcs import GcsEmulatorProcess
-from webhook_receiver import WebhookReceiver
 
 BUCKET = "coverage-bucket"
 DAY = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=3), time(), timezone.utc)

@@ -110,8 +110,8 @@ def test_airflow_dags_test_with_the_default_deadline_exits_0_and_writes_the_inte
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from airflow_cluster import AirflowCluster
     from sandbox import SandboxProcess
+    from sandbox.cluster import AirflowCluster, wait_for
     from sandbox.gcs import GcsEmulatorProcess
 
     home = tmp_path_factory.mktemp("airflow-home")
@@ -121,25 +121,30 @@ def cluster(tmp_path_factory):
     with GcsEmulatorProcess((BUCKET,)) as gcs, SandboxProcess(scenario) as api:
         env = {"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
                **connection_env("up_api", host=api.url, password=TOKEN)}
-        with AirflowCluster(home, env, rest_api=True) as airflow:
+        with AirflowCluster(home, extra_env=env) as airflow:
             airflow.start(["auditlogs_up"])
-            airflow.cli("dags", "pause", "auditlogs_up")  # only the runs the tests create
-            yield SimpleNamespace(airflow=airflow, gcs=gcs)
+            # Unpaused, the DAG gets its scheduled run of the latest hour at once: let it finish first, so
+            # that the manual runs the tests make are the only ones running (and writing) then.
+            airflow.unpause("auditlogs_up")
+            cluster = SimpleNamespace(airflow=airflow, gcs=gcs)
+            finished_run(cluster, wait_for("the scheduled run", lambda: airflow.api(
+                "GET", "dags/auditlogs_up/dagRuns?run_type=scheduled")["dag_runs"], 300)[0]["dag_run_id"])
+            yield cluster
 
 
 def finished_run(cluster, run_id: str, timeout: float = 300) -> dict:
-    from airflow_cluster import wait_until
+    from sandbox.cluster import wait_for
 
     def done():
-        run = cluster.airflow.rest("GET", f"/api/v2/dags/auditlogs_up/dagRuns/{run_id}")
+        run = cluster.airflow.api("GET", f"dags/auditlogs_up/dagRuns/{run_id}")
         return run if run["state"] in ("success", "failed") else None
 
-    return wait_until(done, timeout, f"run {run_id} to finish", cluster.airflow.diagnose)
+    return wait_for(f"run {run_id} to finish", done, timeout, diagnose=cluster.airflow.diagnose)
 
 
 def trigger(cluster, body: dict) -> str:
     """The UI's Trigger button: `POST /api/v2/dags/{dag_id}/dagRuns`; the new run's id."""
-    return cluster.airflow.rest("POST", "/api/v2/dags/auditlogs_up/dagRuns", json=body)["dag_run_id"]
+    return cluster.airflow.trigger("auditlogs_up", **body)
 
 
 def folders(cluster) -> dict[str, str]:
@@ -155,7 +160,6 @@ def up_folder(start: datetime) -> str:
 @pytest.mark.userpaths
 @pytest.mark.cluster
 def test_the_ui_trigger_without_a_logical_date_collects_the_latest_complete_hour(cluster):
-    cluster.airflow.cli("dags", "unpause", "auditlogs_up")
     before = folders(cluster)
     run = finished_run(cluster, trigger(cluster, {"logical_date": None}))
     assert run["state"] == "success"
@@ -181,17 +185,20 @@ def test_a_trigger_with_interval_start_rewrites_that_folder_and_touches_no_other
 @pytest.mark.cluster
 def test_a_backfill_created_through_the_rest_api_collects_each_hour_once(cluster):
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=12)
-    cluster.airflow.rest("POST", "/api/v2/backfills", json={
-        "dag_id": "auditlogs_up", "from_date": start.isoformat(), "to_date": (start + timedelta(hours=1)).isoformat(),
-        "reprocess_behavior": "none", "max_active_runs": 2,
-    })
-    from airflow_cluster import wait_until
+    body = {"dag_id": "auditlogs_up", "from_date": start.isoformat(), "to_date": (start + timedelta(hours=1)).isoformat(),
+            "reprocess_behavior": "none", "max_active_runs": 2}
+    from sandbox.cluster import wait_for
+
+    # On SQLite Airflow answers 503 "Database is locked" while other components write, having created
+    # nothing; the README says to try again, and so does the test.
+    wait_for("the backfill to be created", lambda: "id" in cluster.airflow.api("POST", "backfills", body,
+                                                                              ok=(200, 201, 503)), 300)
 
     def backfilled():
-        runs = cluster.airflow.rest("GET", "/api/v2/dags/auditlogs_up/dagRuns?run_type=backfill")["dag_runs"]
+        runs = cluster.airflow.api("GET", "dags/auditlogs_up/dagRuns?run_type=backfill")["dag_runs"]
         return runs if len(runs) == 2 and all(r["state"] in ("success", "failed") for r in runs) else None
 
-    runs = wait_until(backfilled, 300, "the backfill's two runs", cluster.airflow.diagnose)
+    runs = wait_for("the backfill's two runs", backfilled, 300, diagnose=cluster.airflow.diagnose)
     assert {r["state"] for r in runs} == {"success"}
     stored = folders(cluster)
     assert {up_folder(start), up_folder(start + timedelta(hours=1))} <= set(stored)
@@ -210,7 +217,7 @@ def test_the_cli_beside_the_running_demo_lists_tests_and_backfills_its_dags(tmp_
     import sys
 
     from harness import AIRFLOW
-    from sandbox.cluster import wait_for
+    from sandbox.cluster import PARALLELISM, wait_for
     from sandbox.gcs import free_port
 
     home = tmp_path / "home"
@@ -222,6 +229,8 @@ def test_the_cli_beside_the_running_demo_lists_tests_and_backfills_its_dags(tmp_
     try:
         wait_for("the demo's first intervals", lambda: "Ctrl-C stops" in (tmp_path / "demo.log").read_text(),
                  timeout=900, poll=2, diagnose=lambda: (tmp_path / "demo.log").read_text()[-3000:])
+        # A laptop-sized executor: the LocalExecutor forks all its workers at start (Airflow's default is 32).
+        assert len(local_executor_workers(demo.pid)) == PARALLELISM == 4
         # Only AIRFLOW_HOME, as anyone would: the generated airflow.cfg carries the DAGs and no examples.
         bare = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
         listing = subprocess.run([AIRFLOW, "dags", "list", "-o", "json"], env={**bare, "AIRFLOW_HOME": str(home)},
@@ -246,3 +255,16 @@ def test_the_cli_beside_the_running_demo_lists_tests_and_backfills_its_dags(tmp_
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(120)
         log.close()
+
+
+def local_executor_workers(pid: int) -> list[str]:
+    """The LocalExecutor worker processes below a process (their title names them)."""
+    import psutil
+
+    titles = []
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            titles.append(" ".join(process.cmdline()))
+        except psutil.Error:  # gone meanwhile
+            pass
+    return [title for title in titles if title.startswith("airflow worker -- LocalExecutor")]

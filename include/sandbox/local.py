@@ -1,8 +1,9 @@
-"""`make run`: the product on one machine against the sandbox, with Airflow's embedded default.
+"""`make run`: the product on one machine against the sandbox.
 
-Starts the sandbox API and the GCS emulator, runs `airflow standalone` (SQLite, LocalExecutor) with the
-DAGs of include/sources.yaml pointed at them, unpauses every auditlogs DAG, waits until every source's
-latest interval has a manifest for each of its streams, and prints where the objects landed and where the UI is.
+Starts the sandbox API and the GCS emulator, runs Airflow's components as separate processes (the cluster
+runner sandbox/cluster.py: SQLite, LocalExecutor, the UI on --ui-port) with the DAGs of include/sources.yaml
+pointed at them, unpauses every auditlogs DAG, waits until every source's latest interval has a manifest for
+each of its streams, and prints where the objects landed and where the UI is.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import json
 import shlex
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
-import requests
 import yaml
 
 from auditlogs.config import load_config
-from sandbox.cluster import wait_for
+from sandbox.cluster import AirflowCluster, wait_for
 from sandbox.connections import connection_env
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.process import SandboxProcess
@@ -30,31 +29,20 @@ from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SOURCES = ROOT / "include" / "sources.yaml"
-DEMO_PARALLELISM = 4
 #: Written into AIRFLOW_HOME/airflow.cfg, so the CLI in a second terminal (`AIRFLOW_HOME=.airflow airflow ...`)
 #: sees the demo's DAGs and never loads Airflow's examples into its database.
-CFG_KEYS = {"core": ("dags_folder", "plugins_folder", "load_examples", "parallelism")}
+#: The database URL too: its `timeout=60` makes the CLI wait for SQLite's lock as the components do (5 s else).
+CFG_KEYS = {"core": ("dags_folder", "plugins_folder", "load_examples", "parallelism"),
+            "database": ("sql_alchemy_conn",)}
 
 
-def environment(args, api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
-    """Airflow config and connections for the demo, all through the environment (nothing to clean up)."""
+def environment(api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
+    """What the demo adds to the cluster runner's environment: its config, connections and emulator."""
     scenario = load_scenario(DEFAULT_SCENARIO_PATH)
     env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(args.airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__PORT": str(args.ui_port),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{args.ui_port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.ui_port}/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        # A laptop: LocalExecutor starts `parallelism` workers up front (Airflow's default of 32 idle ones
-        # took about 1.9 GiB with the rest of the demo); 4 run the 13 streams' tasks in a few waves.
-        "AIRFLOW__CORE__PARALLELISM": str(DEMO_PARALLELISM),
+        # The UI asks for a login (user admin, the password Airflow generates), as a real deployment does.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AUDITLOGS_CONFIG": str(SOURCES),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),  # standalone runs `airflow`
         **gcs.connection_env(),
     }
     env.update(connection_env(yaml.safe_load(SOURCES.read_text())["sources"], scenario, api_url))
@@ -81,22 +69,6 @@ def write_cli_settings(home: Path, env: dict[str, str]) -> Path:
     return demo_env
 
 
-def api_server_up(port: int) -> bool:
-    try:
-        return requests.get(f"http://localhost:{port}/api/v2/version", timeout=5).ok
-    except requests.RequestException:
-        return False
-
-
-def parsed_dag_ids(env: dict[str, str]) -> set[str]:
-    listing = subprocess.run([AIRFLOW, "dags", "list", "-o", "json"], env=env, capture_output=True, text=True)
-    lines = listing.stdout.strip().splitlines()  # warnings may precede the JSON on stdout
-    try:
-        return {dag["dag_id"] for dag in json.loads(lines[-1])} if lines else set()
-    except ValueError:
-        return set()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.local", description=__doc__)
     parser.add_argument("--api-port", type=int, default=8931)
@@ -113,39 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     dag_ids = [f"auditlogs_{name}" for name in sources]
 
     with SandboxProcess(DEFAULT_SCENARIO_PATH, port=args.api_port) as api, \
-            GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs:
-        env = environment(args, api.url, gcs)
+            GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs, \
+            AirflowCluster(args.airflow_home, api_port=args.ui_port, fast=False,
+                           extra_env=environment(api.url, gcs)) as airflow:
         print(f"sandbox API on {api.url}, GCS emulator on {gcs.url}, AIRFLOW_HOME={args.airflow_home}", flush=True)
-        subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-        demo_env = write_cli_settings(args.airflow_home, env)
+        demo_env = write_cli_settings(args.airflow_home, airflow.env)
         print(f"CLI in another terminal: make airflow ARGS=\"dags list\" (its environment: {demo_env})", flush=True)
-        log_path = args.airflow_home / "standalone.log"
-        with open(log_path, "ab") as log:
-            standalone = subprocess.Popen(
-                [AIRFLOW, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
         try:
-            print(f"airflow standalone starting (log: {log_path}) ...", flush=True)
-            # Tasks report to the API server: unpause only once it answers, or a first run could fail early.
-            wait_for("the API server", lambda: api_server_up(args.ui_port), timeout=300, poll=2)
-            wait_for("the DAGs to be parsed", lambda: set(dag_ids) <= parsed_dag_ids(env), timeout=300, poll=2)
+            print(f"Airflow starting: API server, scheduler, dag-processor, triggerer (logs: {airflow.logs}) ...",
+                  flush=True)
+            airflow.start(dag_ids, timeout=600)  # until the API servers answer and the DAGs are parsed
             for dag_id in dag_ids:
-                subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, check=True, capture_output=True)
+                airflow.cli("dags", "unpause", dag_id)
             print(f"unpaused {', '.join(dag_ids)}; waiting for each source's latest interval to land ...", flush=True)
             manifests = wait_for("a manifest of every stream", lambda: manifests_of_every_stream(gcs, bucket, stream_folders),
-                                 timeout=900, poll=2)
+                                 timeout=900, poll=2, diagnose=airflow.diagnose)
             report(gcs, bucket, manifests, args)
             if not args.exit_after_first_interval:
                 print("Ctrl-C stops Airflow, the sandbox and the emulator.", flush=True)
-                standalone.wait()
+                airflow.components["scheduler"].proc.wait()
         except KeyboardInterrupt:
             pass
-        finally:
-            os.killpg(standalone.pid, signal.SIGTERM)
-            try:
-                standalone.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(standalone.pid, signal.SIGKILL)
     return 0
 
 

@@ -86,9 +86,10 @@ def cluster(tmp_path_factory):
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         }
-        with AirflowCluster(home / "airflow", db.sqlalchemy_url, workers=len(WORKERS), extra_env=env) as airflow:
+        with AirflowCluster(home / "airflow", db.sqlalchemy_url, executor="CeleryExecutor", workers=len(WORKERS),
+                            extra_env=env) as airflow:
             airflow.db, airflow.sandbox, airflow.gcs, airflow.webhook = db, api, gcs, webhook
-            airflow.wait_for_dags([f"auditlogs_{name}" for name in SOURCES], timeout=TIMEOUT)
+            airflow.start([f"auditlogs_{name}" for name in SOURCES], timeout=TIMEOUT)
             yield airflow
 
 
@@ -172,7 +173,7 @@ def test_several_sources_run_at_once_across_both_workers_and_write_exact_interva
 
 def test_a_backfill_is_spread_over_both_workers_within_the_sources_pool(live):
     # The documented set-up step: a task whose pool does not exist is never scheduled.
-    subprocess.run([sys.executable, "-m", "auditlogs.setup", "pools"], env=live.env(), check=True,
+    subprocess.run([sys.executable, "-m", "auditlogs.setup", "pools"], env=live.env, check=True,
                    capture_output=True, timeout=600)
     assert live.db.query("SELECT slots FROM slot_pool WHERE pool = %s", (BACKFILL_POOL,)) == [(BACKFILL_SLOTS,)]
 
@@ -181,8 +182,7 @@ def test_a_backfill_is_spread_over_both_workers_within_the_sources_pool(live):
     hours = 6
     slow_down(live, "slack_bf", 8, count=hours)
     live.unpause(dag_id)
-    live.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", first.isoformat(),
-                 "--to-date", (first + timedelta(hours=hours - 1)).isoformat())
+    live.backfill(dag_id, first.isoformat(), (first + timedelta(hours=hours - 1)).isoformat())
 
     backfill = wait_until_finished(live, dag_id, hours, "the backfill", run_type="backfill")
     assert sorted(t["interval_start"] for t in backfill) == [first + timedelta(hours=h) for h in range(hours)]

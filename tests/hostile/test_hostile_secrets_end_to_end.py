@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from harness import assert_interval_holds, connection_env, dags_test, running_stack, write_config
 from webhook_receiver import WebhookReceiver
+from harness import assert_interval_holds, connection_env, dags_test, running_stack, write_config
 
 from sandbox import ground_truth
 
