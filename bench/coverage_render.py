@@ -23,8 +23,13 @@ SOURCES, DAYS, BUCKET = 20, 7, "coverage-bench"
 
 def main() -> None:
     home = tempfile.mkdtemp(prefix="auditlogs-bench-coverage-")
-    os.environ.update({"AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"})
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        }
+    )
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True, capture_output=True)
 
     import yaml
@@ -40,11 +45,19 @@ def main() -> None:
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     first, last = today - timedelta(days=DAYS - 1), today + timedelta(days=1)
     config = Path(home) / "sources.yaml"
-    config.write_text(yaml.safe_dump({
-        "defaults": {"bucket": BUCKET, "prefix": "raw", "start_date": (first - timedelta(days=30)).isoformat(),
-                     "delay": "30m"},
-        "sources": {f"slack_{n:02d}": {"type": "slack", "conn_id": "slack"} for n in range(SOURCES)},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {
+                    "bucket": BUCKET,
+                    "prefix": "raw",
+                    "start_date": (first - timedelta(days=30)).isoformat(),
+                    "delay": "30m",
+                },
+                "sources": {f"slack_{n:02d}": {"type": "slack", "conn_id": "slack"} for n in range(SOURCES)},
+            }
+        )
+    )
     sources = list(load_config(config).sources.values())
     with GcsEmulatorProcess((BUCKET,)) as gcs:
         os.environ.update(gcs.connection_env())
@@ -57,19 +70,39 @@ def main() -> None:
         figures = {}
         for view in ("cold", "warm"):
             started = time.perf_counter()
-            coverage = model.build(sources, first, last, datetime.now(timezone.utc), index,
-                                   events=lambda s, stream: metadata.events(s, stream, first, last),
-                                   runs=lambda s, stream: metadata.runs(s, stream, first, last))
+            coverage = model.build(
+                sources,
+                first,
+                last,
+                datetime.now(timezone.utc),
+                index,
+                events=lambda s, stream: metadata.events(s, stream, first, last),
+                runs=lambda s, stream: metadata.runs(s, stream, first, last),
+            )
             page = render(coverage)
             figures[view] = {"seconds": round(time.perf_counter() - started, 3), "gcs_calls": coverage.gcs_calls}
         cells = sum(len(stream.cells) for stream in coverage.streams)
         if os.environ.get("BENCH_PROFILE"):  # where a warm view's time goes
             import cProfile
 
-            cProfile.runctx("view()", {}, {"view": lambda: render(model.build(
-                sources, first, last, datetime.now(timezone.utc), index,
-                events=lambda s, stream: metadata.events(s, stream, first, last),
-                runs=lambda s, stream: metadata.runs(s, stream, first, last)))}, sort="tottime")
+            cProfile.runctx(
+                "view()",
+                {},
+                {
+                    "view": lambda: render(
+                        model.build(
+                            sources,
+                            first,
+                            last,
+                            datetime.now(timezone.utc),
+                            index,
+                            events=lambda s, stream: metadata.events(s, stream, first, last),
+                            runs=lambda s, stream: metadata.runs(s, stream, first, last),
+                        )
+                    )
+                },
+                sort="tottime",
+            )
     print(json.dumps({"sources": SOURCES, "days": DAYS, "cells": cells, "html_bytes": len(page), **figures}))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import orjson
+
 from sandbox.microsoft365 import TENANT as O365_TENANT  # the tenant sandbox.connections puts on the connection
 
 POOL = 20_000
@@ -39,8 +40,15 @@ class Shape:
 SLACK = Shape("slack", 9999, "/audit/v1/logs", "GET", "audit")
 ONEPASSWORD = Shape("onepassword", 1000, "/api/v2/auditevents", "POST", "auditevents")
 O365_FEED = f"/api/v1.0/{O365_TENANT}/activity/feed/"
-OFFICE365 = Shape("office365", 100, O365_FEED + "subscriptions/content", "GET", "audit_sharepoint",
-                  source_type="microsoft365", blobs=True)
+OFFICE365 = Shape(
+    "office365",
+    100,
+    O365_FEED + "subscriptions/content",
+    "GET",
+    "audit_sharepoint",
+    source_type="microsoft365",
+    blobs=True,
+)
 SHAPES = {shape.name: shape for shape in (SLACK, ONEPASSWORD, OFFICE365)}
 #: Records in one content blob: SharePoint blobs of a busy tenant hold hundreds to a few thousand.
 BLOB_RECORDS = 2000
@@ -69,21 +77,42 @@ def _slack_pool(seed: int) -> list[bytes]:
         body = orjson.dumps(render(rng, 0, "x"))
         head = b'{"id":"x","date_create":0'
         assert body.startswith(head)
-        tails.append(body[len(head):])
+        tails.append(body[len(head) :])
     return tails
 
 
 _OP_ACTIONS = [
-    ("reveal", "item", 30), ("update", "item", 8), ("create", "item", 6), ("delete", "item", 2), ("share", "item", 3),
-    ("join", "vault", 2), ("grant", "vault", 3), ("revoke", "vault", 1), ("create", "vault", 1),
-    ("suspend", "user", 0.5), ("reactivate", "user", 0.3), ("invite", "user", 1), ("provision", "user", 0.5),
-    ("updatemfa", "user", 0.5), ("changename", "user", 0.3), ("sso-login", "account", 12), ("begin-recovery", "user", 0.2),
-    ("addcustomer", "group", 0.2), ("updatepolicy", "account", 0.1), ("export", "account", 0.1),
+    ("reveal", "item", 30),
+    ("update", "item", 8),
+    ("create", "item", 6),
+    ("delete", "item", 2),
+    ("share", "item", 3),
+    ("join", "vault", 2),
+    ("grant", "vault", 3),
+    ("revoke", "vault", 1),
+    ("create", "vault", 1),
+    ("suspend", "user", 0.5),
+    ("reactivate", "user", 0.3),
+    ("invite", "user", 1),
+    ("provision", "user", 0.5),
+    ("updatemfa", "user", 0.5),
+    ("changename", "user", 0.3),
+    ("sso-login", "account", 12),
+    ("begin-recovery", "user", 0.2),
+    ("addcustomer", "group", 0.2),
+    ("updatepolicy", "account", 0.1),
+    ("export", "account", 0.1),
 ]
-_CITIES = [("CA", "Ontario", "Toronto", 43.65, -79.38), ("US", "California", "San Francisco", 37.77, -122.42),
-           ("DE", "Berlin", "Berlin", 52.52, 13.40), ("GB", "England", "London", 51.51, -0.13),
-           ("IN", "Karnataka", "Bengaluru", 12.97, 77.59), ("BR", "Sao Paulo", "Sao Paulo", -23.55, -46.63),
-           ("US", "New York", "New York", 40.71, -74.01), ("NL", "North Holland", "Amsterdam", 52.37, 4.90)]
+_CITIES = [
+    ("CA", "Ontario", "Toronto", 43.65, -79.38),
+    ("US", "California", "San Francisco", 37.77, -122.42),
+    ("DE", "Berlin", "Berlin", 52.52, 13.40),
+    ("GB", "England", "London", 51.51, -0.13),
+    ("IN", "Karnataka", "Bengaluru", 12.97, 77.59),
+    ("BR", "Sao Paulo", "Sao Paulo", -23.55, -46.63),
+    ("US", "New York", "New York", 40.71, -74.01),
+    ("NL", "North Holland", "Amsterdam", 52.37, 4.90),
+]
 _NAMES = "Ava Ben Chloe Dmitri Elena Farah Gabriel Hana Ivan Jonas Kenji Lena Mateo Nia Omar Priya".split()
 _SURNAMES = "Okafor Schmidt Tanaka Rossi Novak Haddad Silva Kim Larsen Moreau Patel Nguyen".split()
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -106,38 +135,73 @@ def _onepassword_pool(seed: int) -> list[bytes]:
         actor = rng.choice(people)
         country, region, city, lat, lon = rng.choice(_CITIES)
         event = {
-            "uuid": "x", "timestamp": "x",
-            "actor_uuid": actor[0], "actor_details": {"uuid": actor[0], "name": actor[1], "email": actor[2]},
-            "account_uuid": account, "action": action, "object_type": object_type,
+            "uuid": "x",
+            "timestamp": "x",
+            "actor_uuid": actor[0],
+            "actor_details": {"uuid": actor[0], "name": actor[1], "email": actor[2]},
+            "account_uuid": account,
+            "action": action,
+            "object_type": object_type,
             "object_uuid": rng.choice(vaults) if object_type == "vault" else _op_uuid(rng),
-            "aux_id": rng.randrange(1, 90000), "aux_uuid": rng.choice(vaults),
+            "aux_id": rng.randrange(1, 90000),
+            "aux_uuid": rng.choice(vaults),
             "aux_info": rng.choice(["", "{accessor: 1, permissions: 126}", "{vault_name: Engineering}", "B"]),
             "session": {
-                "uuid": _op_uuid(rng), "login_time": f"2026-02-28T{rng.randrange(24):02d}:{rng.randrange(60):02d}:11Z",
-                "device_uuid": _op_uuid(rng), "ip": f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                "uuid": _op_uuid(rng),
+                "login_time": f"2026-02-28T{rng.randrange(24):02d}:{rng.randrange(60):02d}:11Z",
+                "device_uuid": _op_uuid(rng),
+                "ip": f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
             },
-            "location": {"country": country, "region": region, "city": city,
-                         "latitude": round(lat + rng.uniform(-0.2, 0.2), 4), "longitude": round(lon + rng.uniform(-0.2, 0.2), 4)},
+            "location": {
+                "country": country,
+                "region": region,
+                "city": city,
+                "latitude": round(lat + rng.uniform(-0.2, 0.2), 4),
+                "longitude": round(lon + rng.uniform(-0.2, 0.2), 4),
+            },
         }
         if object_type == "item" and rng.random() < 0.5:
-            system, role = rng.choice(["AWS", "GitHub", "Okta", "VPN", "DB"]), rng.choice(["prod", "staging", "root", "admin"])
+            system, role = (
+                rng.choice(["AWS", "GitHub", "Okta", "VPN", "DB"]),
+                rng.choice(["prod", "staging", "root", "admin"]),
+            )
             event["object_details"] = {"title": f"{system} {role}"}
         body = orjson.dumps(event)
         head = b'{"uuid":"x","timestamp":"x"'
         assert body.startswith(head)
-        tails.append(body[len(head):])
+        tails.append(body[len(head) :])
     return tails
 
 
-_SP_OPERATIONS = [("FileAccessed", 40), ("FileModified", 12), ("FileDownloaded", 10), ("FilePreviewed", 10),
-                  ("FileUploaded", 6), ("PageViewed", 10), ("SharingSet", 2), ("AnonymousLinkCreated", 0.5),
-                  ("FileDeleted", 2), ("FileRecycled", 1), ("SearchQueryPerformed", 3)]
+_SP_OPERATIONS = [
+    ("FileAccessed", 40),
+    ("FileModified", 12),
+    ("FileDownloaded", 10),
+    ("FilePreviewed", 10),
+    ("FileUploaded", 6),
+    ("PageViewed", 10),
+    ("SharingSet", 2),
+    ("AnonymousLinkCreated", 0.5),
+    ("FileDeleted", 2),
+    ("FileRecycled", 1),
+    ("SearchQueryPerformed", 3),
+]
 _SP_SITES = ["Finance", "Engineering", "HR", "Legal", "Sales", "Marketing", "Board", "IT"]
-_SP_FILES = [("Q1 budget", "xlsx"), ("Roadmap 2026", "pptx"), ("Offer letter", "docx"), ("Contract draft", "docx"),
-             ("Architecture", "vsdx"), ("Payroll", "xlsx"), ("Minutes", "docx"), ("Diagram", "png"), ("Report", "pdf")]
+_SP_FILES = [
+    ("Q1 budget", "xlsx"),
+    ("Roadmap 2026", "pptx"),
+    ("Offer letter", "docx"),
+    ("Contract draft", "docx"),
+    ("Architecture", "vsdx"),
+    ("Payroll", "xlsx"),
+    ("Minutes", "docx"),
+    ("Diagram", "png"),
+    ("Report", "pdf"),
+]
 _AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "Microsoft Office Excel 2014", "OneDriveMpc-Transform_Thumbnail/1.0",
+    "Microsoft Office Excel 2014",
+    "OneDriveMpc-Transform_Thumbnail/1.0",
     "Microsoft SkyDriveSync 24.201 ship; Windows NT 10.0",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605",
 ]
@@ -153,8 +217,11 @@ def _office365_pool(seed: int) -> list[bytes]:
     Microsoft's sample), after `"CreationTime":"...","Id":"..."`."""
     rng = random.Random(seed)
     organization = _guid(rng)
-    people = [(f"{f.lower()}.{s.lower()}@contoso.com", f"i:0h.f|membership|{rng.getrandbits(52):x}@live.com")
-              for f in _NAMES for s in _SURNAMES]
+    people = [
+        (f"{f.lower()}.{s.lower()}@contoso.com", f"i:0h.f|membership|{rng.getrandbits(52):x}@live.com")
+        for f in _NAMES
+        for s in _SURNAMES
+    ]
     sites = {name: (_guid(rng), _guid(rng), _guid(rng)) for name in _SP_SITES}
     weights = [w for _, w in _SP_OPERATIONS]
     tails = []
@@ -165,22 +232,43 @@ def _office365_pool(seed: int) -> list[bytes]:
         site_id, web_id, list_id = sites[site]
         title, extension = rng.choice(_SP_FILES)
         name = f"{title} {rng.randrange(1, 400)}.{extension}"
-        address = ".".join(map(str, (rng.choice([20, 40, 52, 81, 104, 185]), rng.randrange(256), rng.randrange(256),
-                                     rng.randrange(1, 255))))
+        address = ".".join(
+            map(
+                str,
+                (rng.choice([20, 40, 52, 81, 104, 185]), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)),
+            )
+        )
         record = {
-            "CreationTime": "x", "Id": "x", "Operation": operation, "OrganizationId": organization, "RecordType": 6,
-            "UserKey": key, "UserType": 0, "Version": 1, "Workload": "SharePoint", "ClientIP": address,
-            "ObjectId": f"https://contoso.sharepoint.com/sites/{site}/Shared Documents/{name}", "UserId": user,
-            "CorrelationId": _guid(rng), "EventSource": "SharePoint", "ItemType": "File", "ListId": list_id,
-            "ListItemUniqueId": _guid(rng), "Site": site_id, "UserAgent": rng.choice(_AGENTS), "WebId": web_id,
-            "HighPriorityMediaProcessing": False, "SourceFileExtension": extension,
-            "SiteUrl": f"https://contoso.sharepoint.com/sites/{site}/", "SourceFileName": name,
+            "CreationTime": "x",
+            "Id": "x",
+            "Operation": operation,
+            "OrganizationId": organization,
+            "RecordType": 6,
+            "UserKey": key,
+            "UserType": 0,
+            "Version": 1,
+            "Workload": "SharePoint",
+            "ClientIP": address,
+            "ObjectId": f"https://contoso.sharepoint.com/sites/{site}/Shared Documents/{name}",
+            "UserId": user,
+            "CorrelationId": _guid(rng),
+            "EventSource": "SharePoint",
+            "ItemType": "File",
+            "ListId": list_id,
+            "ListItemUniqueId": _guid(rng),
+            "Site": site_id,
+            "UserAgent": rng.choice(_AGENTS),
+            "WebId": web_id,
+            "HighPriorityMediaProcessing": False,
+            "SourceFileExtension": extension,
+            "SiteUrl": f"https://contoso.sharepoint.com/sites/{site}/",
+            "SourceFileName": name,
             "SourceRelativeUrl": "Shared Documents",
         }
         body = orjson.dumps(record)
         head = b'{"CreationTime":"x","Id":"x"'
         assert body.startswith(head)
-        tails.append(body[len(head):])
+        tails.append(body[len(head) :])
     return tails
 
 
@@ -198,20 +286,30 @@ def render_office365(n: int, seed: int = 8) -> tuple[list[bytes], list[bytes]]:
     blobs, entries = [], []
     for k in range(-(-n // BLOB_RECORDS)):
         ids = range(k * BLOB_RECORDS, min((k + 1) * BLOB_RECORDS, n))
-        blobs.append(b"[%s]" % b",".join(
-            b'{"CreationTime":"%s","Id":"%s"%s' % (
-                _rfc3339(event_second(i, n))[:-1].encode(), event_id(i).encode(), tails[i % POOL]) for i in ids))
+        blobs.append(
+            b"[%s]"
+            % b",".join(
+                b'{"CreationTime":"%s","Id":"%s"%s'
+                % (_rfc3339(event_second(i, n))[:-1].encode(), event_id(i).encode(), tails[i % POOL])
+                for i in ids
+            )
+        )
         created = datetime.fromtimestamp(min(event_second(ids[-1], n) + 1, WINDOW_END.timestamp() - 1), timezone.utc)
         expires = created + timedelta(days=7)
         content_id = office365_content_id(k)
-        entries.append(orjson.dumps({
-            "contentType": "Audit.SharePoint", "contentId": content_id,
-            "contentUri": f"@HOST@{O365_FEED}audit/{content_id}",
-            "contentCreated": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "contentExpiration": expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        }))
+        entries.append(
+            orjson.dumps(
+                {
+                    "contentType": "Audit.SharePoint",
+                    "contentId": content_id,
+                    "contentUri": f"@HOST@{O365_FEED}audit/{content_id}",
+                    "contentCreated": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "contentExpiration": expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                }
+            )
+        )
     size = OFFICE365.max_page_size
-    listings = [b"[%s]" % b",".join(entries[k:k + size]) for k in range(0, len(entries), size)]
+    listings = [b"[%s]" % b",".join(entries[k : k + size]) for k in range(0, len(entries), size)]
     return listings, blobs
 
 
@@ -237,18 +335,22 @@ def render_pages(shape: Shape, n: int, seed: int = 8) -> list[bytes]:
                 for i in range(n - 1 - k * size, max(n - (k + 1) * size, 0) - 1, -1)
             ]
             next_cursor = cursor(k + 1) if k + 1 < count else ""
-            pages.append(b'{"ok":true,"entries":[%s],"response_metadata":{"next_cursor":"%s"}}' % (
-                b",".join(events), next_cursor.encode()))
+            pages.append(
+                b'{"ok":true,"entries":[%s],"response_metadata":{"next_cursor":"%s"}}'
+                % (b",".join(events), next_cursor.encode())
+            )
     else:
         tails = _onepassword_pool(seed)
         for k in range(count):
             events = [
-                b'{"uuid":"%s","timestamp":"%s"%s' % (
-                    event_id(i).encode(), _rfc3339(event_second(i, n)).encode(), tails[i % POOL])
+                b'{"uuid":"%s","timestamp":"%s"%s'
+                % (event_id(i).encode(), _rfc3339(event_second(i, n)).encode(), tails[i % POOL])
                 for i in range(k * size, min((k + 1) * size, n))
             ]
             more = b"true" if k + 1 < count else b"false"
-            pages.append(b'{"items":[%s],"cursor":"%s","has_more":%s}' % (b",".join(events), cursor(k + 1).encode(), more))
+            pages.append(
+                b'{"items":[%s],"cursor":"%s","has_more":%s}' % (b",".join(events), cursor(k + 1).encode(), more)
+            )
     return pages
 
 
@@ -259,9 +361,20 @@ def _rfc3339(second: int) -> str:
 def window_params(shape: Shape) -> dict:
     """The first request's window filter as each API wants it."""
     if shape is OFFICE365:
-        return {"contentType": "Audit.SharePoint", "startTime": f"{WINDOW_START:%Y-%m-%dT%H:%M:%S}",
-                "endTime": f"{WINDOW_END:%Y-%m-%dT%H:%M:%S}", "PublisherIdentifier": O365_TENANT}
+        return {
+            "contentType": "Audit.SharePoint",
+            "startTime": f"{WINDOW_START:%Y-%m-%dT%H:%M:%S}",
+            "endTime": f"{WINDOW_END:%Y-%m-%dT%H:%M:%S}",
+            "PublisherIdentifier": O365_TENANT,
+        }
     if shape is SLACK:
-        return {"oldest": int(WINDOW_START.timestamp()), "latest": int(WINDOW_END.timestamp()), "limit": shape.max_page_size}
-    return {"limit": shape.max_page_size, "start_time": _rfc3339(int(WINDOW_START.timestamp())),
-            "end_time": _rfc3339(int(WINDOW_END.timestamp()))}
+        return {
+            "oldest": int(WINDOW_START.timestamp()),
+            "latest": int(WINDOW_END.timestamp()),
+            "limit": shape.max_page_size,
+        }
+    return {
+        "limit": shape.max_page_size,
+        "start_time": _rfc3339(int(WINDOW_START.timestamp())),
+        "end_time": _rfc3339(int(WINDOW_END.timestamp())),
+    }

@@ -40,11 +40,11 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins"), str(ROOT)]
 
 import requests  # noqa: E402
 import yaml  # noqa: E402
+
+from bench.scale import BUCKET, TOKENS, Sampler, config_and_connections  # noqa: E402
 from sandbox import SandboxProcess  # noqa: E402
 from sandbox.cluster import AirflowCluster, PostgresDatabase, wait_for  # noqa: E402
 from sandbox.gcs import GcsEmulatorProcess  # noqa: E402
-
-from bench.scale import BUCKET, TOKENS, Sampler, config_and_connections  # noqa: E402
 
 UTC = timezone.utc
 PERIOD = timedelta(minutes=5)
@@ -62,8 +62,12 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 def spread(values: list[float]) -> dict:
-    return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
-            "max": round(max(values), 1) if values else None, "n": len(values)}
+    return {
+        "p50": percentile(values, 0.5),
+        "p99": percentile(values, 0.99),
+        "max": round(max(values), 1) if values else None,
+        "n": len(values),
+    }
 
 
 class LoadSampler(threading.Thread):
@@ -80,8 +84,12 @@ class LoadSampler(threading.Thread):
     def stop(self) -> dict:
         self._done.set()
         self.join()
-        return {"min": round(min(self.samples), 2), "median": round(statistics.median(self.samples), 2),
-                "max": round(max(self.samples), 2), "samples": len(self.samples)}
+        return {
+            "min": round(min(self.samples), 2),
+            "median": round(statistics.median(self.samples), 2),
+            "max": round(max(self.samples), 2),
+            "samples": len(self.samples),
+        }
 
 
 def manifests(gcs: GcsEmulatorProcess) -> dict[tuple[str, datetime], datetime]:
@@ -118,8 +126,9 @@ def patiently(call, attempts: int = 10):
 def scheduled_runs(cluster: AirflowCluster) -> list[dict]:
     runs, offset = [], 0
     while True:
-        page = patiently(lambda: cluster.api(
-            "GET", f"dags/~/dagRuns?run_type=scheduled&limit=100&offset={offset}"))["dag_runs"]
+        page = patiently(
+            lambda offset=offset: cluster.api("GET", f"dags/~/dagRuns?run_type=scheduled&limit=100&offset={offset}")
+        )["dag_runs"]
         runs += page
         offset += len(page)
         if len(page) < 100:
@@ -137,39 +146,52 @@ def interval_ends(after: datetime, until: datetime, phase: int) -> list[datetime
     return ends
 
 
-def run_setup(setup: str, sources: int, minutes: float, phase: int, slots: int, events_per_hour: int,
-              late: float) -> dict:
+def run_setup(
+    setup: str, sources: int, minutes: float, phase: int, slots: int, events_per_hour: int, late: float
+) -> dict:
     executor, database = setup.split("-")
     work = Path(tempfile.mkdtemp(prefix=f"auditlogs-fresh-{setup}-"))
-    scenario = {"seed": 5, "sources": {kind: {"events_per_hour": events_per_hour, "token": token,
-                                              "rate_limit_per_minute": 0} for kind, token in TOKENS.items()}}
+    scenario = {
+        "seed": 5,
+        "sources": {
+            kind: {"events_per_hour": events_per_hour, "token": token, "rate_limit_per_minute": 0}
+            for kind, token in TOKENS.items()
+        },
+    }
     db = PostgresDatabase() if database == "postgres" else None
     loads = LoadSampler()
     loads.start()
     with SandboxProcess(scenario) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
         start_date = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-        config, env = config_and_connections(sources, api.url, work, schedule=f"{phase}-59/5 * * * *",
-                                             start_date=start_date.isoformat(), catchup=False)
-        env.update({"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
-                    "AIRFLOW__CORE__PARALLELISM": str(slots)})
+        config, env = config_and_connections(
+            sources, api.url, work, schedule=f"{phase}-59/5 * * * *", start_date=start_date.isoformat(), catchup=False
+        )
+        env.update({"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(), "AIRFLOW__CORE__PARALLELISM": str(slots)})
         if db:
             db.__enter__()
         url = db.sqlalchemy_url if db else f"sqlite:///{work / 'airflow.db'}"
-        cluster = AirflowCluster(work / "airflow", url, executor="CeleryExecutor" if executor == "celery" else "LocalExecutor",
-                                 workers=2, worker_concurrency=max(1, slots // 2), extra_env=env)
+        cluster = AirflowCluster(
+            work / "airflow",
+            url,
+            executor="CeleryExecutor" if executor == "celery" else "LocalExecutor",
+            workers=2,
+            worker_concurrency=max(1, slots // 2),
+            extra_env=env,
+        )
         try:
             cluster.start()
             names = list(yaml.safe_load(config.read_text())["sources"])
             dag_ids = [f"auditlogs_{name}" for name in names]
             patiently(lambda: cluster.wait_for_dags(dag_ids, timeout=1800))
             for dag_id in dag_ids:
-                patiently(lambda: cluster.unpause(dag_id))
+                patiently(lambda dag_id=dag_id: cluster.unpause(dag_id))
             unpaused = datetime.now(UTC)
 
             def first_runs_done():  # the runs created at once for the last complete interval
                 cluster.check_alive()
                 runs = scheduled_runs(cluster)
                 return len(runs) >= sources and all(r["state"] in ("success", "failed") for r in runs)
+
             wait_for("the first runs", first_runs_done, timeout=1800, poll=5)
             sampler = Sampler(cluster)
             sampler.start()
@@ -188,9 +210,13 @@ def run_setup(setup: str, sources: int, minutes: float, phase: int, slots: int, 
                 if (expected <= set(landed) and finished) or now > ends[-1] + timedelta(seconds=max(late, 300)):
                     return landed, runs
                 return None
-            landed, runs = wait_for("the measured intervals", all_landed_or_late,
-                                    timeout=(ends[-1] - datetime.now(UTC)).total_seconds() + max(late, 300) + 600,
-                                    poll=5)
+
+            landed, runs = wait_for(
+                "the measured intervals",
+                all_landed_or_late,
+                timeout=(ends[-1] - datetime.now(UTC)).total_seconds() + max(late, 300) + 600,
+                poll=5,
+            )
             usage = sampler.stop()
         finally:
             cluster.stop()
@@ -199,27 +225,59 @@ def run_setup(setup: str, sources: int, minutes: float, phase: int, slots: int, 
     load = loads.stop()
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"freshness-{setup}-{sources}.raw.json").write_text(json.dumps(  # kept if the summary below fails
-        {"landed": {f"{n}@{e.isoformat()}": t.isoformat() for (n, e), t in landed.items()}, "runs": runs,
-         "usage": usage, "load": load, "ends": [e.isoformat() for e in ends]}, default=str))
+    (out / f"freshness-{setup}-{sources}.raw.json").write_text(
+        json.dumps(  # kept if the summary below fails
+            {
+                "landed": {f"{n}@{e.isoformat()}": t.isoformat() for (n, e), t in landed.items()},
+                "runs": runs,
+                "usage": usage,
+                "load": load,
+                "ends": [e.isoformat() for e in ends],
+            },
+            default=str,
+        )
+    )
     lags = [(landed[key] - key[1]).total_seconds() for key in expected if key in landed]
-    late_intervals = sorted(f"{name}@{end:%H:%M}" for name, end in expected
-                            if (name, end) not in landed or (landed[(name, end)] - end).total_seconds() > late)
-    queued = [(parse_time(r["queued_at"]) - parse_time(r["data_interval_end"])).total_seconds()
-              for r in runs if r.get("queued_at")]
-    started = [(parse_time(r["start_date"]) - parse_time(r["data_interval_end"])).total_seconds()
-               for r in runs if r.get("start_date")]
+    late_intervals = sorted(
+        f"{name}@{end:%H:%M}"
+        for name, end in expected
+        if (name, end) not in landed or (landed[(name, end)] - end).total_seconds() > late
+    )
+    queued = [
+        (parse_time(r["queued_at"]) - parse_time(r["data_interval_end"])).total_seconds()
+        for r in runs
+        if r.get("queued_at")
+    ]
+    started = [
+        (parse_time(r["start_date"]) - parse_time(r["data_interval_end"])).total_seconds()
+        for r in runs
+        if r.get("start_date")
+    ]
     count = len(expected)
     result = {
-        "setup": setup, "sources": sources, "schedule": f"{phase}-59/5 * * * *", "slots": slots,
-        "measured_from": measured_from.isoformat(), "interval_ends": [f"{e:%H:%M}" for e in ends],
-        "unpaused_at": unpaused.isoformat(), "intervals": count, "landed": len(lags),
-        "lag_s": spread(lags), "scheduler_delay_queued_s": spread(queued), "scheduler_delay_started_s": spread(started),
-        "runs": {"total": len(runs), "success": sum(r["state"] == "success" for r in runs),
-                 "failed": sum(r["state"] == "failed" for r in runs)},
-        "late": len(late_intervals), "late_intervals": late_intervals[:50], "late_threshold_s": late,
+        "setup": setup,
+        "sources": sources,
+        "schedule": f"{phase}-59/5 * * * *",
+        "slots": slots,
+        "measured_from": measured_from.isoformat(),
+        "interval_ends": [f"{e:%H:%M}" for e in ends],
+        "unpaused_at": unpaused.isoformat(),
+        "intervals": count,
+        "landed": len(lags),
+        "lag_s": spread(lags),
+        "scheduler_delay_queued_s": spread(queued),
+        "scheduler_delay_started_s": spread(started),
+        "runs": {
+            "total": len(runs),
+            "success": sum(r["state"] == "success" for r in runs),
+            "failed": sum(r["state"] == "failed" for r in runs),
+        },
+        "late": len(late_intervals),
+        "late_intervals": late_intervals[:50],
+        "late_threshold_s": late,
         "cpu_s_per_interval": {k: round(v / count, 3) for k, v in usage["cpu_seconds"].items()},
-        **usage, "load_average": load,
+        **usage,
+        "load_average": load,
     }
     result["sustained"] = result["late"] == 0 and result["runs"]["failed"] == 0 and len(runs) >= count
     (out / f"freshness-{setup}-{sources}.json").write_text(json.dumps(result, indent=2))
@@ -229,13 +287,17 @@ def run_setup(setup: str, sources: int, minutes: float, phase: int, slots: int, 
 def markdown_row(r: dict) -> str:
     cpu, rss, lag = r["cpu_s_per_interval"], r["peak_rss_mib"], r["lag_s"]
     components = ("scheduler", "workers", "api-server", "dag-processor", "triggerer")
-    return (f"| {r['setup']} | {r['sources']} | {r['intervals']} | {lag['p50']} / {lag['p99']} / {lag['max']} | "
-            f"{r['scheduler_delay_queued_s']['p50']} / {r['scheduler_delay_started_s']['p50']} / "
-            f"{r['scheduler_delay_started_s']['max']} | "
-            + " / ".join(f"{cpu.get(c, 0):.2f}" for c in components) + " | "
-            + " / ".join(str(rss.get(c, 0)) for c in components) + " | "
-            f"{r['runs']['failed']} / {r['late']} | {r['load_average']['median']} ({r['load_average']['min']}-"
-            f"{r['load_average']['max']}) |")
+    return (
+        f"| {r['setup']} | {r['sources']} | {r['intervals']} | {lag['p50']} / {lag['p99']} / {lag['max']} | "
+        f"{r['scheduler_delay_queued_s']['p50']} / {r['scheduler_delay_started_s']['p50']} / "
+        f"{r['scheduler_delay_started_s']['max']} | "
+        + " / ".join(f"{cpu.get(c, 0):.2f}" for c in components)
+        + " | "
+        + " / ".join(str(rss.get(c, 0)) for c in components)
+        + " | "
+        f"{r['runs']['failed']} / {r['late']} | {r['load_average']['median']} ({r['load_average']['min']}-"
+        f"{r['load_average']['max']}) |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,19 +43,28 @@ def measure(samples: int = 5) -> dict:
     with tempfile.TemporaryDirectory(prefix="auditlogs-parse-") as tmp:
         config = write_config(Path(tmp) / "sources.yaml")
         env = {
-            **os.environ, "AUDITLOGS_CONFIG": str(config), "AIRFLOW_HOME": tmp,
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            **os.environ,
+            "AUDITLOGS_CONFIG": str(config),
+            "AIRFLOW_HOME": tmp,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         }
         runs = []
         for _ in range(samples):
-            out = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT / "dags")], env=env, capture_output=True,
-                                 text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(ROOT / "dags")], env=env, capture_output=True, text=True, check=True
+            ).stdout
             runs.append(json.loads(out.rsplit("PARSE ", 1)[1]))
     if any(run["dags"] != SOURCES or run["errors"] for run in runs):
         raise SystemExit(f"parse produced the wrong DAGs: {runs}")
     seconds = [run["seconds"] for run in runs]
-    return {"sources": SOURCES, "median_seconds": statistics.median(seconds), "min_seconds": min(seconds),
-            "max_seconds": max(seconds), "samples": samples}
+    return {
+        "sources": SOURCES,
+        "median_seconds": statistics.median(seconds),
+        "min_seconds": min(seconds),
+        "max_seconds": max(seconds),
+        "samples": samples,
+    }
 
 
 if __name__ == "__main__":

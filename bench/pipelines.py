@@ -104,10 +104,18 @@ def _collector_source(shape):
         # window is months old, so the API's 7-day reach is off.
         SHAPES["office365"]: {"conn_id": "bench_office365", "content_types": ["Audit.SharePoint"], "retention": None},
     }
-    return SPECS[source_type].config.model_validate({
-        "name": shape.name, "type": source_type, "conn_id": "bench_api", "bucket": BUCKET, "prefix": "collector",
-        "start_date": WINDOW_START, "requests_per_minute": 1_000_000, **by_shape.get(shape, {}),
-    })
+    return SPECS[source_type].config.model_validate(
+        {
+            "name": shape.name,
+            "type": source_type,
+            "conn_id": "bench_api",
+            "bucket": BUCKET,
+            "prefix": "collector",
+            "start_date": WINDOW_START,
+            "requests_per_minute": 1_000_000,
+            **by_shape.get(shape, {}),
+        }
+    )
 
 
 def collector(shape, url: str, n: int, workdir: Path) -> dict:
@@ -117,13 +125,19 @@ def collector(shape, url: str, n: int, workdir: Path) -> dict:
 
     operator = AuditLogToGCSOperator(task_id="collect", source=_collector_source(shape), stream=shape.stream)
     context = {
-        "data_interval_start": WINDOW_START, "data_interval_end": WINDOW_END,
-        "run_id": "bench", "ti": SimpleNamespace(try_number=1),
+        "data_interval_start": WINDOW_START,
+        "data_interval_end": WINDOW_END,
+        "run_id": "bench",
+        "ti": SimpleNamespace(try_number=1),
     }
     result = operator.execute(context)
     manifest = _read_manifest(result["manifest"])
-    return {"events": manifest["events"], "parts": len(manifest["parts"]), "client_requests": manifest["requests"]["count"],
-            "fetch_seconds": manifest["timings"]["fetch_seconds"]}
+    return {
+        "events": manifest["events"],
+        "parts": len(manifest["parts"]),
+        "client_requests": manifest["requests"]["count"],
+        "fetch_seconds": manifest["timings"]["fetch_seconds"],
+    }
 
 
 def _read_manifest(uri: str) -> dict:
@@ -141,6 +155,7 @@ def http_operator(shape, url: str, n: int, workdir: Path) -> dict:
 
     params = window_params(shape)
     if shape is SLACK:
+
         def next_page(response):
             cursor = response.json()["response_metadata"]["next_cursor"]
             return {"data": {"cursor": cursor}} if cursor else None
@@ -149,10 +164,17 @@ def http_operator(shape, url: str, n: int, workdir: Path) -> dict:
             return [event for response in responses for event in response.json()["entries"]]
 
         operator = HttpOperator(
-            task_id="fetch", http_conn_id="bench_http", method="GET", endpoint=shape.path.lstrip("/"), data=params,
-            headers={"Authorization": f"Bearer {TOKEN}"}, pagination_function=next_page, response_filter=events,
+            task_id="fetch",
+            http_conn_id="bench_http",
+            method="GET",
+            endpoint=shape.path.lstrip("/"),
+            data=params,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            pagination_function=next_page,
+            response_filter=events,
         )
     else:
+
         def next_page(response):
             body = response.json()
             return {"data": json.dumps({"cursor": body["cursor"]})} if body["has_more"] else None
@@ -161,9 +183,14 @@ def http_operator(shape, url: str, n: int, workdir: Path) -> dict:
             return [event for response in responses for event in response.json()["items"]]
 
         operator = HttpOperator(
-            task_id="fetch", http_conn_id="bench_http", method="POST", endpoint=shape.path.lstrip("/"),
-            data=json.dumps(params), headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-            pagination_function=next_page, response_filter=events,
+            task_id="fetch",
+            http_conn_id="bench_http",
+            method="POST",
+            endpoint=shape.path.lstrip("/"),
+            data=json.dumps(params),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            pagination_function=next_page,
+            response_filter=events,
         )
     rows = operator.execute({})
     path = workdir / "http_operator.ndjson"
@@ -185,25 +212,55 @@ def dlt_rest_api(shape, url: str, n: int, workdir: Path) -> dict:
         # Office 365: the listing is a parent resource (not loaded) paged by its NextPageUri header; each
         # listed blob is a child request by its contentId, with the PublisherIdentifier on every request.
         publisher = {"PublisherIdentifier": params["PublisherIdentifier"]}
-        resources.append({"name": "content", "selected": False, "endpoint": {
-            "path": shape.path.lstrip("/"), "params": params, "paginator": _next_page_uri_paginator(publisher)}})
-        endpoint = {"path": O365_FEED.lstrip("/") + "audit/{resources.content.contentId}", "params": publisher,
-                    "paginator": "single_page"}
+        resources.append(
+            {
+                "name": "content",
+                "selected": False,
+                "endpoint": {
+                    "path": shape.path.lstrip("/"),
+                    "params": params,
+                    "paginator": _next_page_uri_paginator(publisher),
+                },
+            }
+        )
+        endpoint = {
+            "path": O365_FEED.lstrip("/") + "audit/{resources.content.contentId}",
+            "params": publisher,
+            "paginator": "single_page",
+        }
     elif shape is SLACK:
-        endpoint = {"path": shape.path.lstrip("/"), "params": params, "data_selector": "entries",
-                    "paginator": {"type": "cursor", "cursor_path": "response_metadata.next_cursor", "cursor_param": "cursor"}}
+        endpoint = {
+            "path": shape.path.lstrip("/"),
+            "params": params,
+            "data_selector": "entries",
+            "paginator": {"type": "cursor", "cursor_path": "response_metadata.next_cursor", "cursor_param": "cursor"},
+        }
     else:
-        endpoint = {"path": shape.path.lstrip("/"), "method": "POST", "json": params, "data_selector": "items",
-                    "paginator": {"type": "cursor", "cursor_path": "cursor", "cursor_body_path": "cursor",
-                                  "has_more_path": "has_more"}}
-    source = rest_api_source({
-        "client": {"base_url": url + "/", "auth": {"type": "bearer", "token": TOKEN}},
-        "resource_defaults": {"write_disposition": "append", "max_table_nesting": 0},
-        "resources": [*resources, {"name": "audit", "endpoint": endpoint}],
-    }, max_table_nesting=0)
+        endpoint = {
+            "path": shape.path.lstrip("/"),
+            "method": "POST",
+            "json": params,
+            "data_selector": "items",
+            "paginator": {
+                "type": "cursor",
+                "cursor_path": "cursor",
+                "cursor_body_path": "cursor",
+                "has_more_path": "has_more",
+            },
+        }
+    source = rest_api_source(
+        {
+            "client": {"base_url": url + "/", "auth": {"type": "bearer", "token": TOKEN}},
+            "resource_defaults": {"write_disposition": "append", "max_table_nesting": 0},
+            "resources": [*resources, {"name": "audit", "endpoint": endpoint}],
+        },
+        max_table_nesting=0,
+    )
     pipeline = dlt.pipeline(
-        pipeline_name=f"bench_{shape.name}", pipelines_dir=str(workdir / "dlt_pipelines"),
-        destination=dlt.destinations.filesystem(bucket_url=(workdir / "dlt_out").as_uri()), dataset_name="audit",
+        pipeline_name=f"bench_{shape.name}",
+        pipelines_dir=str(workdir / "dlt_pipelines"),
+        destination=dlt.destinations.filesystem(bucket_url=(workdir / "dlt_out").as_uri()),
+        dataset_name="audit",
     )
     pipeline.run(source, loader_file_format="jsonl")
     return {"events": pipeline.last_trace.last_normalize_info.row_counts.get("audit", 0)}
@@ -241,9 +298,10 @@ def _preload(name: str) -> None:
     """What a task process has imported before its work starts."""
     if name in ("collector", "http_operator"):
         import airflow.providers.google.cloud.hooks.gcs  # noqa: F401
-        import airflow.sdk  # noqa: F401
-        import auditlogs.operators.collect  # noqa: F401
         import airflow.providers.http.operators.http  # noqa: F401
+        import airflow.sdk  # noqa: F401
+
+        import auditlogs.operators.collect  # noqa: F401
     if name == "dlt":
         import dlt  # noqa: F401
         from dlt.sources import rest_api  # noqa: F401
@@ -263,17 +321,29 @@ def main() -> None:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def cpu() -> float:
-        return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return sum(
+            resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
 
     cpu_start, wall_start = cpu(), time.perf_counter()
     result = PIPELINES[args.name](SHAPES[args.shape], args.url, args.events, workdir)
     wall, cpu_seconds = time.perf_counter() - wall_start, cpu() - cpu_start
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print("BENCH_RESULT " + json.dumps({
-        **result, "wall": wall, "cpu": cpu_seconds, "peak_rss_kb": max(usage, children), "rss_after_imports_kb": rss_before,
-    }), flush=True)
+    print(
+        "BENCH_RESULT "
+        + json.dumps(
+            {
+                **result,
+                "wall": wall,
+                "cpu": cpu_seconds,
+                "peak_rss_kb": max(usage, children),
+                "rss_after_imports_kb": rss_before,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def summarise(collapsed: Path, pipeline: str, top: int = 25) -> str:
         frames = [_frame(f) for f in stack.split(";")]
         if any(f.startswith("_preload ") or f.startswith("_find_and_load ") for f in frames):
             continue
-        if not any(f.startswith(f"{pipeline} (pipelines") or f.startswith("Thread.run ") or f.startswith("Thread._bootstrap")
-                   for f in frames):
+        if not any(
+            f.startswith(f"{pipeline} (pipelines") or f.startswith("Thread.run ") or f.startswith("Thread._bootstrap")
+            for f in frames
+        ):
             continue
         samples += count
         own[frames[-1]] += count
@@ -49,7 +51,9 @@ def summarise(collapsed: Path, pipeline: str, top: int = 25) -> str:
     lines += [f"  {100 * c / samples:5.1f}%  {name}" for name, c in own.most_common(top)]
     lines += ["", "callers of the top native leaves (python frame above them):"]
     for name, _ in own.most_common(6):
-        lines += [f"  {name}:"] + [f"    {100 * c / samples:5.1f}%  {caller}" for caller, c in callers[name].most_common(3)]
+        lines += [f"  {name}:"] + [
+            f"    {100 * c / samples:5.1f}%  {caller}" for caller, c in callers[name].most_common(3)
+        ]
     lines += ["", "total (inclusive) share:"]
     lines += [f"  {100 * c / samples:5.1f}%  {name}" for name, c in total.most_common(top)]
     return "\n".join(lines)
@@ -69,15 +73,45 @@ def main() -> None:
         server = ApiServer(args.shape, args.events, workdir)
         try:
             with GcsEmulatorProcess((BUCKET,)) as gcs:
-                env = {**os.environ, **gcs.connection_env(), "AIRFLOW_HOME": str(workdir / "home"),
-                       "AIRFLOW_CONN_BENCH_API": json.dumps({"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}),
-                       "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": server.url})}
+                env = {
+                    **os.environ,
+                    **gcs.connection_env(),
+                    "AIRFLOW_HOME": str(workdir / "home"),
+                    "AIRFLOW_CONN_BENCH_API": json.dumps(
+                        {"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}
+                    ),
+                    "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": server.url}),
+                }
                 collapsed = workdir / "stacks.txt"
                 subprocess.run(
-                    [str(py_spy), "record", "--threads", "--native", "--rate", "250", "--format", "raw", "--output", str(collapsed), "--",
-                     sys.executable, "-m", "bench.pipelines", args.name, "--shape", args.shape, "--events", str(args.events),
-                     "--url", server.url, "--workdir", str(workdir / "out")],
-                    env=env, check=True, capture_output=True,
+                    [
+                        str(py_spy),
+                        "record",
+                        "--threads",
+                        "--native",
+                        "--rate",
+                        "250",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(collapsed),
+                        "--",
+                        sys.executable,
+                        "-m",
+                        "bench.pipelines",
+                        args.name,
+                        "--shape",
+                        args.shape,
+                        "--events",
+                        str(args.events),
+                        "--url",
+                        server.url,
+                        "--workdir",
+                        str(workdir / "out"),
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
                 )
         finally:
             server.stop()

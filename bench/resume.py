@@ -39,7 +39,8 @@ TOKEN = "ghp_resumebench000000000000000000000001"
 BUCKET = "resume-bench"
 END = datetime(2026, 6, 1, 12, tzinfo=UTC)
 DELAY = timedelta(minutes=10)
-#: About 6,400 web events (a quarter more are git events, not asked for) in the widened 70-minute window: 64 pages of 100.
+#: About 6,400 web events (a quarter more are git events, not asked for) in the widened 70-minute window:
+#: 64 pages of 100.
 EVENTS_PER_HOUR = 7_300
 
 
@@ -63,17 +64,37 @@ class BenchOperator(AuditLogToGCSOperator):
         from airflow.sdk import BaseHook
 
         sim = self.simulated
-        return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where,
-                            sleep=sim.sleep, rate=rate_budget(spec, self.source, sim.sleep, sim.clock))
+        return build_client(
+            spec,
+            self.source,
+            BaseHook.get_connection(self.source.conn_id),
+            where,
+            sleep=sim.sleep,
+            rate=rate_budget(spec, self.source, sim.sleep, sim.clock),
+        )
 
 
 def one_window(api, gcs, seed: int, retries: int) -> dict:
-    config = SOURCE_TYPES["github"].model_validate({
-        "name": "bench_github", "type": "github", "conn_id": "bench_github", "bucket": BUCKET, "prefix": "bench",
-        "start_date": "2026-01-01T00:00:00Z", "delay": "10m", "retries": retries, "org": ORG, "per_page": 100,
-    })
-    operator = BenchOperator(task_id="collect_audit", source=config, stream="audit",
-                             retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay))
+    config = SOURCE_TYPES["github"].model_validate(
+        {
+            "name": "bench_github",
+            "type": "github",
+            "conn_id": "bench_github",
+            "bucket": BUCKET,
+            "prefix": "bench",
+            "start_date": "2026-01-01T00:00:00Z",
+            "delay": "10m",
+            "retries": retries,
+            "org": ORG,
+            "per_page": 100,
+        }
+    )
+    operator = BenchOperator(
+        task_id="collect_audit",
+        source=config,
+        stream="audit",
+        retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay),
+    )
     operator.simulated = sim = SimulatedClock()
     end = END - timedelta(hours=seed)
     interval = Window(end - timedelta(hours=1), end)
@@ -85,8 +106,12 @@ def one_window(api, gcs, seed: int, retries: int) -> dict:
     tries = 0
     for try_number in range(1, retries + 2):
         tries = try_number
-        context = {"data_interval_start": interval.start, "data_interval_end": interval.end,
-                   "run_id": f"scheduled__{interval.start.isoformat()}", "ti": SimpleNamespace(try_number=try_number)}
+        context = {
+            "data_interval_start": interval.start,
+            "data_interval_end": interval.end,
+            "run_id": f"scheduled__{interval.start.isoformat()}",
+            "ti": SimpleNamespace(try_number=try_number),
+        }
         try:
             operator.execute(context)
             break
@@ -99,8 +124,10 @@ def one_window(api, gcs, seed: int, retries: int) -> dict:
     else:  # pragma: no cover - the loop always breaks
         pass
     real = time.monotonic() - started
-    folder = (f"bench/bench_github/audit/dt={interval.start:%Y-%m-%d}/"
-              f"{interval.start:%Y%m%dT%H%M%SZ}_{interval.end:%Y%m%dT%H%M%SZ}")
+    folder = (
+        f"bench/bench_github/audit/dt={interval.start:%Y-%m-%d}/"
+        f"{interval.start:%Y%m%dT%H%M%SZ}_{interval.end:%Y%m%dT%H%M%SZ}"
+    )
     try:
         manifest = json.loads(gcs.read(BUCKET, f"{folder}/_manifest.json"))
     except Exception:  # noqa: BLE001 - the window was never completed
@@ -108,12 +135,19 @@ def one_window(api, gcs, seed: int, retries: int) -> dict:
     sent = [r for r in api.admin.requests() if r["path"].startswith(f"/orgs/{ORG}/")]
     pages = manifest["pages"] if manifest else None
     return {
-        "seed": seed, "completed": manifest is not None, "tries": tries, "pages": pages,
-        "events": manifest and manifest["events"], "requests": len(sent),
+        "seed": seed,
+        "completed": manifest is not None,
+        "tries": tries,
+        "pages": pages,
+        "events": manifest and manifest["events"],
+        "requests": len(sent),
         "ratio": pages and round(len(sent) / pages, 3),
         "faults_hit": sum(1 for r in sent if r["fault"]),
-        "wall_seconds": round(sim.now + between_tries + real, 1), "waits_and_pacing_seconds": round(sim.now, 1),
-        "between_tries_seconds": between_tries, "real_seconds": round(real, 1), "errors": errors,
+        "wall_seconds": round(sim.now + between_tries + real, 1),
+        "waits_and_pacing_seconds": round(sim.now, 1),
+        "between_tries_seconds": between_tries,
+        "real_seconds": round(real, 1),
+        "errors": errors,
     }
 
 
@@ -123,8 +157,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--retries", type=int, default=3, help="the task's retries (the default config's 3)")
     args = parser.parse_args()
-    scenario = {"seed": 19, "sources": {"github": {"events_per_hour": EVENTS_PER_HOUR, "burst_fraction": 0.2,
-                                                   "token": TOKEN, "rate_limit_per_minute": 0}}}
+    scenario = {
+        "seed": 19,
+        "sources": {
+            "github": {
+                "events_per_hour": EVENTS_PER_HOUR,
+                "burst_fraction": 0.2,
+                "token": TOKEN,
+                "rate_limit_per_minute": 0,
+            }
+        },
+    }
     saved = dict(os.environ)
     rows = []
     with SandboxServer(scenario) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
@@ -133,16 +176,22 @@ def main() -> None:
         for seed in range(1, args.seeds + 1):
             row = one_window(api, gcs, seed, args.retries)
             rows.append(row)
-            print(f"{args.label} seed {seed}: completed={row['completed']} tries={row['tries']} pages={row['pages']} "
-                  f"requests={row['requests']} ratio={row['ratio']} wall={row['wall_seconds']}s "
-                  f"(waits+pacing {row['waits_and_pacing_seconds']}s, between tries {row['between_tries_seconds']}s, "
-                  f"real {row['real_seconds']}s)", flush=True)
+            print(
+                f"{args.label} seed {seed}: completed={row['completed']} tries={row['tries']} pages={row['pages']} "
+                f"requests={row['requests']} ratio={row['ratio']} wall={row['wall_seconds']}s "
+                f"(waits+pacing {row['waits_and_pacing_seconds']}s, between tries {row['between_tries_seconds']}s, "
+                f"real {row['real_seconds']}s)",
+                flush=True,
+            )
     os.environ.clear()
     os.environ.update(saved)
     done = [r for r in rows if r["completed"]]
     summary = {
-        "label": args.label, "windows": len(rows), "completed": len(done),
-        "tries": [r["tries"] for r in rows], "requests": sum(r["requests"] for r in rows),
+        "label": args.label,
+        "windows": len(rows),
+        "completed": len(done),
+        "tries": [r["tries"] for r in rows],
+        "requests": sum(r["requests"] for r in rows),
         "minimum_of_completed": sum(r["pages"] for r in done),
         "requests_of_completed": sum(r["requests"] for r in done),
         "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 1),

@@ -32,7 +32,17 @@ class ApiServer:
     def __init__(self, shape: str, events: int, workdir: Path):
         self.port_file = workdir / f"port-{shape}-{events}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", "--shape", shape, "--events", str(events), "--port-file", str(self.port_file)],
+            [
+                sys.executable,
+                "-m",
+                "bench.server",
+                "--shape",
+                shape,
+                "--events",
+                str(events),
+                "--port-file",
+                str(self.port_file),
+            ],
         )
         deadline = time.monotonic() + 600
         while not (self.port_file.exists() and self.port_file.read_text()):
@@ -60,9 +70,24 @@ def run_pipeline(name: str, shape: str, events: int, server: ApiServer, env: dic
     server.reset()
     load = os.getloadavg()[0]
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.pipelines", name, "--shape", shape, "--events", str(events),
-         "--url", server.url, "--workdir", str(workdir / f"{name}-{shape}-{events}")],
-        env=env, capture_output=True, text=True, timeout=3600,
+        [
+            sys.executable,
+            "-m",
+            "bench.pipelines",
+            name,
+            "--shape",
+            shape,
+            "--events",
+            str(events),
+            "--url",
+            server.url,
+            "--workdir",
+            str(workdir / f"{name}-{shape}-{events}"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     if completed.returncode != 0 or "BENCH_RESULT " not in completed.stdout:
         raise SystemExit(f"pipeline {name} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-5000:]}")
@@ -80,16 +105,32 @@ def versions() -> dict:
         except PackageNotFoundError:
             return "not installed"  # dlt, when run with the product's venv instead of bench/.venv
 
-    names = ["apache-airflow", "apache-airflow-providers-http", "apache-airflow-providers-google", "dlt", "requests",
-             "orjson", "gcp-storage-emulator"]
+    names = [
+        "apache-airflow",
+        "apache-airflow-providers-http",
+        "apache-airflow-providers-google",
+        "dlt",
+        "requests",
+        "orjson",
+        "gcp-storage-emulator",
+    ]
     return {"python": platform.python_version(), **{name: installed(name) for name in names}}
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next(line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory, "kernel": platform.release()}
 
 
@@ -132,13 +173,20 @@ def main() -> None:
                 try:
                     with GcsEmulatorProcess((BUCKET,)) as gcs:
                         env = {
-                            **os.environ, **gcs.connection_env(), "AIRFLOW_HOME": str(workdir / "airflow_home"),
+                            **os.environ,
+                            **gcs.connection_env(),
+                            "AIRFLOW_HOME": str(workdir / "airflow_home"),
                             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                            "AIRFLOW_CONN_BENCH_API": json.dumps({"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}),
+                            "AIRFLOW_CONN_BENCH_API": json.dumps(
+                                {"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}
+                            ),
                             "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": server.url}),
                             "AIRFLOW_CONN_BENCH_OFFICE365": json.dumps(
-                                sandbox_connection("microsoft365", server.url, O365_CLIENT)),
-                            "RUNTIME__LOG_LEVEL": "WARNING", "DLT_TELEMETRY": "false", "RUNTIME__DLTHUB_TELEMETRY": "false",
+                                sandbox_connection("microsoft365", server.url, O365_CLIENT)
+                            ),
+                            "RUNTIME__LOG_LEVEL": "WARNING",
+                            "DLT_TELEMETRY": "false",
+                            "RUNTIME__DLTHUB_TELEMETRY": "false",
                         }
                         floor_rate = floor_cpu_rate = None
                         for name in [p for p in ORDER if p in args.pipelines]:
@@ -151,25 +199,39 @@ def main() -> None:
                             rate, cpu_rate = n / result["wall"], n / result["cpu"]
                             if name == "floor":
                                 floor_rate, floor_cpu_rate = rate, cpu_rate
-                            row = {"shape": shape, "n": n, "pipeline": name, **result,
-                                   "ratio": rate / floor_rate if floor_rate else float("nan"),
-                                   "cpu_ratio": cpu_rate / floor_cpu_rate if floor_cpu_rate else float("nan")}
+                            row = {
+                                "shape": shape,
+                                "n": n,
+                                "pipeline": name,
+                                **result,
+                                "ratio": rate / floor_rate if floor_rate else float("nan"),
+                                "cpu_ratio": cpu_rate / floor_cpu_rate if floor_cpu_rate else float("nan"),
+                            }
                             rows.append(row)
                             print(table([row]).splitlines()[-1], flush=True)
                 finally:
                     server.stop()
     parse = None if args.no_parse_time else measure_parse_time()
     report = {
-        "date": started.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(),
-        "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows, "parse_time": parse,
+        "date": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "rows": rows,
+        "parse_time": parse,
     }
     text = table(rows)
     if parse:
-        text += (f"\n\nDAG parse time, {parse['sources']} sources (DagBag on the dags folder, fresh process, "
-                 f"median of {parse['samples']}): {parse['median_seconds']:.3f} s (min {parse['min_seconds']:.3f}, "
-                 f"max {parse['max_seconds']:.3f})")
-    text += (f"\n\nload average before {', '.join(f'{x:.2f}' for x in load_before)}; "
-             f"after {', '.join(f'{x:.2f}' for x in report['load_average_after'])}")
+        text += (
+            f"\n\nDAG parse time, {parse['sources']} sources (DagBag on the dags folder, fresh process, "
+            f"median of {parse['samples']}): {parse['median_seconds']:.3f} s (min {parse['min_seconds']:.3f}, "
+            f"max {parse['max_seconds']:.3f})"
+        )
+    text += (
+        f"\n\nload average before {', '.join(f'{x:.2f}' for x in load_before)}; "
+        f"after {', '.join(f'{x:.2f}' for x in report['load_average_after'])}"
+    )
     print("\n" + text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

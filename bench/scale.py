@@ -27,6 +27,7 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
 
 import psutil  # noqa: E402
 import yaml  # noqa: E402
+
 from sandbox import SandboxProcess  # noqa: E402
 from sandbox.cluster import AirflowCluster, PostgresDatabase, wait_for  # noqa: E402
 from sandbox.gcs import GcsEmulatorProcess  # noqa: E402
@@ -34,10 +35,18 @@ from sandbox.github import ORG  # noqa: E402
 
 UTC = timezone.utc
 BUCKET = "auditlogs-scale"
-TOKENS = {"slack": "xoxp-scale", "okta": "00scaleOkta0123456789", "github": "ghp_scale0123456789abcdef",
-          "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJzY2FsZSI6dHJ1ZX0.c2ln"}
-KIND_OPTIONS = {"slack": {}, "okta": {"extra": {"auth_scheme": "Bearer"}}, "github": {"org": ORG, "include": "all"},
-                "onepassword": {"streams": ["auditevents"]}}
+TOKENS = {
+    "slack": "xoxp-scale",
+    "okta": "00scaleOkta0123456789",
+    "github": "ghp_scale0123456789abcdef",
+    "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJzY2FsZSI6dHJ1ZX0.c2ln",
+}
+KIND_OPTIONS = {
+    "slack": {},
+    "okta": {"extra": {"auth_scheme": "Bearer"}},
+    "github": {"org": ORG, "include": "all"},
+    "onepassword": {"streams": ["auditevents"]},
+}
 FIRST_INTERVAL = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -53,11 +62,27 @@ def config_and_connections(sources: int, api_url: str, folder: Path, **defaults)
     for kind in kinds:
         host = api_url + ("/api/v3" if kind == "github" else "")
         env[f"AIRFLOW_CONN_{kind.upper()}_API"] = json.dumps(
-            {"conn_type": "http", "host": host, "password": TOKENS[kind], "extra": KIND_OPTIONS[kind].get("extra", {})})
+            {"conn_type": "http", "host": host, "password": TOKENS[kind], "extra": KIND_OPTIONS[kind].get("extra", {})}
+        )
     path = folder / "sources.yaml"
-    path.write_text(yaml.safe_dump({"defaults": {
-        "bucket": BUCKET, "prefix": "raw", "start_date": "2026-01-01T00:00:00Z", "delay": "0s", "deadline": "off",
-        "retries": 2, "retry_delay": "10s", **defaults}, "sources": entries}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {
+                    "bucket": BUCKET,
+                    "prefix": "raw",
+                    "start_date": "2026-01-01T00:00:00Z",
+                    "delay": "0s",
+                    "deadline": "off",
+                    "retries": 2,
+                    "retry_delay": "10s",
+                    **defaults,
+                },
+                "sources": entries,
+            },
+            sort_keys=False,
+        )
+    )
     return path, env
 
 
@@ -125,22 +150,27 @@ class Sampler:
         self.sample_rss()
         end = self.cpu_now()
         cpu = {role: end[role] - self._start.get(role, 0.0) for role in end}
-        return {"cpu_seconds": {k: round(v, 1) for k, v in sorted(cpu.items())},
-                "peak_rss_mib": {k: round(v / 2**20) for k, v in sorted(self.peak_rss.items())}}
+        return {
+            "cpu_seconds": {k: round(v, 1) for k, v in sorted(cpu.items())},
+            "peak_rss_mib": {k: round(v / 2**20) for k, v in sorted(self.peak_rss.items())},
+        }
 
 
 def backfill_states(cluster: AirflowCluster) -> dict[str, int]:
     runs = cluster.api("GET", "dags/~/dagRuns?run_type=backfill&limit=1")["total_entries"]
-    finished = {state: cluster.api("GET", f"dags/~/dagRuns?run_type=backfill&state={state}&limit=1")["total_entries"]
-                for state in ("success", "failed")}
+    finished = {
+        state: cluster.api("GET", f"dags/~/dagRuns?run_type=backfill&state={state}&limit=1")["total_entries"]
+        for state in ("success", "failed")
+    }
     return {"runs": runs, **finished}
 
 
 def events_written(gcs: GcsEmulatorProcess, intervals: int) -> tuple[int, int]:
     """Manifests and events of the backfilled intervals (not of the latest hour each unpaused DAG also runs)."""
     starts = {f"/{FIRST_INTERVAL + timedelta(hours=h):%Y%m%dT%H%M%SZ}_" for h in range(intervals)}
-    manifests = [n for n in gcs.list(BUCKET, "raw/")
-                 if n.endswith("_manifest.json") and any(start in n for start in starts)]
+    manifests = [
+        n for n in gcs.list(BUCKET, "raw/") if n.endswith("_manifest.json") and any(start in n for start in starts)
+    ]
     return len(manifests), sum(json.loads(gcs.read(BUCKET, n))["events"] for n in manifests)
 
 
@@ -160,19 +190,35 @@ def create_backfill(cluster: AirflowCluster, body: dict, attempts: int = 30) -> 
 def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events_per_hour: int) -> dict:
     executor, database = setup.split("-")
     work = Path(tempfile.mkdtemp(prefix=f"auditlogs-scale-{setup}-"))
-    scenario = {"seed": 3, "sources": {kind: {"events_per_hour": events_per_hour, "token": token,
-                                              "rate_limit_per_minute": 0} for kind, token in TOKENS.items()}}
+    scenario = {
+        "seed": 3,
+        "sources": {
+            kind: {"events_per_hour": events_per_hour, "token": token, "rate_limit_per_minute": 0}
+            for kind, token in TOKENS.items()
+        },
+    }
     db = PostgresDatabase() if database == "postgres" else None
     with SandboxProcess(scenario) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
         config, env = config_and_connections(sources, api.url, work)
-        env.update({"AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
-                    "AIRFLOW__CORE__PARALLELISM": str(2 * concurrency)})
+        env.update(
+            {
+                "AUDITLOGS_CONFIG": str(config),
+                **gcs.connection_env(),
+                "AIRFLOW__CORE__PARALLELISM": str(2 * concurrency),
+            }
+        )
         if db:
             db.__enter__()
         sqlite = work / "airflow.db"
         url = db.sqlalchemy_url if db else f"sqlite:///{sqlite}"
-        cluster = AirflowCluster(work / "airflow", url, executor="CeleryExecutor" if executor == "celery" else "LocalExecutor",
-                                 workers=2, worker_concurrency=concurrency, extra_env=env)
+        cluster = AirflowCluster(
+            work / "airflow",
+            url,
+            executor="CeleryExecutor" if executor == "celery" else "LocalExecutor",
+            workers=2,
+            worker_concurrency=concurrency,
+            extra_env=env,
+        )
         try:
             cluster.start()
             dag_ids = [f"auditlogs_{name}" for name in yaml.safe_load(config.read_text())["sources"]]
@@ -183,10 +229,16 @@ def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events
             started = time.monotonic()
             refused = 0
             for dag_id in dag_ids:
-                refused += create_backfill(cluster, {
-                    "dag_id": dag_id, "from_date": FIRST_INTERVAL.isoformat(),
-                    "to_date": (FIRST_INTERVAL + timedelta(hours=intervals - 1)).isoformat(),
-                    "max_active_runs": 10, "reprocess_behavior": "none"})
+                refused += create_backfill(
+                    cluster,
+                    {
+                        "dag_id": dag_id,
+                        "from_date": FIRST_INTERVAL.isoformat(),
+                        "to_date": (FIRST_INTERVAL + timedelta(hours=intervals - 1)).isoformat(),
+                        "max_active_runs": 10,
+                        "reprocess_behavior": "none",
+                    },
+                )
             cluster.unpause(*dag_ids)
             total = sources * intervals
 
@@ -194,6 +246,7 @@ def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events
                 cluster.check_alive()
                 states = backfill_states(cluster)
                 return states if states["success"] + states["failed"] >= total else None
+
             states = wait_for(f"{total} backfill runs", finished, timeout=4 * 3600, poll=5)
             elapsed = time.monotonic() - started
             usage = sampler.stop()
@@ -204,12 +257,19 @@ def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events
             if db:
                 db.drop()
     result = {
-        "setup": setup, "sources": sources, "intervals_per_source": intervals, "backfill_runs": states,
+        "setup": setup,
+        "sources": sources,
+        "intervals_per_source": intervals,
+        "backfill_runs": states,
         "backfill_creations_refused": refused,
-        "slots": 2 * concurrency, "elapsed_s": round(elapsed, 1),
+        "slots": 2 * concurrency,
+        "elapsed_s": round(elapsed, 1),
         "intervals_per_min": round(states["success"] / (elapsed / 60), 1),
-        "manifests_in_gcs": manifests, "events": events, "events_per_s": round(events / elapsed, 1),
-        **usage, "metadata_db_growth_mib": round((size_after - size_before) / 2**20, 1),
+        "manifests_in_gcs": manifests,
+        "events": events,
+        "events_per_s": round(events / elapsed, 1),
+        **usage,
+        "metadata_db_growth_mib": round((size_after - size_before) / 2**20, 1),
         "metadata_db_mib_after": round(size_after / 2**20, 1),
     }
     out = ROOT / "bench" / "results"
@@ -220,11 +280,13 @@ def run_setup(setup: str, sources: int, intervals: int, concurrency: int, events
 
 def markdown_row(r: dict) -> str:
     cpu, rss = r["cpu_seconds"], r["peak_rss_mib"]
-    return (f"| {r['setup']} | {r['slots']} | {r['backfill_runs']['success']}/{r['backfill_runs']['runs']} | "
-            f"{r['elapsed_s']:.0f} | {r['intervals_per_min']} | {r['events_per_s']} | "
-            f"{cpu.get('scheduler', 0):.0f} / {rss.get('scheduler', 0)} | {cpu.get('workers', 0):.0f} / "
-            f"{rss.get('workers', 0)} | {cpu.get('api-server', 0):.0f} / {rss.get('api-server', 0)} | "
-            f"{r['metadata_db_growth_mib']} |")
+    return (
+        f"| {r['setup']} | {r['slots']} | {r['backfill_runs']['success']}/{r['backfill_runs']['runs']} | "
+        f"{r['elapsed_s']:.0f} | {r['intervals_per_min']} | {r['events_per_s']} | "
+        f"{cpu.get('scheduler', 0):.0f} / {rss.get('scheduler', 0)} | {cpu.get('workers', 0):.0f} / "
+        f"{rss.get('workers', 0)} | {cpu.get('api-server', 0):.0f} / {rss.get('api-server', 0)} | "
+        f"{r['metadata_db_growth_mib']} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,18 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import orjson
 
 from bench.dataset import (
-    O365_CLIENT, O365_FEED, O365_TENANT, ONEPASSWORD, SHAPES, SLACK, TOKEN, cursor, page_of, render_office365,
-    render_pages, window_params,
+    O365_CLIENT,
+    O365_FEED,
+    O365_TENANT,
+    ONEPASSWORD,
+    SHAPES,
+    SLACK,
+    TOKEN,
+    cursor,
+    page_of,
+    render_office365,
+    render_pages,
+    window_params,
 )
 
 
@@ -135,7 +145,10 @@ def make_office365_handler(listings: list[bytes], blobs: list[bytes], stats: Sta
             if url.path != f"/{O365_TENANT}/oauth2/v2.0/token":
                 return self._send(404, b'{"error":"not_found"}')
             if (form.get("grant_type"), form.get("client_id"), form.get("client_secret")) != (
-                    "client_credentials", client_id, secret):
+                "client_credentials",
+                client_id,
+                secret,
+            ):
                 return self._counted(401, b'{"error":"invalid_client"}')
             self._counted(200, orjson.dumps({"token_type": "Bearer", "expires_in": "3599", "access_token": TOKEN}))
 
@@ -166,8 +179,10 @@ def make_office365_handler(listings: list[bytes], blobs: list[bytes], stats: Sta
             headers = {}
             if index + 1 < len(listings):
                 params = {k: v for k, v in expected.items() if k != "PublisherIdentifier"}
-                headers["NextPageUri"] = (f"{host}/api/v1/{O365_TENANT}/activity/feed/subscriptions/content?"
-                                          f"{urlencode({**params, 'nextPage': cursor(index + 1)})}")
+                headers["NextPageUri"] = (
+                    f"{host}/api/v1/{O365_TENANT}/activity/feed/subscriptions/content?"
+                    f"{urlencode({**params, 'nextPage': cursor(index + 1)})}"
+                )
             self._counted(200, listings[index].replace(b"@HOST@", host.encode()), headers)
 
     Handler.stats = stats

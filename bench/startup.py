@@ -44,8 +44,12 @@ sys.path[:0] = [str(ROOT / "include")]
 import yaml  # noqa: E402
 
 KINDS = ("slack", "okta", "github", "onepassword")
-KIND_OPTIONS = {"slack": {}, "okta": {}, "github": {"org": "bench-org", "include": "all"},
-                "onepassword": {"streams": ["auditevents"]}}
+KIND_OPTIONS = {
+    "slack": {},
+    "okta": {},
+    "github": {"org": "bench-org", "include": "all"},
+    "onepassword": {"streams": ["auditevents"]},
+}
 API = "http://127.0.0.1:9"  # never contacted: the first request to it is stopped before it is sent
 BUCKET = "auditlogs-startup"
 
@@ -56,9 +60,21 @@ def write_config(path: Path, sources: int) -> list[str]:
     for index in range(sources):
         kind = KINDS[index % len(KINDS)]
         entries[f"{kind}_{index:04d}"] = {"type": kind, "conn_id": f"{kind}_api", **KIND_OPTIONS[kind]}
-    path.write_text(yaml.safe_dump({"defaults": {
-        "bucket": BUCKET, "prefix": "raw", "start_date": "2026-01-01T00:00:00Z", "delay": "0s", "deadline": "off"},
-        "sources": entries}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {
+                    "bucket": BUCKET,
+                    "prefix": "raw",
+                    "start_date": "2026-01-01T00:00:00Z",
+                    "delay": "0s",
+                    "deadline": "off",
+                },
+                "sources": entries,
+            },
+            sort_keys=False,
+        )
+    )
     return list(entries)
 
 
@@ -71,7 +87,9 @@ def emit(**fields):
     print("RESULT " + json.dumps(fields), flush=True)
 """
 
-_BUILD = _PRELUDE + """
+_BUILD = (
+    _PRELUDE
+    + """
 import airflow.sdk  # the dag-processor has Airflow imported
 c0, w0 = cpu(), time.perf_counter()
 from auditlogs.factory import build_dags
@@ -80,8 +98,11 @@ dags = build_dags()
 c2, w2 = cpu(), time.perf_counter()
 emit(import_cpu=c1 - c0, import_wall=w1 - w0, build_cpu=c2 - c1, build_wall=w2 - w1, dags=len(dags))
 """
+)
 
-_PARSE = _PRELUDE + """
+_PARSE = (
+    _PRELUDE
+    + """
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.serialization.serialized_objects import DagSerialization
 dag_file = sys.argv[1]
@@ -92,8 +113,11 @@ serialized = [DagSerialization.to_dict(dag) for dag in bag.dags.values()]
 c1, w1 = cpu(), time.perf_counter()
 emit(parse_cpu=c1 - c0, parse_wall=w1 - w0, dags=len(bag.dags), errors=len(bag.import_errors))
 """
+)
 
-_TASK = _PRELUDE + """
+_TASK = (
+    _PRELUDE
+    + """
 import airflow.sdk.execution_time.supervisor, airflow.sdk.execution_time.task_runner  # what a worker has
 dag_file, dag_id, task_id, api = sys.argv[1:5]
 read, write = os.pipe()
@@ -177,6 +201,7 @@ result = dict(
 os.write(write, ("RESULT " + json.dumps(result)).encode())
 os._exit(0)
 """
+)
 
 
 def run_child(code: str, tree: Path, env: dict[str, str], *args: str) -> dict:
@@ -197,13 +222,20 @@ def measure(trees: list[Path], sizes: list[int], task_sizes: list[int], samples:
     for size in sorted(set(sizes) | set(task_sizes)):
         configs[size] = work / f"sources-{size}.yaml"
         names[size] = write_config(configs[size], size)
-    base = {**os.environ, "AIRFLOW_HOME": str(work / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False", **gcs_env,
-            # A DAG file import is killed after 30 s by default: on a loaded machine main's code at 5,000
-            # sources (and at 1,000 in a task) passes that, and the bench measures rather than fails.
-            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "900",
-            **{f"AIRFLOW_CONN_{kind.upper()}_API": json.dumps({"conn_type": "http", "host": API, "password": "t0ken"})
-               for kind in KINDS}}
+    base = {
+        **os.environ,
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        **gcs_env,
+        # A DAG file import is killed after 30 s by default: on a loaded machine main's code at 5,000
+        # sources (and at 1,000 in a task) passes that, and the bench measures rather than fails.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "900",
+        **{
+            f"AIRFLOW_CONN_{kind.upper()}_API": json.dumps({"conn_type": "http", "host": API, "password": "t0ken"})
+            for kind in KINDS
+        },
+    }
     raw: dict[str, list[dict]] = {}
     loads = [os.getloadavg()]
     for _ in range(samples):
@@ -212,7 +244,8 @@ def measure(trees: list[Path], sizes: list[int], task_sizes: list[int], samples:
             for size in task_sizes:  # first: the figure the issue is about
                 env = {**base, "AUDITLOGS_CONFIG": str(configs[size]), "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags")}
                 raw.setdefault(f"{tree}|task|{size}", []).append(
-                    run_child(_TASK, tree, env, dag_file, f"auditlogs_{names[size][0]}", "collect_audit", API))
+                    run_child(_TASK, tree, env, dag_file, f"auditlogs_{names[size][0]}", "collect_audit", API)
+                )
             for size in sizes:
                 env = {**base, "AUDITLOGS_CONFIG": str(configs[size]), "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags")}
                 raw.setdefault(f"{tree}|build|{size}", []).append(run_child(_BUILD, tree, env))
@@ -247,9 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.gcs import GcsEmulatorProcess
 
     with GcsEmulatorProcess((BUCKET,)) as gcs:
-        result = measure([Path(t).resolve() for t in args.trees.split(",")],
-                         [int(s) for s in args.sizes.split(",") if s], [int(s) for s in args.task_sizes.split(",") if s],
-                         args.samples, gcs.connection_env())
+        result = measure(
+            [Path(t).resolve() for t in args.trees.split(",")],
+            [int(s) for s in args.sizes.split(",") if s],
+            [int(s) for s in args.task_sizes.split(",") if s],
+            args.samples,
+            gcs.connection_env(),
+        )
     progress(result)
     print(json.dumps(result, indent=2))
     return 0

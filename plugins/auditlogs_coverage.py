@@ -16,8 +16,17 @@ class AuditLogsCoveragePlugin(AirflowPlugin):
         return [{"app": app, "url_prefix": URL_PREFIX, "name": "Audit-log coverage"}]
 
     external_views = [
-        {"name": "Audit-log coverage", "href": "/auditlogs/coverage/", "destination": "nav",
-         "category": "browse", "url_route": "auditlogs-coverage"},
-        {"name": "Coverage", "href": "/auditlogs/coverage/?dag_id={DAG_ID}", "destination": "dag",
-         "url_route": "auditlogs-coverage-dag"},
+        {
+            "name": "Audit-log coverage",
+            "href": "/auditlogs/coverage/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "auditlogs-coverage",
+        },
+        {
+            "name": "Coverage",
+            "href": "/auditlogs/coverage/?dag_id={DAG_ID}",
+            "destination": "dag",
+            "url_route": "auditlogs-coverage-dag",
+        },
     ]

@@ -27,15 +27,30 @@ class Browser:
     def __enter__(self) -> Browser:
         self._profile = tempfile.TemporaryDirectory(prefix="auditlogs-chromium-")
         self._proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
-             f"--user-data-dir={self._profile.name}", f"--window-size={self.size[0]},{self.size[1]}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self._profile.name}",
+                f"--window-size={self.size[0]},{self.size[1]}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         wait_for("chromium's DevTools port", lambda: port_file.exists() and port_file.read_text().strip(), 60, poll=0.2)
         port = port_file.read_text().split()[0]
-        pages = wait_for("chromium's first page", lambda: [t for t in requests.get(
-            f"http://127.0.0.1:{port}/json/list", timeout=5).json() if t["type"] == "page"], 30, poll=0.2)
+        pages = wait_for(
+            "chromium's first page",
+            lambda: [
+                t for t in requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json() if t["type"] == "page"
+            ],
+            30,
+            poll=0.2,
+        )
         self._ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
         return self
 
@@ -68,7 +83,11 @@ class Browser:
     def screenshot(self, path: Path) -> Path:
         """The whole page, not only the window."""
         height = self.evaluate("document.documentElement.scrollHeight")
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                         clip={"x": 0, "y": 0, "width": self.size[0], "height": height, "scale": 1})["data"]
+        data = self.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": self.size[0], "height": height, "scale": 1},
+        )["data"]
         path.write_bytes(base64.b64decode(data))
         return path

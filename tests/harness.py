@@ -8,10 +8,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import yaml
 
@@ -47,17 +47,20 @@ def write_config(path: Path, sources: dict, coverage_audit: dict | None = None, 
     return path
 
 
-def dags_test(dag_id: str, logical_date: str, env: dict[str, str], timeout: float = 900,
-              airflow: str = AIRFLOW) -> DagTestResult:
+def dags_test(
+    dag_id: str, logical_date: str, env: dict[str, str], timeout: float = 900, airflow: str = AIRFLOW
+) -> DagTestResult:
     """`airflow dags test` (this venv's `airflow`, or another environment's) with `env` added."""
     completed = subprocess.run(
         [sys.executable, "-c", _MEASURE, airflow, "dags", "test", dag_id, logical_date],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     output = completed.stdout + completed.stderr
     peak = int(completed.stdout.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
     return DagTestResult(completed.returncode, output, peak)
-
 
 
 def dags_test_leaking_nothing(dag_id: str, end, env: dict[str, str], secrets, **options) -> DagTestResult:
@@ -65,6 +68,7 @@ def dags_test_leaking_nothing(dag_id: str, end, env: dict[str, str], secrets, **
     result = dags_test(dag_id, end.isoformat(), env, **options)
     assert not [secret for secret in secrets if secret in result.output]
     return result
+
 
 @dataclass
 class Stack:
@@ -77,8 +81,9 @@ class Stack:
 
 
 @contextmanager
-def running_stack(scenario: dict, bucket: str, connections: Callable[[str], dict], clock=None,
-                  config: Path | None = None) -> Iterator[Stack]:
+def running_stack(
+    scenario: dict, bucket: str, connections: Callable[[str], dict], clock=None, config: Path | None = None
+) -> Iterator[Stack]:
     """Migrates the test metadata DB and starts the sandbox (its clock frozen at `clock`) and the emulator;
     `connections(api_url)` gives the connection variables, `config` the AUDITLOGS_CONFIG."""
     from sandbox import SandboxProcess
@@ -96,6 +101,7 @@ def gcs_fixtures(bucket: str):
     """`gcs, hook_for = gcs_fixtures(BUCKET)` in a test module: one emulator per module, and `hook_for(url)`
     a GCSHook on the default connection pointed at it (or at a GcsFaultProxy in front of it)."""
     import pytest
+
     from sandbox.gcs import GcsEmulatorProcess
 
     @pytest.fixture(scope="module")
@@ -109,8 +115,12 @@ def gcs_fixtures(bucket: str):
 
         def hook(url: str):
             monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
-            monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
-                {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "sandbox"}}))
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+                json.dumps(
+                    {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "sandbox"}}
+                ),
+            )
             return GCSHook()
 
         return hook
@@ -164,10 +174,16 @@ def source_config(source_type: str, conn_id: str, **options):
     """A validated source config, as the factory would build it from the YAML."""
     from auditlogs.sources import SOURCE_TYPES
 
-    return SOURCE_TYPES[source_type].model_validate({
-        "name": "test", "type": source_type, "conn_id": conn_id, "bucket": "bucket",
-        "start_date": "2026-01-01T00:00:00Z", **options,
-    })
+    return SOURCE_TYPES[source_type].model_validate(
+        {
+            "name": "test",
+            "type": source_type,
+            "conn_id": conn_id,
+            "bucket": "bucket",
+            "start_date": "2026-01-01T00:00:00Z",
+            **options,
+        }
+    )
 
 
 def api_client(spec, connection: Connection, sleeps: list | None = None, config=None, **options):
@@ -189,8 +205,9 @@ def run_collector(spec, config, stream, client, window, staging: Path, now=None)
     staging.mkdir(parents=True, exist_ok=True)
     writer = PartWriter(staging, 1 << 20)
     result = collect(spec, config, stream, client, window, writer, config.max_pages, now=now)
-    events = [json.loads(line) for part in writer.close()
-              for line in gzip.decompress(part.path.read_bytes()).splitlines()]
+    events = [
+        json.loads(line) for part in writer.close() for line in gzip.decompress(part.path.read_bytes()).splitlines()
+    ]
     return result, events
 
 
@@ -201,8 +218,9 @@ class Collected:
     client: object
 
 
-def collect_window(source_type: str, options: dict, stream: str, connection: Connection, window, staging: Path,
-                   **client_options) -> Collected:
+def collect_window(
+    source_type: str, options: dict, stream: str, connection: Connection, window, staging: Path, **client_options
+) -> Collected:
     """One stream's window from its source type and YAML options, through `api_client` and `run_collector`."""
     from auditlogs.sources import spec_for
 
@@ -241,6 +259,7 @@ def sandbox_fixtures(scenario: dict, now):
     """`server, api = sandbox_fixtures(SCENARIO, NOW)` in a test module: one in-thread sandbox per module,
     and per test the same sandbox reset with its clock frozen at `now` (a datetime or Unix seconds)."""
     import pytest
+
     from sandbox import SandboxServer
 
     @pytest.fixture(scope="module")

@@ -66,7 +66,8 @@ def write_package(root: Path, name: str, modules: dict[str, str], sources: dict[
     project = root / name
     project.mkdir(parents=True)
     entry_points = "\n".join(f'{type_name} = "{target}"' for type_name, target in sources.items())
-    (project / "pyproject.toml").write_text(dedent(f"""\
+    (project / "pyproject.toml").write_text(
+        dedent(f"""\
         [build-system]
         requires = ["setuptools>=77"]
         build-backend = "setuptools.build_meta"
@@ -80,7 +81,10 @@ def write_package(root: Path, name: str, modules: dict[str, str], sources: dict[
         py-modules = {sorted(modules)!r}
 
         [project.entry-points."auditlogs.sources"]
-        """) + entry_points + "\n")
+        """)
+        + entry_points
+        + "\n"
+    )
     for module, code in modules.items():
         (project / f"{module}.py").write_text(code)
     return project
@@ -90,7 +94,9 @@ def uv_pip_install(python: Path | str, *args: str) -> None:
     """`uv pip install` into the environment of `python`; pinned to the lock so nothing else changes."""
     completed = subprocess.run(
         [*UV, "pip", "install", "--quiet", "--python", str(python), "-c", str(ROOT / "requirements.txt"), *args],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
 

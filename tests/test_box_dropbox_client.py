@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
+from pydantic import ValidationError
+
 from auditlogs import advisor
 from auditlogs.errors import AuthError
 from auditlogs.sink.overlap import bin_of
@@ -24,7 +26,6 @@ from harness import (
     sandbox_fixtures,
     source_config,
 )
-from pydantic import ValidationError
 from sandbox import SandboxServer, box, dropbox, ground_truth
 
 UTC = timezone.utc
@@ -32,12 +33,24 @@ NOW = datetime(2026, 3, 2, tzinfo=UTC)
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 BOX_ID, BOX_SECRET = "boxClientId0123", "box-client-secret-Bb7~value"
 DBX_KEY, DBX_SECRET = "dbxAppKey0123", "dropbox-app-secret-Dd8~value"
-SCENARIO = {"seed": 23, "sources": {
-    "box": {"events_per_hour": 3000, "burst_fraction": 0.3, "token": f"{BOX_ID}:{BOX_SECRET}", "rate_limit_per_minute": 0,
-            "retention_days": 365},
-    "dropbox": {"events_per_hour": 3000, "burst_fraction": 0.3, "token": f"{DBX_KEY}:{DBX_SECRET}",
-                "rate_limit_per_minute": 0},
-}}
+SCENARIO = {
+    "seed": 23,
+    "sources": {
+        "box": {
+            "events_per_hour": 3000,
+            "burst_fraction": 0.3,
+            "token": f"{BOX_ID}:{BOX_SECRET}",
+            "rate_limit_per_minute": 0,
+            "retention_days": 365,
+        },
+        "dropbox": {
+            "events_per_hour": 3000,
+            "burst_fraction": 0.3,
+            "token": f"{DBX_KEY}:{DBX_SECRET}",
+            "rate_limit_per_minute": 0,
+        },
+    },
+}
 server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
@@ -46,14 +59,20 @@ def box_connection(url: str, secret: str = BOX_SECRET) -> Connection:
 
 
 def dropbox_connection(url: str) -> Connection:
-    return Connection("dropbox_team", url, DBX_SECRET, login=DBX_KEY,
-                      extra_dejson={"refresh_token": dropbox.REFRESH_TOKEN, "token_url": url + dropbox.TOKEN_PATH})
+    return Connection(
+        "dropbox_team",
+        url,
+        DBX_SECRET,
+        login=DBX_KEY,
+        extra_dejson={"refresh_token": dropbox.REFRESH_TOKEN, "token_url": url + dropbox.TOKEN_PATH},
+    )
 
 
 def truth(source: str, window: Window, scenario=SCENARIO) -> set[str]:
     spec = SPECS[source]
-    events = ground_truth(source, window.start - timedelta(seconds=2), window.end + timedelta(seconds=2), scenario,
-                          now=NOW)
+    events = ground_truth(
+        source, window.start - timedelta(seconds=2), window.end + timedelta(seconds=2), scenario, now=NOW
+    )
     return {spec.event_id(e) for e in events if window.contains(spec.event_time(e))}
 
 
@@ -70,8 +89,12 @@ def test_box_collects_the_exact_window_through_short_chunks_and_stops_only_on_an
     # About one chunk in four is short while more remain: paging went on past each and ended on the empty one.
     assert got.result.pages > math.ceil(got.result.fetched / 100) + 1
     first = {k: v[0] for k, v in pages[0]["query"].items()}
-    assert first == {"stream_type": "admin_logs", "limit": "100", "created_after": "2026-03-01T03:59:59Z",
-                     "created_before": "2026-03-01T05:00:00Z"}
+    assert first == {
+        "stream_type": "admin_logs",
+        "limit": "100",
+        "created_after": "2026-03-01T03:59:59Z",
+        "created_before": "2026-03-01T05:00:00Z",
+    }
     assert all({k: v[0] for k, v in r["query"].items() if k != "stream_position"} == first for r in pages[1:])
 
 
@@ -81,11 +104,18 @@ def test_box_positions_beyond_2_53_go_back_exactly_as_the_api_sent_them(api, tmp
     collect_window("box", {"limit": 100}, "admin_logs", box_connection(api.url), WINDOW, tmp_path)
     pages = [r for r in api.requests.entries() if r["path"] == "/2.0/events"]
     # The same requests again: each answer's next_stream_position, as text, is the next request's position.
-    token = requests.post(f"{api.url}/oauth2/token", data={"grant_type": "client_credentials", "client_id": BOX_ID,
-                          "client_secret": BOX_SECRET, "box_subject_type": "enterprise",
-                          "box_subject_id": box.ENTERPRISE}).json()["access_token"]
+    token = requests.post(
+        f"{api.url}/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": BOX_ID,
+            "client_secret": BOX_SECRET,
+            "box_subject_type": "enterprise",
+            "box_subject_id": box.ENTERPRISE,
+        },
+    ).json()["access_token"]
     as_number = 0
-    for sent, following in zip(pages, pages[1:]):
+    for sent, following in zip(pages, pages[1:], strict=False):
         query = {k: v[0] for k, v in sent["query"].items()}
         answer = requests.get(f"{api.url}/2.0/events", params=query, headers={"Authorization": f"Bearer {token}"})
         raw = answer.content.split(b'"next_stream_position":', 1)[1].split(b",", 1)[0]
@@ -175,8 +205,10 @@ def test_requests_per_10000_event_window_against_the_minimum(source, tmp_path, m
     events, plain = figures[False]
     pages = math.ceil(events / SPECS[source].max_page_size) + (1 if source == "box" else 0)
     with capsys.disabled():
-        print(f"\n{source}: {events} events; {plain} requests with the odd behaviours off (minimum {pages} pages + 1 "
-              f"token), {figures[True][1]} with them on")
+        print(
+            f"\n{source}: {events} events; {plain} requests with the odd behaviours off (minimum {pages} pages + 1 "
+            f"token), {figures[True][1]} with them on"
+        )
     assert 9_500 <= events <= 10_500
     # Box's window is asked for from a second early (created_after's inclusiveness is not documented): that
     # second's events can cost one chunk more.
@@ -193,9 +225,16 @@ def test_the_advisor_says_a_dropbox_delay_below_a_day_misses_late_events_and_nev
     assert "events up to 1d late" in advice.message and "'delay: 1d'" in advice.message
     assert "25x the interval's own requests" in advice.message and "'sweep: 1d'" in advice.message
     # With a sweep the user chose to count what the delay misses: no nagging.
-    assert advisor.advise("dbx", "team_events", timedelta(minutes=30), hour, [], {}, documented_lateness=lateness,
-                          sweep=lateness) is None
+    assert (
+        advisor.advise(
+            "dbx", "team_events", timedelta(minutes=30), hour, [], {}, documented_lateness=lateness, sweep=lateness
+        )
+        is None
+    )
     # A day's delay with quiet runs is not "too long": quiet runs do not disprove Dropbox's figure.
     quiet = [{"histogram": {str(bin_of(60)): 3}} for _ in range(10)]
-    assert advisor.advise("dbx", "team_events", lateness, hour, quiet, {"requests": 10}, documented_lateness=lateness) is None
+    assert (
+        advisor.advise("dbx", "team_events", lateness, hour, quiet, {"requests": 10}, documented_lateness=lateness)
+        is None
+    )
     assert advisor.advise("okta", "logs", lateness, hour, quiet, {"requests": 10}).kind == "delay_too_long"

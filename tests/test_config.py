@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import write_config
 
 from auditlogs.config import load_config, parse_duration
 from auditlogs.errors import ConfigError
+from harness import write_config
 
 GOOD = {"type": "slack", "conn_id": "slack_audit"}
 DEFAULTS = {"bucket": "sec-logs", "start_date": "2026-01-01", "delay": "30m"}
@@ -26,7 +26,12 @@ def test_defaults_are_merged_into_every_source_and_entries_win(tmp_path):
     assert slack.bucket == slack_eu.bucket == "sec-logs"
     assert slack_eu.prefix == "eu"
     assert slack.start_date == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert (slack.schedule, slack.gcp_conn_id, slack.catchup, slack.limit) == ("@hourly", "google_cloud_default", False, 9999)
+    assert (slack.schedule, slack.gcp_conn_id, slack.catchup, slack.limit) == (
+        "@hourly",
+        "google_cloud_default",
+        False,
+        9999,
+    )
     assert slack.dag_id == "auditlogs_slack"
 
 
@@ -81,9 +86,14 @@ def test_a_bad_source_is_reported_with_file_source_and_field(tmp_path, entry, me
 
 @pytest.mark.parametrize(
     "changes, expected",
-    [({"bucket": "sec-logs.example.com"}, "sec-logs.example.com"), ({"bucket": "a_b-1"}, "a_b-1"),
-     ({"prefix": "raw/eu-1/ü"}, "raw/eu-1/ü"), ({"schedule": "@quarterly"}, "@quarterly"),
-     ({"schedule": "@Midnight"}, "@midnight"), ({"schedule": "0 0 29 2 *"}, "0 0 29 2 *")],
+    [
+        ({"bucket": "sec-logs.example.com"}, "sec-logs.example.com"),
+        ({"bucket": "a_b-1"}, "a_b-1"),
+        ({"prefix": "raw/eu-1/ü"}, "raw/eu-1/ü"),
+        ({"schedule": "@quarterly"}, "@quarterly"),
+        ({"schedule": "@Midnight"}, "@midnight"),
+        ({"schedule": "0 0 29 2 *"}, "0 0 29 2 *"),
+    ],
 )
 def test_valid_gcs_names_and_schedules_are_kept(tmp_path, changes, expected):
     loaded = load(tmp_path, {"slack": {**GOOD, **changes}})
@@ -109,18 +119,30 @@ def test_an_entry_too_long_or_odd_to_show_is_named_by_its_line(tmp_path):
 @pytest.mark.parametrize(
     "text, broken, message",
     [
-        ("sources:\n  slack: {type: slack, conn_id: a}\n  other: {type: slack, conn_id: b}\n"
-         "  slack: {type: slack, conn_id: c}\n",
-         ["slack"], "source 'slack': key 'slack' appears twice in 'sources' (lines 5 and 7): YAML would silently keep"),
-        ("sources:\n  slack:\n    type: slack\n    conn_id: a\n    delay: 30m\n    delay: 2h\n"
-         "  other: {type: slack, conn_id: b}\n",
-         ["slack"], "source 'slack': key 'delay' appears twice in 'sources.slack' (lines 8 and 9)"),
-        ("sources:\n  slack: {type: slack, conn_id: a, notify: {slack: x, slack: y}}\n"
-         "  other: {type: slack, conn_id: b}\n",
-         ["slack"], "source 'slack': key 'slack' appears twice in 'sources.slack.notify' (lines 5 and 5)"),
-        ("  delay: 30m\n  delay: 1h\nsources:\n  slack: {type: slack, conn_id: a}\n"
-         "  other: {type: slack, conn_id: b}\n",
-         ["slack", "other"], "key 'delay' appears twice in 'defaults' (lines 4 and 5)"),
+        (
+            "sources:\n  slack: {type: slack, conn_id: a}\n  other: {type: slack, conn_id: b}\n"
+            "  slack: {type: slack, conn_id: c}\n",
+            ["slack"],
+            "source 'slack': key 'slack' appears twice in 'sources' (lines 5 and 7): YAML would silently keep",
+        ),
+        (
+            "sources:\n  slack:\n    type: slack\n    conn_id: a\n    delay: 30m\n    delay: 2h\n"
+            "  other: {type: slack, conn_id: b}\n",
+            ["slack"],
+            "source 'slack': key 'delay' appears twice in 'sources.slack' (lines 8 and 9)",
+        ),
+        (
+            "sources:\n  slack: {type: slack, conn_id: a, notify: {slack: x, slack: y}}\n"
+            "  other: {type: slack, conn_id: b}\n",
+            ["slack"],
+            "source 'slack': key 'slack' appears twice in 'sources.slack.notify' (lines 5 and 5)",
+        ),
+        (
+            "  delay: 30m\n  delay: 1h\nsources:\n  slack: {type: slack, conn_id: a}\n"
+            "  other: {type: slack, conn_id: b}\n",
+            ["slack", "other"],
+            "key 'delay' appears twice in 'defaults' (lines 4 and 5)",
+        ),
     ],
 )
 def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path, text, broken, message):
@@ -134,31 +156,44 @@ def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path, text, broken,
 
 def test_a_yaml_merge_may_override_merged_keys(tmp_path):
     path = tmp_path / "sources.yaml"
-    path.write_text("defaults: {bucket: sec-logs, start_date: 2026-01-01}\nsources:\n"
-                    "  slack: &base {type: slack, conn_id: a, delay: 30m}\n  slack_eu: {<<: *base, delay: 2h}\n")
+    path.write_text(
+        "defaults: {bucket: sec-logs, start_date: 2026-01-01}\nsources:\n"
+        "  slack: &base {type: slack, conn_id: a, delay: 30m}\n  slack_eu: {<<: *base, delay: 2h}\n"
+    )
     loaded = load_config(path)
     assert loaded.errors == {} and loaded.sources["slack_eu"].delay == timedelta(hours=2)
 
 
 def test_two_names_that_read_alike_are_both_reported(tmp_path):
     path = tmp_path / "sources.yaml"
-    path.write_text("defaults: {bucket: sec-logs, start_date: 2026-01-01}\nsources:\n"
-                    "  1: {type: slack, conn_id: a}\n  '1': {type: slack, conn_id: b}\n")
-    assert load_config(path).errors == {"1": f"{path}: source '1': 2 entries (lines 3 and 4) have this name; "
-                                               "rename all but one"}
+    path.write_text(
+        "defaults: {bucket: sec-logs, start_date: 2026-01-01}\nsources:\n"
+        "  1: {type: slack, conn_id: a}\n  '1': {type: slack, conn_id: b}\n"
+    )
+    assert load_config(path).errors == {
+        "1": f"{path}: source '1': 2 entries (lines 3 and 4) have this name; rename all but one"
+    }
 
 
 def test_the_execution_timeout_covers_every_page_at_the_full_request_timeout(tmp_path):
     """Slack: 50 requests a minute, one task: 1.2 s apart. 1000 pages of 30 s + 1.2 s, 3 tries of one page
     (90 s), 5 m of waits and 10 m to publish."""
-    slack = load(tmp_path, {"slack": {**GOOD, "max_pages": 1000, "request_timeout": "30s", "page_attempts": 3,
-                                      "page_max_wait": "5m"}}).sources["slack"]
+    slack = load(
+        tmp_path,
+        {"slack": {**GOOD, "max_pages": 1000, "request_timeout": "30s", "page_attempts": 3, "page_max_wait": "5m"}},
+    ).sources["slack"]
     assert slack.task_timeout == timedelta(seconds=1000 * 31.2 + 90 + 300 + 600)
 
 
 def test_the_execution_timeout_grows_with_tasks_sharing_the_credential_and_is_capped(tmp_path):
-    loaded = load(tmp_path, {"shared": {**GOOD, "max_pages": 10, "max_active_runs": 4, "requests_per_minute": 6},
-                             "huge": {**GOOD, "max_pages": 10**12}, "set": {**GOOD, "execution_timeout": "2h"}})
+    loaded = load(
+        tmp_path,
+        {
+            "shared": {**GOOD, "max_pages": 10, "max_active_runs": 4, "requests_per_minute": 6},
+            "huge": {**GOOD, "max_pages": 10**12},
+            "set": {**GOOD, "execution_timeout": "2h"},
+        },
+    )
     assert loaded.sources["shared"].task_timeout == timedelta(seconds=10 * (60 + 40) + 5 * 60 + 600 + 600)
     assert loaded.sources["huge"].task_timeout == timedelta(days=365)
     assert loaded.sources["set"].task_timeout == timedelta(hours=2)
@@ -204,8 +239,14 @@ def test_config_path_comes_from_the_environment(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("30m", timedelta(minutes=30)), ("1h30m", timedelta(minutes=90)), ("2d", timedelta(days=2)),
-     ("45s", timedelta(seconds=45)), (90, timedelta(seconds=90)), ("0s", timedelta(0))],
+    [
+        ("30m", timedelta(minutes=30)),
+        ("1h30m", timedelta(minutes=90)),
+        ("2d", timedelta(days=2)),
+        ("45s", timedelta(seconds=45)),
+        (90, timedelta(seconds=90)),
+        ("0s", timedelta(0)),
+    ],
 )
 def test_durations(text, expected):
     assert parse_duration(text) == expected

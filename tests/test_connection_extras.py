@@ -7,23 +7,30 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+
+from auditlogs.errors import CertificateError, ConfigError
+from auditlogs.window import Window
 from harness import Connection, collect_window, sandbox_fixtures
 from network import ConnectProxy, TlsServer, private_ca
 from sandbox import ground_truth
 from sandbox import zoom as fake_zoom
 
-from auditlogs.errors import CertificateError, ConfigError
-from auditlogs.window import Window
-
 TOKEN = "xoxp-proxy-test-token-77c1"
 ZOOM_ID, ZOOM_SECRET = "zoomClientIdProxy", "zoom-client-secret-Proxy~9"
 UTC = timezone.utc
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
-SCENARIO = {"seed": 8, "sources": {
-    "slack": {"events_per_hour": 600, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0},
-    "zoom": {"events_per_hour": 60, "burst_fraction": 0.3, "token": f"{ZOOM_ID}:{ZOOM_SECRET}",
-             "rate_limit_per_minute": 0},
-}}
+SCENARIO = {
+    "seed": 8,
+    "sources": {
+        "slack": {"events_per_hour": 600, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0},
+        "zoom": {
+            "events_per_hour": 60,
+            "burst_fraction": 0.3,
+            "token": f"{ZOOM_ID}:{ZOOM_SECRET}",
+            "rate_limit_per_minute": 0,
+        },
+    },
+}
 WINDOW = Window(datetime(2026, 4, 30, 10, tzinfo=UTC), datetime(2026, 4, 30, 11, tzinfo=UTC))
 
 server, api = sandbox_fixtures(SCENARIO, NOW)
@@ -54,11 +61,14 @@ def collect_slack(connection: Connection, tmp_path):
     return collect_window("slack", {"limit": 100}, "audit", connection, WINDOW, tmp_path)
 
 
-def test_a_window_is_collected_through_the_proxy_from_a_server_only_the_ca_bundle_verifies(api, tls, proxy, ca,
-                                                                                           tmp_path):
+def test_a_window_is_collected_through_the_proxy_from_a_server_only_the_ca_bundle_verifies(
+    api, tls, proxy, ca, tmp_path
+):
     connection = slack(tls.url, proxies={"https": proxy.url}, verify=str(ca.ca), cert=str(ca.client))
     collected = collect_slack(connection, tmp_path)
-    assert [e["id"] for e in collected.events] == [e["id"] for e in ground_truth("slack", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)]
+    assert [e["id"] for e in collected.events] == [
+        e["id"] for e in ground_truth("slack", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)
+    ]
     pages = api.requests.entries()
     assert len(pages) == collected.client.stats.requests > 3 and tls.refused_handshakes == 0
     # The proxy was asked for tunnels to the API's host and port only; the token never crossed it in clear.
@@ -67,9 +77,19 @@ def test_a_window_is_collected_through_the_proxy_from_a_server_only_the_ca_bundl
 
 
 def test_the_oauth_token_exchange_goes_through_the_proxy_and_the_ca_bundle_too(api, tls, proxy, ca, tmp_path):
-    connection = Connection("zoom_reports", tls.url, ZOOM_SECRET, login=ZOOM_ID, extra_dejson={
-        "account_id": fake_zoom.ACCOUNT, "token_url": f"{tls.url}/oauth/token",
-        "proxies": {"https": proxy.url}, "verify": str(ca.ca), "cert": str(ca.client)})
+    connection = Connection(
+        "zoom_reports",
+        tls.url,
+        ZOOM_SECRET,
+        login=ZOOM_ID,
+        extra_dejson={
+            "account_id": fake_zoom.ACCOUNT,
+            "token_url": f"{tls.url}/oauth/token",
+            "proxies": {"https": proxy.url},
+            "verify": str(ca.ca),
+            "cert": str(ca.client),
+        },
+    )
     collected = collect_window("zoom", {"page_size": 100}, "activities", connection, WINDOW, tmp_path)
     token, *pages = api.requests.entries()
     assert token["path"] == "/oauth/token" and token["status"] == 200 and len(pages) == collected.client.stats.requests
@@ -114,13 +134,16 @@ def test_a_worker_proxy_from_the_environment_counts_for_plain_http_too(api, prox
     assert len(collect_slack(slack(api.url), tmp_path).events) > 100 and proxy.heads == []
 
 
-@pytest.mark.parametrize("extra, named", [
-    ({"proxies": ["http://proxy:3128"]}, "'proxies' extra that is not a map of scheme to proxy URL"),
-    ({"proxies": {"https": "proxy.corp:3128"}}, "proxy URL without a scheme and host"),
-    ({"verify": "/nonexistent/ca.pem"}, "'verify' extra that is neither true/false nor an existing CA bundle path"),
-    ({"cert": ["/nonexistent/client.pem", "/nonexistent/client.key"]}, "'cert' extra that is not a client"),
-    ({"trust_env": "sometimes"}, "'trust_env' extra that is not true or false"),
-])
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        ({"proxies": ["http://proxy:3128"]}, "'proxies' extra that is not a map of scheme to proxy URL"),
+        ({"proxies": {"https": "proxy.corp:3128"}}, "proxy URL without a scheme and host"),
+        ({"verify": "/nonexistent/ca.pem"}, "'verify' extra that is neither true/false nor an existing CA bundle path"),
+        ({"cert": ["/nonexistent/client.pem", "/nonexistent/client.key"]}, "'cert' extra that is not a client"),
+        ({"trust_env": "sometimes"}, "'trust_env' extra that is not true or false"),
+    ],
+)
 def test_a_malformed_extra_is_a_config_error_naming_the_connection_and_the_extra(api, tmp_path, extra, named):
     with pytest.raises(ConfigError) as raised:
         collect_slack(slack(api.url, **extra), tmp_path)

@@ -12,10 +12,10 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from webhook_receiver import WebhookReceiver
 from harness import connection_env, dags_test, migrate_db, write_config
 from sandbox.coverage import plant
 from sandbox.gcs import GcsEmulatorProcess
+from webhook_receiver import WebhookReceiver
 
 BUCKET = "coverage-bucket"
 DAY = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=3), time(), timezone.utc)
@@ -30,23 +30,35 @@ def planted(tmp_path_factory):
         config = write_config(
             tmp_path_factory.mktemp("coverage") / "sources.yaml",
             {"gappy": {"type": "slack", "conn_id": "slack_audit"}, "whole": {"type": "okta", "conn_id": "okta"}},
-            bucket=BUCKET, prefix="raw", start_date=(DAY - timedelta(days=30)).isoformat(), delay="30m",
-            notify={"webhook": "audit_hook"}, deadline=None,
+            bucket=BUCKET,
+            prefix="raw",
+            start_date=(DAY - timedelta(days=30)).isoformat(),
+            delay="30m",
+            notify={"webhook": "audit_hook"},
+            deadline=None,
             coverage_audit={"lookback": "1d"},  # an audit run looks one day back: exactly the planted day
         )
         sources = load_config(config).sources
         plant(gcs, sources["gappy"], "audit", DAY, DAY + timedelta(days=1), gaps={GAP}, empty={EMPTY})
         plant(gcs, sources["whole"], "systemlog", DAY, DAY + timedelta(days=1))
-        env = {**gcs.connection_env(), "AUDITLOGS_CONFIG": str(config),
-               **connection_env("audit_hook", host=hook.url + "/audit")}
+        env = {
+            **gcs.connection_env(),
+            "AUDITLOGS_CONFIG": str(config),
+            **connection_env("audit_hook", host=hook.url + "/audit"),
+        }
         yield env, hook
 
 
 def report(env: dict, *args: str) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "auditlogs.report", "coverage", *args],
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "auditlogs.report", "coverage", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_report_names_the_gap_and_exits_non_zero(planted):
@@ -70,7 +82,9 @@ def test_the_json_report_gives_each_cell_and_a_complete_source_exits_zero(plante
     cells = json.loads(done.stdout)["streams"][0]["cells"]
     assert len(cells) == 24
     assert {c["start"]: (c["state"], c["events"]) for c in cells if c["state"] != "complete"} == {
-        GAP.isoformat(): ("missing", None), EMPTY.isoformat(): ("empty", 0)}
+        GAP.isoformat(): ("missing", None),
+        EMPTY.isoformat(): ("empty", 0),
+    }
     assert {c["events"] for c in cells if c["state"] == "complete"} == {7}
     assert report(env, "--from", day, "--to", day, "--source", "whole").returncode == 0
 
@@ -87,7 +101,8 @@ def test_the_audit_dag_notifies_the_gap_and_stays_quiet_about_the_complete_sourc
     end = GAP + timedelta(hours=1)
     assert bodies[0]["details"]["missing_audit"] == [
         f"[{GAP.isoformat()}, {end.isoformat()}) gs://{BUCKET}/raw/gappy/audit/dt={day}/"
-        f"{GAP:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}/"]
+        f"{GAP:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}/"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +115,10 @@ def failed_run(tmp_path_factory):
         config = write_config(
             tmp_path_factory.mktemp("coverage-failed") / "sources.yaml",
             {"failing": {"type": "slack", "conn_id": "no_such_connection", "retries": 0}},
-            bucket=bucket, prefix="raw", start_date=(DAY - timedelta(days=30)).isoformat(), delay="30m",
+            bucket=bucket,
+            prefix="raw",
+            start_date=(DAY - timedelta(days=30)).isoformat(),
+            delay="30m",
             deadline=None,
         )
         plant(gcs, load_config(config).sources["failing"], "audit", DAY, DAY + timedelta(days=1), gaps={FAILED})
@@ -134,7 +152,8 @@ def test_a_failed_run_shows_as_failed_in_text_and_json_and_as_missing_without_ai
     gcs_only = report(env, "--from", day, "--to", day, "--no-airflow")
     assert gcs_only.returncode == 1, gcs_only.stderr
     assert gcs_only.stdout.splitlines()[0].endswith(
-        "; GCS only, failed and running intervals show as missing (--no-airflow given)")
+        "; GCS only, failed and running intervals show as missing (--no-airflow given)"
+    )
     assert gcs_only.stdout.splitlines()[1:] == [
         "failing/audit: 1 missing, 23 complete",
         f"  MISSING [{FAILED.isoformat()}, {end.isoformat()}) {folder}",

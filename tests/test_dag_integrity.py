@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from pathlib import Path
-from harness import write_config
 
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
+
+from harness import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"bucket": "sec-logs", "prefix": "raw", "start_date": "2026-01-01", "delay": "30m"}
@@ -24,8 +25,10 @@ def dagbag(monkeypatch, config) -> DagBag:
 def test_every_source_gets_a_dag_with_data_intervals_tags_and_docs(tmp_path, monkeypatch):
     config = write_config(
         tmp_path / "sources.yaml",
-        {"slack": {"type": "slack", "conn_id": "slack_audit"},
-         "slack_eu": {"type": "slack", "conn_id": "slack_eu", "schedule": "*/15 * * * *", "delay": "2h"}},
+        {
+            "slack": {"type": "slack", "conn_id": "slack_audit"},
+            "slack_eu": {"type": "slack", "conn_id": "slack_eu", "schedule": "*/15 * * * *", "delay": "2h"},
+        },
         **DEFAULTS,
     )
     bag = dagbag(monkeypatch, config)
@@ -38,7 +41,10 @@ def test_every_source_gets_a_dag_with_data_intervals_tags_and_docs(tmp_path, mon
     assert set(dag.tags) == {"auditlogs", "slack"}
     assert [task.task_id for task in dag.tasks] == ["collect_audit"]
     assert "widened back by the ingestion delay of 2h" in dag.doc_md
-    assert "gs://sec-logs/raw/slack_eu/<stream>/dt=YYYY-MM-DD/<start>_<end>/attempt-<id>/part-NNNNN.ndjson.gz" in dag.doc_md
+    assert (
+        "gs://sec-logs/raw/slack_eu/<stream>/dt=YYYY-MM-DD/<start>_<end>/attempt-<id>/part-NNNNN.ndjson.gz"
+        in dag.doc_md
+    )
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.default_args["retries"] == 3
 
@@ -46,19 +52,25 @@ def test_every_source_gets_a_dag_with_data_intervals_tags_and_docs(tmp_path, mon
 def test_every_collecting_and_sweep_task_has_an_execution_timeout_from_the_config(tmp_path, monkeypatch):
     config = write_config(
         tmp_path / "sources.yaml",
-        {"slack": {"type": "slack", "conn_id": "slack_audit", "sweep": "1d", "max_pages": 100},
-         "onepassword": {"type": "onepassword", "conn_id": "op", "execution_timeout": "45m"}},
+        {
+            "slack": {"type": "slack", "conn_id": "slack_audit", "sweep": "1d", "max_pages": 100},
+            "onepassword": {"type": "onepassword", "conn_id": "op", "execution_timeout": "45m"},
+        },
         **DEFAULTS,
     )
     bag = dagbag(monkeypatch, config)
-    timeouts = {f"{dag.dag_id}.{task.task_id}": task.execution_timeout
-                for dag in bag.dags.values() for task in dag.tasks}
+    timeouts = {
+        f"{dag.dag_id}.{task.task_id}": task.execution_timeout for dag in bag.dags.values() for task in dag.tasks
+    }
     # Slack: 100 pages of 60 s at 50 a minute (1.2 s apart), 5 tries of one page, 10 m of waits, 10 m to publish
     slack = timedelta(seconds=100 * 61.2 + 5 * 60 + 600 + 600)
     assert timeouts == {
-        "auditlogs_slack.collect_audit": slack, "auditlogs_slack_sweep.sweep_audit": slack,
-        **{f"auditlogs_onepassword.collect_{s}": timedelta(minutes=45)
-           for s in ("signinattempts", "itemusages", "auditevents")},
+        "auditlogs_slack.collect_audit": slack,
+        "auditlogs_slack_sweep.sweep_audit": slack,
+        **{
+            f"auditlogs_onepassword.collect_{s}": timedelta(minutes=45)
+            for s in ("signinattempts", "itemusages", "auditevents")
+        },
     }
     assert "A task that runs longer than 2h7m is stopped and retried" in bag.dags["auditlogs_slack"].doc_md
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import write_config
-
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
 from airflow.serialization.serialized_objects import DagSerialization
 
 import auditlogs.factory
+from harness import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
@@ -30,14 +29,16 @@ def large_config(path: Path) -> Path:
     sources["slack_0004"]["sweep"] = "1d"
     sources["slack_0004_sweep"] = {"type": "slack", "conn_id": "slack_api"}  # its id is slack_0004's sweep's
     sources["broken"] = {"type": "slack", "delay": "soon"}
-    return write_config(path, sources, coverage_audit={"enabled": True}, bucket="sec-logs",
-                        start_date="2026-01-01", delay="30m")
+    return write_config(
+        path, sources, coverage_audit={"enabled": True}, bucket="sec-logs", start_date="2026-01-01", delay="30m"
+    )
 
 
 def dag_processor_parse() -> dict[str, dict]:
     """What the dag-processor's file processor does: a bag of the file, every DAG serialised."""
-    bag = BundleDagBag(dag_folder=str(DAGS / "auditlogs_dags.py"), bundle_path=DAGS, bundle_name="dags-folder",
-                       load_op_links=False)
+    bag = BundleDagBag(
+        dag_folder=str(DAGS / "auditlogs_dags.py"), bundle_path=DAGS, bundle_name="dags-folder", load_op_links=False
+    )
     assert bag.import_errors == {}
     return {dag_id: DagSerialization.to_dict(dag) for dag_id, dag in bag.dags.items()}
 
@@ -45,8 +46,13 @@ def dag_processor_parse() -> dict[str, dict]:
 def task_parse(dag_id: str, task_id: str) -> BundleDagBag:
     """What `task_runner.parse` does at a task's start-up, inside the parsing context `startup` sets."""
     with _airflow_parsing_context_manager(dag_id=dag_id, task_id=task_id):
-        return BundleDagBag(dag_folder=str(DAGS / "auditlogs_dags.py"), safe_mode=False, load_op_links=False,
-                            bundle_path=DAGS, bundle_name="dags-folder")
+        return BundleDagBag(
+            dag_folder=str(DAGS / "auditlogs_dags.py"),
+            safe_mode=False,
+            load_op_links=False,
+            bundle_path=DAGS,
+            bundle_name="dags-folder",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +74,25 @@ def built(monkeypatch, serialised) -> list[str]:
             dag = _real(*args, **kwargs)
             ids.append(dag.dag_id)
             return dag
+
         monkeypatch.setattr(auditlogs.factory, name, counting)
     return ids
 
 
 def test_the_dag_processor_builds_every_source_and_shows_the_broken_one(serialised):
-    assert len([d for d in serialised if d.startswith("auditlogs_slack_") or d.startswith("auditlogs_okta_")
-                or d.startswith("auditlogs_github_") or d.startswith("auditlogs_onepassword_")]) == SOURCES + 2
+    assert (
+        len(
+            [
+                d
+                for d in serialised
+                if d.startswith("auditlogs_slack_")
+                or d.startswith("auditlogs_okta_")
+                or d.startswith("auditlogs_github_")
+                or d.startswith("auditlogs_onepassword_")
+            ]
+        )
+        == SOURCES + 2
+    )
     assert {"auditlogs_slack_0000_sweep", "auditlogs_coverage_audit", "auditlogs_broken"} <= set(serialised)
     for placeholder in ("auditlogs_broken", "auditlogs_slack_0004", "auditlogs_slack_0004_sweep"):
         assert "config-error" in serialised[placeholder]["dag"]["tags"]
@@ -130,8 +148,13 @@ def test_a_task_imports_only_its_own_source_type(tmp_path):
     import sys
 
     config = large_config(tmp_path / "sources.yaml")
-    out = subprocess.run([sys.executable, "-c", _IMPORTED_SOURCES, str(DAGS / "auditlogs_dags.py"), "auditlogs_okta_0001"],
-                         env={**os.environ, "AUDITLOGS_CONFIG": str(config)}, capture_output=True, text=True,
-                         check=True, timeout=600).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_SOURCES, str(DAGS / "auditlogs_dags.py"), "auditlogs_okta_0001"],
+        env={**os.environ, "AUDITLOGS_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
     assert "DAGS ['auditlogs_okta_0001']" in out
     assert "TYPES ['auth', 'base', 'okta']" in out

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+
 from sandbox.connections import sandbox_api, sandbox_connection
 from sandbox.scenario import DEFAULT_SCENARIO_PATH, load_scenario
 
@@ -85,8 +86,17 @@ def airflow_commands() -> dict[str, list[str]]:
 
 def test_the_compose_file_has_the_official_topology_plus_the_stand_ins():
     assert set(SERVICES) == {
-        "postgres", "redis", "airflow-init", "auditlogs-setup", "airflow-apiserver", "airflow-scheduler",
-        "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "sandbox", "gcs",
+        "postgres",
+        "redis",
+        "airflow-init",
+        "auditlogs-setup",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-worker",
+        "airflow-triggerer",
+        "sandbox",
+        "gcs",
     }
     commands = {name: s["command"][:2] for name, s in AIRFLOW_IMAGE_SERVICES.items()}
     assert commands["airflow-apiserver"] == ["api-server"] and commands["airflow-worker"] == ["celery", "worker"]
@@ -100,7 +110,10 @@ def test_every_airflow_command_is_a_real_cli_command_of_the_installed_airflow(tm
     assert len(commands) >= 8
     script = subprocess.run(
         [sys.executable, "-c", _PARSE_COMMANDS, json.dumps(list(commands.values()))],
-        env=airflow_child_env(tmp_path), capture_output=True, text=True, timeout=600,
+        env=airflow_child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert script.returncode == 0, script.stderr[-3000:]
     assert json.loads(script.stdout.strip().splitlines()[-1]) == {}
@@ -109,7 +122,10 @@ def test_every_airflow_command_is_a_real_cli_command_of_the_installed_airflow(tm
 def test_the_cli_check_rejects_a_command_airflow_does_not_have(tmp_path):
     script = subprocess.run(
         [sys.executable, "-c", _PARSE_COMMANDS, json.dumps([["webserver"], ["celery", "worker", "--nope"]])],
-        env=airflow_child_env(tmp_path), capture_output=True, text=True, timeout=600,
+        env=airflow_child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert set(json.loads(script.stdout.strip().splitlines()[-1])) == {"webserver", "celery worker --nope"}
 
@@ -119,7 +135,11 @@ def known_options(tmp_path_factory) -> set[tuple[str, str]]:
     """(section, key) of every option Airflow 3.3.2 and the installed providers define."""
     listing = subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), "config", "list", "--defaults"],
-        env=airflow_child_env(tmp_path_factory.mktemp("cfg")), capture_output=True, text=True, timeout=600, check=True,
+        env=airflow_child_env(tmp_path_factory.mktemp("cfg")),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
     ).stdout
     options, section = set(), None
     for line in listing.splitlines():
@@ -134,8 +154,12 @@ def known_options(tmp_path_factory) -> set[tuple[str, str]]:
 def test_every_airflow_config_variable_names_a_real_option(known_options):
     names = {key for service in SERVICES.values() for key in (service.get("environment") or {})}
     names |= {key for path in ENV_FILES for key in env_file(path)}
-    names |= {key for path in ENV_FILES for line in path.read_text().splitlines()
-              for key in re.findall(r"^#\s*(AIRFLOW__[A-Z0-9_]+)=", line)}
+    names |= {
+        key
+        for path in ENV_FILES
+        for line in path.read_text().splitlines()
+        for key in re.findall(r"^#\s*(AIRFLOW__[A-Z0-9_]+)=", line)
+    }
     config_names = sorted(n for n in names if n.startswith("AIRFLOW__"))
     assert len(config_names) >= 15
     unknown = []
@@ -164,8 +188,11 @@ def test_python_commands_run_modules_of_this_repository():
         if command[0] == "python":
             assert command[1] == "-m"
             module = command[2].replace(".", "/")
-            assert any((ROOT / folder / f"{module}{suffix}").exists()
-                       for folder in ("plugins", "include") for suffix in (".py", "/__main__.py")), name
+            assert any(
+                (ROOT / folder / f"{module}{suffix}").exists()
+                for folder in ("plugins", "include")
+                for suffix in (".py", "/__main__.py")
+            ), name
 
 
 def _listening_port(service: str) -> int:
@@ -179,7 +206,9 @@ def _listening_port(service: str) -> int:
 def test_urls_between_services_name_a_service_and_the_port_it_listens_on():
     wiring = {**env_file(ROOT / "deploy" / "sandbox.env"), **common_env()}
     urls = [wiring["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"], wiring["STORAGE_EMULATOR_HOST"]]
-    urls += [json.loads(v)["host"] for k, v in wiring.items() if k.startswith("AIRFLOW_CONN_") and "host" in json.loads(v)]
+    urls += [
+        json.loads(v)["host"] for k, v in wiring.items() if k.startswith("AIRFLOW_CONN_") and "host" in json.loads(v)
+    ]
     for url in urls:
         parsed = urlparse(url)
         assert parsed.hostname in SERVICES, url
@@ -211,6 +240,7 @@ def test_depends_on_names_real_services_with_conditions_they_can_meet_and_no_cyc
                 visit(target)
             visiting.discard(node)
             done.add(node)
+
     for node in graph:
         visit(node)
     for name in set(AIRFLOW_IMAGE_SERVICES) - one_shots - {"sandbox"}:
@@ -223,9 +253,14 @@ def test_the_default_env_file_gives_every_configured_source_a_connection_so_up_n
     defaults = sources.get("defaults", {})
     scenario = load_scenario(DEFAULT_SCENARIO_PATH)  # what the sandbox service serves
     for name, source in sources["sources"].items():
-        for conn_id in (source["conn_id"], source.get("gcp_conn_id", defaults.get("gcp_conn_id", "google_cloud_default"))):
+        for conn_id in (
+            source["conn_id"],
+            source.get("gcp_conn_id", defaults.get("gcp_conn_id", "google_cloud_default")),
+        ):
             assert f"AIRFLOW_CONN_{conn_id.upper()}" in env, conn_id
-        expected = sandbox_connection(source["type"], "http://sandbox:8931", scenario.sources[sandbox_api(name, source)].token)
+        expected = sandbox_connection(
+            source["type"], "http://sandbox:8931", scenario.sources[sandbox_api(name, source)].token
+        )
         assert json.loads(env[f"AIRFLOW_CONN_{source['conn_id'].upper()}"]) == expected, source["conn_id"]
         bucket = source.get("bucket", defaults.get("bucket"))
         assert (ROOT / "deploy" / "gcs-data" / bucket).is_dir(), f"the emulator does not create bucket {bucket}"

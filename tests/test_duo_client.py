@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, api_client, collect_window, run_collector, sandbox_fixtures, source_config
-from sandbox import ground_truth
-from sandbox.duo import stream_of
 
 from auditlogs.errors import AuthError
 from auditlogs.sources import SPECS
 from auditlogs.sources.duo import DuoSignature
 from auditlogs.window import Window
+from harness import Connection, api_client, collect_window, run_collector, sandbox_fixtures, source_config
+from sandbox import ground_truth
+from sandbox.duo import stream_of
 
 IKEY, SKEY = "DIWJ8X6AEYOR5OMC6TQ1", "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep"
 UTC = timezone.utc

@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window, sandbox_fixtures
-from sandbox import SandboxServer, ground_truth
-from sandbox import entra_id as fake
 
 from auditlogs.errors import AuthError, ConfigError
 from auditlogs.sources import SPECS
 from auditlogs.sources.auth import TOKEN_REFRESH_MARGIN, ClientCredentialsAuth
 from auditlogs.window import Window
+from harness import Connection, collect_window, sandbox_fixtures
+from sandbox import SandboxServer, ground_truth
+from sandbox import entra_id as fake
 
 CLIENT_ID, SECRET = "5e2a7b10-app-entra", "entra-client-secret-Qp4~value"
 UTC = timezone.utc
@@ -38,8 +38,9 @@ def expected(stream: str, scenario=SCENARIO) -> list[str]:
 
 
 def connection(url: str, login: str = CLIENT_ID, secret: str = SECRET, **extra) -> Connection:
-    return Connection("entra_audit", url, secret, login=login,
-                      extra_dejson={"tenant_id": fake.TENANT, "authority": url, **extra})
+    return Connection(
+        "entra_audit", url, secret, login=login, extra_dejson={"tenant_id": fake.TENANT, "authority": url, **extra}
+    )
 
 
 def run(url, tmp_path, stream: str, **kwargs):
@@ -55,8 +56,10 @@ def test_each_stream_holds_its_exact_window_following_next_links_verbatim_past_a
     assert [r["path"] for r in sent[:1]] == [TOKEN_PATH] and TOKEN_PATH not in [r["path"] for r in sent[1:]]
     pages = sent[1:]
     field = "activityDateTime" if stream == "directory_audits" else "createdDateTime"
-    first = {"$filter": [f"{field} ge 2026-03-01T04:00:00.250Z and {field} le 2026-03-01T05:00:00.250Z"],
-             "$top": ["100"]}
+    first = {
+        "$filter": [f"{field} ge 2026-03-01T04:00:00.250Z and {field} le 2026-03-01T05:00:00.250Z"],
+        "$top": ["100"],
+    }
     if stream == "directory_audits":
         first["$orderby"] = ["activityDateTime desc"]
     assert pages[0]["path"] == PATHS[stream] and pages[0]["query"] == first
@@ -90,9 +93,19 @@ def test_the_token_is_reused_until_shortly_before_it_expires_then_exchanged_agai
     import requests
 
     now = [0.0]
-    auth = ClientCredentialsAuth(f"{api.url}{TOKEN_PATH}", {"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                                 "client_secret": SECRET, "scope": "https://graph.microsoft.com/.default"},
-                                 "entra_audit", (SECRET,), api.url, clock=lambda: now[0])
+    auth = ClientCredentialsAuth(
+        f"{api.url}{TOKEN_PATH}",
+        {
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": SECRET,
+            "scope": "https://graph.microsoft.com/.default",
+        },
+        "entra_audit",
+        (SECRET,),
+        api.url,
+        clock=lambda: now[0],
+    )
     session = requests.Session()
     session.auth = auth
     params = {"$filter": "createdDateTime ge 2026-03-01T04:00:00Z and createdDateTime le 2026-03-01T04:01:00Z"}
@@ -106,8 +119,9 @@ def test_the_token_is_reused_until_shortly_before_it_expires_then_exchanged_agai
     assert [r["path"] for r in api.requests.entries()].count(TOKEN_PATH) == 2
 
 
-@pytest.mark.parametrize("authority", ["http://login.example.com", "https://user:pw@login.example.com",
-                                       "ftp://login.example.com"])
+@pytest.mark.parametrize(
+    "authority", ["http://login.example.com", "https://user:pw@login.example.com", "ftp://login.example.com"]
+)
 def test_a_token_endpoint_that_could_leak_the_secret_is_a_config_error(api, tmp_path, authority):
     with pytest.raises(ConfigError, match="connection 'entra_audit' names the token endpoint"):
         collect_window("entra_id", {}, "sign_ins", connection(api.url, authority=authority), WINDOW, tmp_path)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import AIRFLOW, Stack, assert_interval_holds, connection_env, dags_test, running_stack, write_config
 
+from harness import AIRFLOW, Stack, assert_interval_holds, connection_env, dags_test, running_stack, write_config
 from sandbox import ground_truth
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +25,10 @@ pytestmark = pytest.mark.e2e
 TOKEN = "canary7q4zSECRETvalue0n9"
 BUCKET = "failure-bucket"
 DELAY = timedelta(minutes=30)
-SCENARIO = {"seed": 77, "sources": {"slack": {"events_per_hour": 600, "burst_fraction": 0.3, "token": TOKEN,
-                                              "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 77,
+    "sources": {"slack": {"events_per_hour": 600, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 ECHO = json.dumps({"ok": False, "error": "fatal_error", "echo": f"token was {TOKEN}"})
@@ -36,10 +38,24 @@ def config(stack: Stack, name: str, **options) -> dict:
     path = write_config(
         stack.config_dir / f"{name}.yaml",
         # De-duplication off: every interval here must hold its whole widened window on its own.
-        {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 100, "page_attempts": 2,
-                   "requests_per_minute": 6000, "dedup": False, **options}},
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=3,
-        retry_delay="1s", max_retry_delay="4s",
+        {
+            "slack": {
+                "type": "slack",
+                "conn_id": "slack_audit",
+                "limit": 100,
+                "page_attempts": 2,
+                "requests_per_minute": 6000,
+                "dedup": False,
+                **options,
+            }
+        },
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=3,
+        retry_delay="1s",
+        max_retry_delay="4s",
     )
     return {**stack.env, "AUDITLOGS_CONFIG": str(path)}
 
@@ -68,7 +84,9 @@ def test_a_rate_limit_storm_past_page_max_wait_is_retried_by_airflow_after_the_r
     stack.api.admin.set_clock(NOW)
     # Page 2 gets three 429s: waiting 1 s then 2 s would pass page_max_wait (2s), so the first try ends after
     # two; the third hits the second try, which continues at page 2.
-    stack.api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "after": 1, "count": 3})
+    stack.api.admin.add_faults(
+        {"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "after": 1, "count": 3}
+    )
     result = dags_test("auditlogs_slack", end.isoformat(), config(stack, "storm", page_max_wait="2s"))
     assert result.returncode == 0, result.output[-3000:]
     assert "RateLimitedError: retrying after the API's rate-limit reset in" in result.output
@@ -92,8 +110,12 @@ def test_transient_faults_are_retried_with_backoff_until_the_interval_is_exact(s
     assert result.returncode == 0, result.output[-3000:]
     assert result.output.count("retrying with backoff in") == 2
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder, "id", truth_ids(start, end))
-    assert manifest["try_number"] == 3 and manifest["resumed"] == {"from_try": 2, "pages": 3, "parts": 2,
-                                                                   "events": manifest["resumed"]["events"]}
+    assert manifest["try_number"] == 3 and manifest["resumed"] == {
+        "from_try": 2,
+        "pages": 3,
+        "parts": 2,
+        "events": manifest["resumed"]["events"],
+    }
     assert manifest["requests"]["retries"] == 3  # one in each try, counted over the tries
     assert manifest["requests"]["count"] == manifest["pages"] + 5
     assert not stack.api.admin.pending_faults()
@@ -103,8 +125,11 @@ def test_a_bad_event_time_fails_at_once_and_writes_nothing(stack):
     start, end, folder = interval(5)
     stack.api.admin.reset()
     stack.api.admin.set_clock(NOW)
-    page = {"ok": True, "entries": [{"id": "e1", "date_create": "yesterday", "note": TOKEN}],
-            "response_metadata": {"next_cursor": ""}}
+    page = {
+        "ok": True,
+        "entries": [{"id": "e1", "date_create": "yesterday", "note": TOKEN}],
+        "response_metadata": {"next_cursor": ""},
+    }
     stack.api.admin.add_faults({"kind": "status", "status": 200, "body": json.dumps(page)})
     result = dags_test("auditlogs_slack", end.isoformat(), config(stack, "bad_event"))
     assert result.returncode != 0
@@ -120,8 +145,13 @@ def test_a_task_killed_mid_run_leaves_no_manifest_and_the_rerun_is_complete(stac
     stack.api.admin.set_clock(NOW)
     stack.api.admin.add_faults({"kind": "delay", "seconds": 600, "after": 2})
     env = {**os.environ, **config(stack, "kill", request_timeout="15m")}
-    process = subprocess.Popen([AIRFLOW, "dags", "test", "auditlogs_slack", end.isoformat()], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [AIRFLOW, "dags", "test", "auditlogs_slack", end.isoformat()],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # The third page is hanging in the sandbox: the task is mid-window. Poll the request log for it.
         for _ in range(900):
@@ -149,19 +179,51 @@ def test_the_token_never_reaches_task_output_log_files_or_gcs(stack):
     outputs = []
     paths = [
         # in-task retries of 429, 5xx, HTML and truncated pages, then success
-        ([{"kind": "status", "status": 429, "body": ECHO}, {"kind": "status", "status": 503, "body": ECHO},
-          {"kind": "html", "body": f"<html>{TOKEN}</html>"}, {"kind": "truncate"}], {}, 7, True),
+        (
+            [
+                {"kind": "status", "status": 429, "body": ECHO},
+                {"kind": "status", "status": 503, "body": ECHO},
+                {"kind": "html", "body": f"<html>{TOKEN}</html>"},
+                {"kind": "truncate"},
+            ],
+            {},
+            7,
+            True,
+        ),
         # Airflow retries: rate limited, then transient, past every budget -> failed
-        ([{"kind": "status", "status": 429, "body": ECHO, "count": 2}, {"kind": "status", "status": 502, "body": ECHO, "count": 2}],
-         {"retries": 1}, 8, False),
+        (
+            [
+                {"kind": "status", "status": 429, "body": ECHO, "count": 2},
+                {"kind": "status", "status": 502, "body": ECHO, "count": 2},
+            ],
+            {"retries": 1},
+            8,
+            False,
+        ),
         # the credential refused -> failed at once
         ([{"kind": "status", "status": 401, "body": ECHO}], {}, 9, False),
         # a rejected request and an event without its time -> failed at once
         ([{"kind": "status", "status": 400, "body": ECHO}], {}, 10, False),
-        ([{"kind": "status", "status": 200, "body": f'{{"entries": [{{"id": "{TOKEN}", "date_create": null}}]}}'}], {}, 11, False),
+        (
+            [{"kind": "status", "status": 200, "body": f'{{"entries": [{{"id": "{TOKEN}", "date_create": null}}]}}'}],
+            {},
+            11,
+            False,
+        ),
         # a repeated cursor (the token as cursor) fails the first try; the retry is clean
-        ([{"kind": "status", "status": 200, "count": 2, "body": json.dumps(
-            {"ok": True, "entries": [], "response_metadata": {"next_cursor": TOKEN}})}], {}, 12, True),
+        (
+            [
+                {
+                    "kind": "status",
+                    "status": 200,
+                    "count": 2,
+                    "body": json.dumps({"ok": True, "entries": [], "response_metadata": {"next_cursor": TOKEN}}),
+                }
+            ],
+            {},
+            12,
+            True,
+        ),
     ]
     for faults, options, hour, succeeds in paths:
         stack.api.admin.reset()

@@ -23,26 +23,27 @@ import pytest
 from airflow.sdk import BaseHook
 from airflow.sdk.definitions.retry_policy import RetryAction
 from airflow.sdk.exceptions import AirflowFailException
-from harness import assert_interval_holds, interval_folder, readme_rest_example
 
 from auditlogs.operators.collect import AuditLogToGCSOperator, build_client
 from auditlogs.operators.retry import AuditLogRetryPolicy
 from auditlogs.sources import SOURCE_TYPES, spec_for
 from auditlogs.window import Window
-from sandbox import SandboxServer, ground_truth, load_scenario
-from sandbox.faults import heavy_schedule
-from sandbox.gcs import GcsEmulatorProcess
-from sandbox import duo, entra_id, microsoft365, zoom
+from harness import assert_interval_holds, interval_folder, readme_rest_example
+from sandbox import SandboxServer, duo, entra_id, ground_truth, load_scenario, microsoft365, zoom
+from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
 from sandbox.cloudflare import ACCOUNT_ID_AFTER as CLOUDFLARE_ACCOUNT
 from sandbox.connections import sandbox_connection
+from sandbox.faults import heavy_schedule
+from sandbox.gcs import GcsEmulatorProcess
 from sandbox.github import ORG as GITHUB_ORG
-from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
 from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
 from sandbox.onepassword import stream_of_item
 from sandbox.sendgrid import snapshot
 from sandbox.sources import event_store
 
-README_REST_EXAMPLE = {k: v for k, v in readme_rest_example()["pagerduty"].items() if k not in ("conn_id", "requests_per_minute")}
+README_REST_EXAMPLE = {
+    k: v for k, v in readme_rest_example()["pagerduty"].items() if k not in ("conn_id", "requests_per_minute")
+}
 SEEDS = int(os.environ.get("AUDITLOGS_FAULT_SEEDS", "20"))
 RETRIES = 4
 PAGE_ATTEMPTS = 3
@@ -74,11 +75,19 @@ TOKENS = {
     "box": "boxFaultClientId:box-fault-client-secret-7b7b",
     "dropbox": "dbxFaultAppKey:dropbox-fault-app-secret-8c8c",
 }
-SCENARIO = {"seed": 44, "sources": {
-    name: {"events_per_hour": 40 if name == "sendgrid" else 240, "burst_fraction": 0.3, "token": token,
-           "rate_limit_per_minute": 0, "retention_days": 7 if name == "sendgrid" else 120}
-    for name, token in TOKENS.items()
-}}
+SCENARIO = {
+    "seed": 44,
+    "sources": {
+        name: {
+            "events_per_hour": 40 if name == "sendgrid" else 240,
+            "burst_fraction": 0.3,
+            "token": token,
+            "rate_limit_per_minute": 0,
+            "retention_days": 7 if name == "sendgrid" else 120,
+        }
+        for name, token in TOKENS.items()
+    },
+}
 #: name -> (source options, stream, connection fields)
 SOURCES = {
     "slack": ({"limit": 40}, "audit"),
@@ -121,10 +130,15 @@ def expected_keys(source: str, config, stream: str, window: Window, scenario: di
     if source == "microsoft365":
         store = event_store(load_scenario(scenario), source)
         content_type = config.content_type(stream)
-        return {e.id for e in microsoft365.records(store, content_type, window.start.timestamp(), window.end.timestamp(),
-                                                   CLOCK.timestamp())}
-    events = ground_truth(source, window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), scenario,
-                          now=CLOCK)
+        return {
+            e.id
+            for e in microsoft365.records(
+                store, content_type, window.start.timestamp(), window.end.timestamp(), CLOCK.timestamp()
+            )
+        }
+    events = ground_truth(
+        source, window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), scenario, now=CLOCK
+    )
     belongs = {
         "onepassword": lambda e: stream_of_item(e) == stream,
         "google_workspace": lambda e: e["id"]["applicationName"] == stream,
@@ -142,8 +156,9 @@ class RecordingOperator(AuditLogToGCSOperator):
     waits: list[float]
 
     def _client(self, spec, where):
-        return build_client(spec, self.source, BaseHook.get_connection(self.source.conn_id), where,
-                            sleep=self.waits.append, rate=None)
+        return build_client(
+            spec, self.source, BaseHook.get_connection(self.source.conn_id), where, sleep=self.waits.append, rate=None
+        )
 
 
 @dataclass
@@ -155,16 +170,21 @@ class Outcome:
     retry_delays: list[float] = field(default_factory=list)
 
 
-def run_with_task_retries(operator: RecordingOperator, interval: Window, run_id: str,
-                          retries: int = RETRIES) -> Outcome:
+def run_with_task_retries(
+    operator: RecordingOperator, interval: Window, run_id: str, retries: int = RETRIES
+) -> Outcome:
     """Tries the task as Airflow does: the same run, its try number growing; the retry policy decides
     after each failure, up to `retries`."""
     policy, outcome = operator.retry_policy, Outcome()
     operator.waits = outcome.waits
     for try_number in range(1, retries + 2):
         outcome.tries = try_number
-        context = {"data_interval_start": interval.start, "data_interval_end": interval.end,
-                   "run_id": run_id, "ti": SimpleNamespace(try_number=try_number)}
+        context = {
+            "data_interval_start": interval.start,
+            "data_interval_end": interval.end,
+            "run_id": run_id,
+            "ti": SimpleNamespace(try_number=try_number),
+        }
         try:
             operator.execute(context)
             outcome.succeeded = True
@@ -199,14 +219,28 @@ FIGURES: dict[str, Counter] = {}
 def suite_operator(source: str, **overrides) -> tuple:
     """The source's config as the suite runs it, its stream and the recording operator."""
     options, stream = SOURCES[source]
-    config = SOURCE_TYPES[options.get("type", source)].model_validate({
-        "name": f"faults_{source}", "type": source, "conn_id": f"faults_{source}", "bucket": BUCKET,
-        "prefix": "suite", "start_date": "2026-01-01T00:00:00Z", "delay": "10m", "retries": RETRIES,
-        "retry_delay": "1s", "max_retry_delay": "30s", "request_timeout": TIMEOUT, "page_attempts": PAGE_ATTEMPTS,
-        **options, **overrides,
-    })
+    config = SOURCE_TYPES[options.get("type", source)].model_validate(
+        {
+            "name": f"faults_{source}",
+            "type": source,
+            "conn_id": f"faults_{source}",
+            "bucket": BUCKET,
+            "prefix": "suite",
+            "start_date": "2026-01-01T00:00:00Z",
+            "delay": "10m",
+            "retries": RETRIES,
+            "retry_delay": "1s",
+            "max_retry_delay": "30s",
+            "request_timeout": TIMEOUT,
+            "page_attempts": PAGE_ATTEMPTS,
+            **options,
+            **overrides,
+        }
+    )
     operator = RecordingOperator(
-        task_id=f"collect_{stream}", source=config, stream=stream,
+        task_id=f"collect_{stream}",
+        source=config,
+        stream=stream,
         retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay),
     )
     return config, stream, operator
@@ -224,7 +258,11 @@ def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
         # A schedule of at most 4 bursts of 3 hits fails at most 4 tries of 3 page attempts: within RETRIES.
         # SendGrid's answer is one page, so its faults all land before it.
         schedule = stack.api.admin.add_random_faults(
-            seed, faults=4, max_gap=0 if source == "sendgrid" else 3, max_burst=3, slow_seconds=TIMEOUT * 2,
+            seed,
+            faults=4,
+            max_gap=0 if source == "sendgrid" else 3,
+            max_burst=3,
+            slow_seconds=TIMEOUT * 2,
         )
         outcome = run_with_task_retries(operator, interval, f"fault_suite_{seed}")
 
@@ -235,9 +273,16 @@ def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
         assert manifest["try_number"] == outcome.tries
 
         injected = Counter(r["fault"] for r in stack.api.admin.requests() if r["fault"])
-        figures.update({"runs": 1, "task_tries": outcome.tries, "task_retries": outcome.tries - 1,
-                        "in_task_waits": len(outcome.waits), "events": manifest["events"],
-                        "faults_scheduled": sum(f["count"] for f in schedule)})
+        figures.update(
+            {
+                "runs": 1,
+                "task_tries": outcome.tries,
+                "task_retries": outcome.tries - 1,
+                "in_task_waits": len(outcome.waits),
+                "events": manifest["events"],
+                "faults_scheduled": sum(f["count"] for f in schedule),
+            }
+        )
         figures.update({f"injected:{kind}": n for kind, n in injected.items()})
     print(f"\nFAULT-SUITE {source}: " + ", ".join(f"{k}={v}" for k, v in sorted(figures.items())))
     assert figures["runs"] == SEEDS
@@ -250,22 +295,43 @@ RESUME_INTERVAL = Window(RESUME_HOUR - timedelta(hours=1), RESUME_HOUR)
 
 
 def github_operator(**options) -> RecordingOperator:
-    config = SOURCE_TYPES["github"].model_validate({
-        "name": "resume_github", "type": "github", "conn_id": "faults_github", "bucket": BUCKET, "prefix": "resume",
-        "start_date": "2026-01-01T00:00:00Z", "delay": "10m", "retries": RETRIES, "retry_delay": "1s",
-        "max_retry_delay": "30s", "request_timeout": TIMEOUT, "page_attempts": PAGE_ATTEMPTS, "org": GITHUB_ORG,
-        "per_page": 20, **options,
-    })
-    operator = RecordingOperator(task_id="collect_audit", source=config, stream="audit",
-                                 retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay))
+    config = SOURCE_TYPES["github"].model_validate(
+        {
+            "name": "resume_github",
+            "type": "github",
+            "conn_id": "faults_github",
+            "bucket": BUCKET,
+            "prefix": "resume",
+            "start_date": "2026-01-01T00:00:00Z",
+            "delay": "10m",
+            "retries": RETRIES,
+            "retry_delay": "1s",
+            "max_retry_delay": "30s",
+            "request_timeout": TIMEOUT,
+            "page_attempts": PAGE_ATTEMPTS,
+            "org": GITHUB_ORG,
+            "per_page": 20,
+            **options,
+        }
+    )
+    operator = RecordingOperator(
+        task_id="collect_audit",
+        source=config,
+        stream="audit",
+        retry_policy=AuditLogRetryPolicy(config.retry_delay, config.max_retry_delay),
+    )
     operator.waits = []
     return operator
 
 
 def one_try(operator: RecordingOperator, interval: Window, run_id: str, try_number: int) -> Exception | None:
     """One try of the task, as Airflow's task runner makes it; the exception it failed with, if any."""
-    context = {"data_interval_start": interval.start, "data_interval_end": interval.end, "run_id": run_id,
-               "ti": SimpleNamespace(try_number=try_number)}
+    context = {
+        "data_interval_start": interval.start,
+        "data_interval_end": interval.end,
+        "run_id": run_id,
+        "ti": SimpleNamespace(try_number=try_number),
+    }
     try:
         operator.execute(context)
     except Exception as exc:  # noqa: BLE001 - what the runner hands to the retry policy
@@ -299,8 +365,9 @@ def test_a_window_that_cannot_pass_in_one_try_completes_in_the_next_without_fetc
     assert outcome.succeeded and outcome.tries == 2, outcome.errors
     sent = api_requests(stack)
     statuses = [r["status"] for r in sent]
-    manifest = assert_interval_holds(stack.gcs, BUCKET, resume_folder(operator), spec_for(operator.source).event_id,
-                                     expected_resume_keys(operator))
+    manifest = assert_interval_holds(
+        stack.gcs, BUCKET, resume_folder(operator), spec_for(operator.source).event_id, expected_resume_keys(operator)
+    )
     pages = manifest["pages"]
     assert pages > 8
     # Try 1: pages 1-5, then page 6 fails its 3 attempts; try 2 starts at page 6 and never asks for 1-5 again.
@@ -314,7 +381,9 @@ def test_a_window_that_cannot_pass_in_one_try_completes_in_the_next_without_fetc
     assert [a.split("-")[2] for a in sorted(attempts, key=lambda a: a.split("-")[2])] == ["1", "2"]
     # The checkpoint and nothing unlisted remain once the interval is published.
     listed = {f"{resume_folder(operator)}/{p['name']}" for p in manifest["parts"]}
-    assert set(stack.gcs.list(BUCKET, resume_folder(operator) + "/")) == listed | {f"{resume_folder(operator)}/_manifest.json"}
+    assert set(stack.gcs.list(BUCKET, resume_folder(operator) + "/")) == listed | {
+        f"{resume_folder(operator)}/_manifest.json"
+    }
 
 
 def test_a_checkpoint_made_with_another_page_size_is_not_resumed(stack, caplog):
@@ -326,8 +395,9 @@ def test_a_checkpoint_made_with_another_page_size_is_not_resumed(stack, caplog):
     sent = api_requests(stack)
     assert "after" not in sent[0]["query"] and sent[0]["query"]["per_page"] == ["25"]  # page 1 again
     assert "it was made with another config" in caplog.text
-    manifest = assert_interval_holds(stack.gcs, BUCKET, resume_folder(changed), spec_for(changed.source).event_id,
-                                     expected_resume_keys(changed))
+    manifest = assert_interval_holds(
+        stack.gcs, BUCKET, resume_folder(changed), spec_for(changed.source).event_id, expected_resume_keys(changed)
+    )
     assert manifest["resumed"] is None and manifest["requests"]["count"] == manifest["pages"] == len(sent)
 
 
@@ -341,8 +411,9 @@ def test_a_new_run_of_the_interval_starts_fresh_and_removes_the_failed_runs_stag
     assert one_try(operator, RESUME_INTERVAL, "backfill__resume_3", 1) is None
     sent = api_requests(stack)
     assert "after" not in sent[0]["query"]  # page 1 again: another run's checkpoint is not this run's
-    manifest = assert_interval_holds(stack.gcs, BUCKET, folder, spec_for(operator.source).event_id,
-                                     expected_resume_keys(operator))
+    manifest = assert_interval_holds(
+        stack.gcs, BUCKET, folder, spec_for(operator.source).event_id, expected_resume_keys(operator)
+    )
     assert manifest["resumed"] is None and manifest["run_id"] == "backfill__resume_3"
     listed = {f"{folder}/{p['name']}" for p in manifest["parts"]} | {f"{folder}/_manifest.json"}
     assert set(stack.gcs.list(BUCKET, folder + "/")) == listed
@@ -351,9 +422,13 @@ def test_a_new_run_of_the_interval_starts_fresh_and_removes_the_failed_runs_stag
 # --- The heavy tier: 8x the volume under the heavy schedule (issue 19); AUDITLOGS_HEAVY=1 or make test-heavy ---
 
 HEAVY_SEEDS = int(os.environ.get("AUDITLOGS_HEAVY_SEEDS", "20"))
-HEAVY_SCENARIO = {**SCENARIO, "sources": {
-    name: {**options, "events_per_hour": 8 * options["events_per_hour"]} for name, options in SCENARIO["sources"].items()
-}}
+HEAVY_SCENARIO = {
+    **SCENARIO,
+    "sources": {
+        name: {**options, "events_per_hour": 8 * options["events_per_hour"]}
+        for name, options in SCENARIO["sources"].items()
+    },
+}
 #: Tries a schedule's unpassable pages force: the window needs HARD + 1 tries, within RETRIES + 1.
 HARD = RETRIES - 1
 #: Sources whose position cannot be carried across tries (collector.resumable): a failed try starts over,
@@ -381,7 +456,8 @@ def signature(request: dict) -> str:
 @pytest.mark.skipif(os.environ.get("AUDITLOGS_HEAVY") != "1", reason="the heavy fault tier: make test-heavy")
 @pytest.mark.parametrize("source", HEAVY_SOURCES)
 def test_under_the_heavy_schedule_at_8x_volume_every_interval_completes_within_retries_and_1_5x_the_requests(
-        heavy_stack, source):
+    heavy_stack, source
+):
     # The heavy schedule has no slow answers: a normal timeout, as 8x pages (SendGrid's 1,000 rows) take longer.
     config, stream, operator = suite_operator(source, conn_id=f"heavy_{source}", prefix="heavy", request_timeout=10)
     spec = spec_for(config)
@@ -393,8 +469,9 @@ def test_under_the_heavy_schedule_at_8x_volume_every_interval_completes_within_r
         heavy_stack.api.reset()
         heavy_stack.api.clock.set(CLOCK.timestamp())
         pages = max(1, len(expected) // getattr(config, "per_page", getattr(config, "limit", 20)) + 1)
-        schedule = heavy_schedule(seed, pages, page_attempts=PAGE_ATTEMPTS, hard=HARD,
-                                  secondary_limits=source == "github")
+        schedule = heavy_schedule(
+            seed, pages, page_attempts=PAGE_ATTEMPTS, hard=HARD, secondary_limits=source == "github"
+        )
         heavy_stack.api.admin.add_faults(*[fault.to_dict() for fault in schedule])
         outcome = run_with_task_retries(operator, interval, f"heavy_{seed}")
 

@@ -7,18 +7,28 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
+
+from auditlogs.errors import AuthError, MalformedResponseError, RateLimitedError
+from auditlogs.window import Window
 from harness import Connection, collect_window, sandbox_fixtures
 from sandbox import SandboxServer, ground_truth
 from sandbox.github import ENTERPRISE, ORG
 
-from auditlogs.errors import AuthError, MalformedResponseError, RateLimitedError
-from auditlogs.window import Window
-
 TOKEN = "ghp_" + "s4ndb0x" * 6
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
-SCENARIO = {"seed": 9, "sources": {"github": {"events_per_hour": 900, "burst_fraction": 0.3, "token": TOKEN,
-                                               "rate_limit_per_minute": 0, "retention_days": 180}}}
+SCENARIO = {
+    "seed": 9,
+    "sources": {
+        "github": {
+            "events_per_hour": 900,
+            "burst_fraction": 0.3,
+            "token": TOKEN,
+            "rate_limit_per_minute": 0,
+            "retention_days": 180,
+        }
+    },
+}
 WINDOW = Window(datetime(2026, 3, 1, 4, 0, 0, 250000, tzinfo=UTC), datetime(2026, 3, 1, 5, 0, 0, 250000, tzinfo=UTC))
 ORG_PATH = f"/orgs/{ORG}/audit-log"
 
@@ -27,9 +37,15 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def expected_ids(window: Window, include: str = "web", newest_first: bool = False) -> list[str]:
-    events = ground_truth("github", window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=NOW)
+    events = ground_truth(
+        "github", window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=NOW
+    )
     lo, hi = window.start.timestamp() * 1000, window.end.timestamp() * 1000
-    kept = [e for e in events if lo <= e["@timestamp"] < hi and (include == "all" or (include == "git") == e["action"].startswith("git."))]
+    kept = [
+        e
+        for e in events
+        if lo <= e["@timestamp"] < hi and (include == "all" or (include == "git") == e["action"].startswith("git."))
+    ]
     # The truth is newest first by (second, id), which is also millisecond order.
     return [e["_document_id"] for e in (kept if newest_first else kept[::-1])]
 
@@ -50,8 +66,12 @@ def test_bounds_rounded_outward_trimmed_to_the_window_and_next_links_followed(ap
     sent = api.admin.requests()
     assert len(sent) == collected.result.pages > 5
     first = sent[0]["query"]
-    assert first == {"phrase": ["created:2026-03-01T04:00:00Z..2026-03-01T05:00:01Z"], "include": ["web"],
-                     "order": ["asc"], "per_page": ["50"]}
+    assert first == {
+        "phrase": ["created:2026-03-01T04:00:00Z..2026-03-01T05:00:01Z"],
+        "include": ["web"],
+        "order": ["asc"],
+        "per_page": ["50"],
+    }
     for request in sent:
         assert request["path"] == ORG_PATH and request["auth_scheme"] == "Bearer" and request["auth_ok"]
         assert request["headers"]["x-github-api-version"] == "2022-11-28"
@@ -62,8 +82,12 @@ def test_bounds_rounded_outward_trimmed_to_the_window_and_next_links_followed(ap
 
 
 def test_include_all_newest_first_from_an_enterprise_on_a_ghes_host(api, tmp_path):
-    collected = run(api, tmp_path, options={"org": None, "enterprise": ENTERPRISE, "include": "all", "order": "desc"},
-                    host=api.url + "/api/v3")
+    collected = run(
+        api,
+        tmp_path,
+        options={"org": None, "enterprise": ENTERPRISE, "include": "all", "order": "desc"},
+        host=api.url + "/api/v3",
+    )
     assert [e["_document_id"] for e in collected.events] == expected_ids(WINDOW, "all", newest_first=True)
     assert any(e["action"].startswith("git.") for e in collected.events)
     assert collected.result.out_of_order == 0
@@ -72,8 +96,9 @@ def test_include_all_newest_first_from_an_enterprise_on_a_ghes_host(api, tmp_pat
 
 def test_a_permission_403_fails_at_once_naming_the_connection_and_the_scope(api, tmp_path):
     body = '{"message": "Must have admin rights to the organization.", "documentation_url": "https://docs.github.com"}'
-    api.admin.add_faults({"kind": "status", "status": 403, "match": ORG_PATH, "body": body,
-                          "headers": {"x-ratelimit-remaining": "1742"}})
+    api.admin.add_faults(
+        {"kind": "status", "status": 403, "match": ORG_PATH, "body": body, "headers": {"x-ratelimit-remaining": "1742"}}
+    )
     with pytest.raises(AuthError) as failure:
         run(api, tmp_path)
     assert "'github_audit'" in str(failure.value) and "read:audit_log" in str(failure.value)
@@ -85,8 +110,9 @@ def test_a_secondary_rate_limit_403_waits_at_least_the_documented_minute_and_ret
     """Its body says "wait a few minutes" and GitHub's docs at least a minute, while retry-after says 7 s."""
     waits = []
     body = '{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}'
-    api.admin.add_faults({"kind": "status", "status": 403, "match": ORG_PATH, "after": 1, "body": body,
-                          "headers": {"retry-after": "7"}})
+    api.admin.add_faults(
+        {"kind": "status", "status": 403, "match": ORG_PATH, "after": 1, "body": body, "headers": {"retry-after": "7"}}
+    )
     collected = run(api, tmp_path, sleep=waits.append)
     assert [e["_document_id"] for e in collected.events] == expected_ids(WINDOW)
     sent = api.admin.requests()
@@ -114,8 +140,14 @@ def test_a_spent_quota_waits_for_the_reset_and_a_primary_limit_403_is_a_rate_lim
 
 
 def test_a_non_integer_timestamp_is_a_clear_error(api, tmp_path):
-    api.admin.add_faults({"kind": "status", "status": 200, "match": ORG_PATH,
-                          "body": '[{"_document_id": "x1", "@timestamp": "2026-03-01T04:10:00Z"}]'})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 200,
+            "match": ORG_PATH,
+            "body": '[{"_document_id": "x1", "@timestamp": "2026-03-01T04:10:00Z"}]',
+        }
+    )
     with pytest.raises(MalformedResponseError, match="'@timestamp' is '2026-03-01T04:10:00Z', expected integer epoch"):
         run(api, tmp_path)
 
@@ -126,8 +158,14 @@ def test_exactly_one_of_enterprise_and_org(tmp_path, owner):
 
     config = tmp_path / "sources.yaml"
 
-
-    config.write_text(yaml.safe_dump({"sources": {"gh": {"type": "github", "conn_id": "c", "bucket": "bucket",
-                                                         "start_date": "2026-01-01", **owner}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {
+                    "gh": {"type": "github", "conn_id": "c", "bucket": "bucket", "start_date": "2026-01-01", **owner}
+                }
+            }
+        )
+    )
     loaded = load_config(config)
     assert "exactly one of 'enterprise'" in loaded.errors["gh"]

@@ -8,33 +8,46 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from auditlogs.errors import AuthError, ConfigError, RequestRejectedError
+from auditlogs.window import Window
 from harness import Connection, collect_window, sandbox_fixtures, source_config
 from sandbox import SandboxServer, ground_truth
 from sandbox.gitlab import GROUP_ID, GROUP_PATH, PROJECT_PATH
 from sandbox.vendor import parse_rfc3339
 
-from auditlogs.errors import AuthError, ConfigError, RequestRejectedError
-from auditlogs.window import Window
-
 TOKEN = "glpat-sandbox0123456789abcdefXYZ"
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
-SCENARIO = {"seed": 17, "sources": {"gitlab": {"events_per_hour": 900, "burst_fraction": 0.3, "token": TOKEN,
-                                               "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 17,
+    "sources": {"gitlab": {"events_per_hour": 900, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
 WINDOW = Window(datetime(2026, 3, 1, 4, 0, 0, 500000, tzinfo=UTC), datetime(2026, 3, 1, 5, 0, 0, 500000, tzinfo=UTC))
 
 server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def expected_ids(window: Window) -> list[int]:
-    events = ground_truth("gitlab", window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=NOW)
-    return [e["id"] for e in events if window.start.timestamp() <= parse_rfc3339(e["created_at"]) < window.end.timestamp()]
+    events = ground_truth(
+        "gitlab", window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=NOW
+    )
+    return [
+        e["id"] for e in events if window.start.timestamp() <= parse_rfc3339(e["created_at"]) < window.end.timestamp()
+    ]
 
 
 def run(api, tmp_path, options=None, extra=None, window=WINDOW, **client_options):
     connection = Connection("gitlab_audit", api.url, TOKEN, extra_dejson=extra or {})
-    return collect_window("gitlab", {"group": GROUP_PATH, "per_page": 100, **(options or {})}, "audit_events",
-                          connection, window, tmp_path, **client_options)
+    return collect_window(
+        "gitlab",
+        {"group": GROUP_PATH, "per_page": 100, **(options or {})},
+        "audit_events",
+        connection,
+        window,
+        tmp_path,
+        **client_options,
+    )
 
 
 def test_keyset_pages_newest_first_through_the_encoded_group_path(api, tmp_path):
@@ -43,8 +56,14 @@ def test_keyset_pages_newest_first_through_the_encoded_group_path(api, tmp_path)
     sent = api.admin.requests()
     assert len(sent) == collected.result.pages > 3
     assert {r["path"] for r in sent} == {"/api/v4/groups/northwind%2Fsecurity/audit_events"}
-    assert sent[0]["query"] == {"created_after": ["2026-03-01T04:00:00Z"], "created_before": ["2026-03-01T05:00:01Z"],
-                                "per_page": ["100"], "pagination": ["keyset"], "order_by": ["id"], "sort": ["desc"]}
+    assert sent[0]["query"] == {
+        "created_after": ["2026-03-01T04:00:00Z"],
+        "created_before": ["2026-03-01T05:00:01Z"],
+        "per_page": ["100"],
+        "pagination": ["keyset"],
+        "order_by": ["id"],
+        "sort": ["desc"],
+    }
     for request in sent:
         assert request["headers"]["private-token"] == TOKEN and request["auth_ok"]
     for request in sent[1:]:  # the Link carries the filters and the keyset cursor
@@ -52,9 +71,13 @@ def test_keyset_pages_newest_first_through_the_encoded_group_path(api, tmp_path)
 
 
 def test_paging_ends_on_the_first_short_or_empty_page(api, tmp_path):
-    served = [e for e in ground_truth("gitlab", WINDOW.start - timedelta(seconds=1), WINDOW.end + timedelta(seconds=2),
-                                      SCENARIO, now=NOW)
-              if "2026-03-01T04:00:00" <= e["created_at"] <= "2026-03-01T05:00:01.000Z"]
+    served = [
+        e
+        for e in ground_truth(
+            "gitlab", WINDOW.start - timedelta(seconds=1), WINDOW.end + timedelta(seconds=2), SCENARIO, now=NOW
+        )
+        if "2026-03-01T04:00:00" <= e["created_at"] <= "2026-03-01T05:00:01.000Z"
+    ]
     collected = run(api, tmp_path, {"per_page": 50})
     assert [e["id"] for e in collected.events] == expected_ids(WINDOW)
     # GitLab links on while pages are full, so a multiple of 50 costs one empty page at the end
@@ -65,7 +88,10 @@ def test_a_project_by_path_and_a_group_by_id(api, tmp_path):
     run(api, tmp_path / "p", {"group": None, "project": PROJECT_PATH})
     run(api, tmp_path / "g", {"group": GROUP_ID})
     paths = {r["path"] for r in api.admin.requests()}
-    assert paths == {"/api/v4/projects/northwind%2Fsecurity%2Finfra/audit_events", f"/api/v4/groups/{GROUP_ID}/audit_events"}
+    assert paths == {
+        "/api/v4/projects/northwind%2Fsecurity%2Finfra/audit_events",
+        f"/api/v4/groups/{GROUP_ID}/audit_events",
+    }
 
 
 def test_the_instance_scope_and_a_bearer_token(api, tmp_path):
@@ -81,11 +107,14 @@ def test_offset_paging_for_old_gitlab_follows_the_link_too(api, tmp_path):
     assert "pagination" not in sent[0]["query"] and [r["query"].get("page") for r in sent[1:3]] == [["2"], ["3"]]
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"group": None}, "set exactly one of 'group'"),
-    ({"project": "a/b"}, "set exactly one of 'group'"),
-    ({"group": None, "instance": True, "schedule": "0 0 1 */2 *"}, "at most 30 days at a time"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"group": None}, "set exactly one of 'group'"),
+        ({"project": "a/b"}, "set exactly one of 'group'"),
+        ({"group": None, "instance": True, "schedule": "0 0 1 */2 *"}, "at most 30 days at a time"),
+    ],
+)
 def test_a_scope_that_is_not_exactly_one_is_a_config_error(options, message):
     with pytest.raises(ValueError, match=message):
         source_config("gitlab", "gitlab_audit", **{"group": GROUP_PATH, **options})
@@ -93,7 +122,9 @@ def test_a_scope_that_is_not_exactly_one_is_a_config_error(options, message):
 
 def test_an_instance_window_over_30_days_fails_before_any_request(api, tmp_path):
     with pytest.raises(ConfigError, match="longer than the 30 days"):
-        run(api, tmp_path, {"group": None, "instance": True}, window=Window(WINDOW.end - timedelta(days=31), WINDOW.end))
+        run(
+            api, tmp_path, {"group": None, "instance": True}, window=Window(WINDOW.end - timedelta(days=31), WINDOW.end)
+        )
     assert api.admin.requests() == []
 
 
@@ -113,8 +144,16 @@ def test_401_fails_at_once_naming_the_owner_role_and_never_the_token(api, tmp_pa
 
 def test_a_plain_text_429_waits_for_retry_after_and_retries_the_same_page(api, tmp_path):
     waits = []
-    api.admin.add_faults({"kind": "status", "status": 429, "match": "/api/v4/groups/", "after": 1, "body": "Retry later",
-                          "headers": {"Retry-After": "17", "Content-Type": "text/plain"}})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 429,
+            "match": "/api/v4/groups/",
+            "after": 1,
+            "body": "Retry later",
+            "headers": {"Retry-After": "17", "Content-Type": "text/plain"},
+        }
+    )
     collected = run(api, tmp_path, sleep=waits.append)
     assert [e["id"] for e in collected.events] == expected_ids(WINDOW)
     sent = api.admin.requests()
@@ -143,9 +182,16 @@ def test_a_spent_quota_waits_for_its_ratelimit_reset_before_the_next_page_instea
 
 def test_a_429_without_retry_after_waits_until_ratelimit_reset(api, tmp_path):
     waits, reset = [], int(time.time()) + 42
-    api.admin.add_faults({"kind": "status", "status": 429, "match": "/api/v4/groups/", "after": 1, "body": "Retry later",
-                          "headers": {"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset),
-                                      "Content-Type": "text/plain"}})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 429,
+            "match": "/api/v4/groups/",
+            "after": 1,
+            "body": "Retry later",
+            "headers": {"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset), "Content-Type": "text/plain"},
+        }
+    )
     collected = run(api, tmp_path, sleep=waits.append)
     assert [e["id"] for e in collected.events] == expected_ids(WINDOW)
     assert [r["status"] for r in api.admin.requests()[:3]] == [200, 429, 200]

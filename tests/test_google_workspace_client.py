@@ -11,16 +11,21 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from harness import Connection, api_client, run_collector, sandbox_fixtures
 
 from auditlogs.errors import AuthError, MalformedResponseError
 from auditlogs.sources.google_workspace import SCOPE, SPEC, GoogleWorkspaceConfig
 from auditlogs.window import Window
+from harness import Connection, api_client, run_collector, sandbox_fixtures
 from sandbox import ground_truth
 
 TOKEN = "ya29.client-static-token"
 NOW = datetime(2025, 6, 2, 12, tzinfo=timezone.utc)
-SCENARIO = {"seed": 13, "sources": {"google_workspace": {"events_per_hour": 900, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 13,
+    "sources": {
+        "google_workspace": {"events_per_hour": 900, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}
+    },
+}
 WINDOW = Window(NOW - timedelta(hours=3, minutes=30), NOW - timedelta(hours=2))
 PATH = "/admin/reports/v1/activity/users/all/applications/"
 
@@ -29,11 +34,17 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def config(**overrides) -> GoogleWorkspaceConfig:
-    return GoogleWorkspaceConfig(name="gws", type="google_workspace", conn_id="gws", bucket="bkt", start_date=NOW, **overrides)
+    return GoogleWorkspaceConfig(
+        name="gws", type="google_workspace", conn_id="gws", bucket="bkt", start_date=NOW, **overrides
+    )
 
 
 def truth(app: str) -> list[dict]:
-    return [e for e in ground_truth("google_workspace", WINDOW.start, WINDOW.end, SCENARIO, now=NOW) if e["id"]["applicationName"] == app]
+    return [
+        e
+        for e in ground_truth("google_workspace", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)
+        if e["id"]["applicationName"] == app
+    ]
 
 
 def static_client(api):
@@ -47,10 +58,16 @@ def test_each_application_pages_with_the_same_parameters_re_sent(api, tmp_path):
         assert events == truth(app) and result.pages > 2
         sent = api.requests.entries()
         assert {r["path"] for r in sent} == {PATH + app}
-        first = {"startTime": ["2025-06-02T08:30:00.000Z"], "endTime": ["2025-06-02T10:00:00.000Z"], "maxResults": ["25"]}
+        first = {
+            "startTime": ["2025-06-02T08:30:00.000Z"],
+            "endTime": ["2025-06-02T10:00:00.000Z"],
+            "maxResults": ["25"],
+        }
         assert sent[0]["query"] == first
         for request in sent[1:]:
-            assert {k: v for k, v in request["query"].items() if k != "pageToken"} == first and request["query"]["pageToken"]
+            assert {k: v for k, v in request["query"].items() if k != "pageToken"} == first and request["query"][
+                "pageToken"
+            ]
 
 
 def test_an_empty_window_is_zero_events_not_an_error(api, tmp_path):
@@ -66,8 +83,16 @@ def test_config_streams_are_the_applications():
 
 
 def activity(**id_fields) -> dict:
-    return {"kind": "admin#reports#activity", "id": {"time": "2025-06-02T09:00:00.123Z", "uniqueQualifier": "-42",
-                                                     "applicationName": "login", "customerId": "C0abc", **id_fields}}
+    return {
+        "kind": "admin#reports#activity",
+        "id": {
+            "time": "2025-06-02T09:00:00.123Z",
+            "uniqueQualifier": "-42",
+            "applicationName": "login",
+            "customerId": "C0abc",
+            **id_fields,
+        },
+    }
 
 
 def test_key_is_the_id_tuple_and_falls_back_to_a_content_hash():
@@ -79,18 +104,31 @@ def test_key_is_the_id_tuple_and_falls_back_to_a_content_hash():
 def test_a_bad_id_time_is_a_clear_error(api, tmp_path):
     body = {"kind": "admin#reports#activities", "items": [activity(), activity(time="2025-06-02T09:00:00.123")]}
     api.admin.add_faults({"kind": "status", "status": 200, "body": json.dumps(body)})
-    with pytest.raises(MalformedResponseError, match=r"event 2: 'id.time' is '2025-06-02T09:00:00.123', expected an RFC 3339"):
+    with pytest.raises(
+        MalformedResponseError, match=r"event 2: 'id.time' is '2025-06-02T09:00:00.123', expected an RFC 3339"
+    ):
         run_collector(SPEC, config(), "login", static_client(api), WINDOW, tmp_path)
 
 
 def service_account_connection(monkeypatch, api, subject: str) -> Connection:
     """A google_cloud_platform connection holding a (throw-away) service-account key whose token_uri is the sandbox."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-    keyfile = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": pem,
-               "client_email": "collector@p.iam.gserviceaccount.com", "client_id": "1", "token_uri": api.url + "/token"}
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    keyfile = {
+        "type": "service_account",
+        "project_id": "p",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "collector@p.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": api.url + "/token",
+    }
     extra = {"keyfile_dict": json.dumps(keyfile), "subject": subject}
-    monkeypatch.setenv("AIRFLOW_CONN_GWS_SA", json.dumps({"conn_type": "google_cloud_platform", "host": api.url, "extra": extra}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GWS_SA", json.dumps({"conn_type": "google_cloud_platform", "host": api.url, "extra": extra})
+    )
     return Connection("gws_sa", host=api.url, extra_dejson=extra)
 
 
@@ -105,7 +143,9 @@ def test_production_path_delegates_to_the_subject_with_the_reports_scope(monkeyp
     (claims,) = next(app for app in api._apis if hasattr(app, "issued")).issued()
     assert claims["sub"] == "secops-admin@example.com" and claims["scope"] == SCOPE
     assert claims["iss"] == "collector@p.iam.gserviceaccount.com"
-    assert all(r["auth_ok"] and r["auth_scheme"] == "Bearer" for r in api.requests.entries() if r["path"].startswith(PATH))
+    assert all(
+        r["auth_ok"] and r["auth_scheme"] == "Bearer" for r in api.requests.entries() if r["path"].startswith(PATH)
+    )
 
 
 def test_refused_delegation_fails_at_once_naming_the_connection(monkeypatch, api, tmp_path):
@@ -117,9 +157,21 @@ def test_refused_delegation_fails_at_once_naming_the_connection(monkeypatch, api
 
 
 def test_the_default_applications_are_the_security_relevant_set():
-    assert config().stream_names() == ("admin", "login", "token", "saml", "user_accounts", "context_aware_access",
-                                       "access_transparency", "groups_enterprise", "rules", "drive", "mobile", "chrome",
-                                       "gcp")
+    assert config().stream_names() == (
+        "admin",
+        "login",
+        "token",
+        "saml",
+        "user_accounts",
+        "context_aware_access",
+        "access_transparency",
+        "groups_enterprise",
+        "rules",
+        "drive",
+        "mobile",
+        "chrome",
+        "gcp",
+    )
 
 
 def test_all_is_every_application_the_api_has():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from sandbox.gcs import GcsEmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,17 @@ class _Api:
     def __init__(self, events: int, tmp: Path):
         port_file = tmp / f"port-{events}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", "--shape", "slack", "--events", str(events), "--port-file", str(port_file)],
+            [
+                sys.executable,
+                "-m",
+                "bench.server",
+                "--shape",
+                "slack",
+                "--events",
+                str(events),
+                "--port-file",
+                str(port_file),
+            ],
             env=_env(),
         )
         deadline = time.monotonic() + 300
@@ -62,13 +73,30 @@ def _collect_window(events: int, gcs: GcsEmulatorProcess, tmp: Path) -> dict:
     api = _Api(events, tmp)
     try:
         env = {
-            **_env(), **gcs.connection_env(), "AIRFLOW_HOME": str(tmp / "airflow_home"),
+            **_env(),
+            **gcs.connection_env(),
+            "AIRFLOW_HOME": str(tmp / "airflow_home"),
             "AIRFLOW_CONN_BENCH_API": json.dumps({"conn_type": "http", "host": api.url, "password": TOKEN}),
         }
         completed = subprocess.run(
-            [sys.executable, "-m", "bench.pipelines", "collector", "--shape", "slack", "--events", str(events),
-             "--url", api.url, "--workdir", str(tmp / f"work-{events}")],
-            env=env, capture_output=True, text=True, timeout=900,
+            [
+                sys.executable,
+                "-m",
+                "bench.pipelines",
+                "collector",
+                "--shape",
+                "slack",
+                "--events",
+                str(events),
+                "--url",
+                api.url,
+                "--workdir",
+                str(tmp / f"work-{events}"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert completed.returncode == 0, completed.stderr[-4000:]
         assert TOKEN not in completed.stdout + completed.stderr
@@ -115,8 +143,9 @@ def test_the_garbage_collector_runs_again_when_a_window_fails_mid_page():
             return ApiResponse(200, {}, {"entries": [], "next": "more"}, 2)
 
     def consume():
-        for _ in paginate(OnePageClient(), BodyCursor(("next",), "cursor"), ApiRequest("GET", "x"), max_pages=5,
-                          new_events=lambda: 0):
+        for _ in paginate(
+            OnePageClient(), BodyCursor(("next",), "cursor"), ApiRequest("GET", "x"), max_pages=5, new_events=lambda: 0
+        ):
             assert not gc.isenabled()
             raise RuntimeError("the window failed")
 

@@ -8,22 +8,30 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window, sandbox_fixtures
-from sandbox import microsoft365 as fake
-from sandbox.scenario import load_scenario
-from sandbox.sources import event_store
 
 from auditlogs.errors import AuthError, IncompleteWindowError, RateLimitedError
 from auditlogs.sink import window_ids
 from auditlogs.sources.microsoft365 import Microsoft365Config
 from auditlogs.window import Window
+from harness import Connection, collect_window, sandbox_fixtures
+from sandbox import microsoft365 as fake
+from sandbox.scenario import load_scenario
+from sandbox.sources import event_store
 
 CLIENT_ID, SECRET = "0d6f1c2a-app-o365", "o365-client-secret-Zq8~value"
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
-SCENARIO = {"seed": 17, "sources": {"microsoft365": {
-    "events_per_hour": 1200, "token": f"{CLIENT_ID}:{SECRET}", "rate_limit_per_minute": 0,
-    "lag": {"p_late": 0.3, "max_lag_seconds": 4 * 3600}}}}
+SCENARIO = {
+    "seed": 17,
+    "sources": {
+        "microsoft365": {
+            "events_per_hour": 1200,
+            "token": f"{CLIENT_ID}:{SECRET}",
+            "rate_limit_per_minute": 0,
+            "lag": {"p_late": 0.3, "max_lag_seconds": 4 * 3600},
+        }
+    },
+}
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 FEED = f"/api/v1.0/{fake.TENANT}/activity/feed/"
 PUBLISHER = {"PublisherIdentifier": [fake.TENANT]}
@@ -37,14 +45,20 @@ def truth(content_type: str, window: Window) -> list:
 
 
 def connection(api, secret: str = SECRET, **extra) -> Connection:
-    return Connection("o365_audit", api.url, secret, login=CLIENT_ID,
-                      extra_dejson={"tenant_id": fake.TENANT, "authority": api.url, **extra})
+    return Connection(
+        "o365_audit",
+        api.url,
+        secret,
+        login=CLIENT_ID,
+        extra_dejson={"tenant_id": fake.TENANT, "authority": api.url, **extra},
+    )
 
 
 def run(api, tmp_path, window: Window = WINDOW, content_type: str = "Audit.Exchange", secret: str = SECRET, **options):
     stream = content_type.lower().replace(".", "_")
-    return collect_window("microsoft365", {"content_types": [content_type], **options}, stream,
-                          connection(api, secret), window, tmp_path)
+    return collect_window(
+        "microsoft365", {"content_types": [content_type], **options}, stream, connection(api, secret), window, tmp_path
+    )
 
 
 def test_an_interval_holds_every_record_of_the_blobs_available_in_it_whatever_its_creation_time(api, tmp_path):
@@ -82,8 +96,12 @@ def test_the_requests_sent_token_subscription_listing_then_each_blob(api, tmp_pa
     assert f"scope={api.url}/.default".replace(":", "%3A").replace("/", "%2F") in token["body"]
     assert (listed["method"], listed["path"], listed["query"]) == ("GET", FEED + "subscriptions/list", PUBLISHER)
     assert (started["method"], started["query"]) == ("POST", {**PUBLISHER, "contentType": ["Audit.Exchange"]})
-    assert first["query"] == {**PUBLISHER, "contentType": ["Audit.Exchange"],
-                              "startTime": ["2026-03-01T04:00:00"], "endTime": ["2026-03-01T05:00:00"]}
+    assert first["query"] == {
+        **PUBLISHER,
+        "contentType": ["Audit.Exchange"],
+        "startTime": ["2026-03-01T04:00:00"],
+        "endTime": ["2026-03-01T05:00:00"],
+    }
     listings = [r for r in sent if r["path"].endswith("subscriptions/content")]
     assert len(listings) > 2
     for later in listings[1:]:  # NextPageUri as given: Microsoft's /api/v1/ path, its nextPage, no parameter re-sent
@@ -112,10 +130,15 @@ def test_a_window_longer_than_24_hours_is_listed_in_24_hour_pieces(api, tmp_path
     window = Window(datetime(2026, 2, 28, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
     collected = run(api, tmp_path, window=window, content_type="Audit.General")
     assert {e["Id"] for e in collected.events} == {e.id for e in truth("Audit.General", window)}
-    starts = [(r["query"]["startTime"], r["query"]["endTime"]) for r in api.requests.entries()
-              if "startTime" in r["query"] and "nextPage" not in r["query"]]
-    assert starts == [(["2026-02-28T04:00:00"], ["2026-03-01T04:00:00"]),
-                      (["2026-03-01T04:00:00"], ["2026-03-01T05:00:00"])]
+    starts = [
+        (r["query"]["startTime"], r["query"]["endTime"])
+        for r in api.requests.entries()
+        if "startTime" in r["query"] and "nextPage" not in r["query"]
+    ]
+    assert starts == [
+        (["2026-02-28T04:00:00"], ["2026-03-01T04:00:00"]),
+        (["2026-03-01T04:00:00"], ["2026-03-01T05:00:00"]),
+    ]
 
 
 def test_af429_on_a_403_is_a_rate_limit_retried_not_a_refused_credential(api, tmp_path):
@@ -138,15 +161,28 @@ def test_a_refused_client_secret_fails_once_naming_the_connection_and_never_show
 
 
 def test_the_api_keeps_seven_days_so_older_windows_are_refused_by_default():
-    config = Microsoft365Config.model_validate({"name": "o365", "type": "microsoft365", "conn_id": "c", "bucket": "bkt",
-                                                "start_date": "2026-01-01"})
+    config = Microsoft365Config.model_validate(
+        {"name": "o365", "type": "microsoft365", "conn_id": "c", "bucket": "bkt", "start_date": "2026-01-01"}
+    )
     assert config.retention == timedelta(days=7) - timedelta(minutes=5)
     assert config.stream_names() == (
-        "audit_azureactivedirectory", "audit_exchange", "audit_sharepoint", "audit_general")
+        "audit_azureactivedirectory",
+        "audit_exchange",
+        "audit_sharepoint",
+        "audit_general",
+    )
 
 
 def fake_fault(match: str, status: int, body: str, count: int):
     from sandbox.faults import parse_fault
 
-    return parse_fault({"kind": "status", "match": match, "status": status, "body": body, "count": count,
-                        "headers": {"Content-Type": "application/json"}})
+    return parse_fault(
+        {
+            "kind": "status",
+            "match": match,
+            "status": status,
+            "body": body,
+            "count": count,
+            "headers": {"Content-Type": "application/json"},
+        }
+    )

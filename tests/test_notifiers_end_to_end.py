@@ -10,6 +10,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+
 from harness import connection_env, dags_test, running_stack, write_config
 from webhook_receiver import WebhookReceiver
 
@@ -22,25 +23,45 @@ TOKEN, WRONG_TOKEN = "xoxp-notifier-right-token-1a2b", "xoxp-notifier-wrong-toke
 HOOK_PATH = "/services/T0/B0/stock-hook-secret-path"
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 END = datetime(2026, 3, 1, 5, tzinfo=UTC)
-SCENARIO = {"seed": 3, "sources": {
-    "slack": {"events_per_hour": 60, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}}}
-STOCK = {"notifier": "airflow.providers.http.notifications.http.HttpNotifier",
-         "kwargs": {"http_conn_id": "alerts_http", "endpoint": "stock",
-                    "json": {"kind": "{{ auditlogs.kind }}", "run": "{{ auditlogs.run_id }}",
-                             "text": "{{ auditlogs.text }}"}}}
+SCENARIO = {
+    "seed": 3,
+    "sources": {"slack": {"events_per_hour": 60, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
+STOCK = {
+    "notifier": "airflow.providers.http.notifications.http.HttpNotifier",
+    "kwargs": {
+        "http_conn_id": "alerts_http",
+        "endpoint": "stock",
+        "json": {"kind": "{{ auditlogs.kind }}", "run": "{{ auditlogs.run_id }}", "text": "{{ auditlogs.text }}"},
+    },
+}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("config") / "sources.yaml", {"slack": {
-        "type": "slack", "conn_id": "slack_audit", "deadline": "30m",
-        "notify": {"webhook": "alerts_webhook", "notifiers": [STOCK]}}},
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", retries=0)
+    config = write_config(
+        tmp_path_factory.mktemp("config") / "sources.yaml",
+        {
+            "slack": {
+                "type": "slack",
+                "conn_id": "slack_audit",
+                "deadline": "30m",
+                "notify": {"webhook": "alerts_webhook", "notifiers": [STOCK]},
+            }
+        },
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        retries=0,
+    )
     with WebhookReceiver() as receiver:
+
         def connections(url: str) -> dict:
-            return {**connection_env("slack_audit", host=url, password=WRONG_TOKEN),
-                    **connection_env("alerts_webhook", host=receiver.url + "/ours"),
-                    **connection_env("alerts_http", host=receiver.url + HOOK_PATH + "/")}
+            return {
+                **connection_env("slack_audit", host=url, password=WRONG_TOKEN),
+                **connection_env("alerts_webhook", host=receiver.url + "/ours"),
+                **connection_env("alerts_http", host=receiver.url + HOOK_PATH + "/"),
+            }
 
         with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
             running.receiver, running.config = receiver, config
@@ -68,10 +89,18 @@ def test_a_deadline_miss_reaches_the_stock_notifier_through_the_triggerers_callb
     alert = build_dags(stack.config)["auditlogs_slack"].deadline[0]
     data = alert.callback.serialize()
     run_id = "scheduled__2026-03-01T04:00:00+00:00"
-    context = {"dag_run": {"dag_id": "auditlogs_slack", "dag_run_id": run_id, "run_type": "scheduled",
-                           "state": "running", "queued_at": "2026-03-01T05:00:02Z",
-                           "data_interval_start": "2026-03-01T04:00:00Z", "data_interval_end": "2026-03-01T05:00:00Z"},
-               "deadline": {"id": "d-1", "deadline_time": datetime(2026, 3, 1, 5, 30, tzinfo=UTC)}}
+    context = {
+        "dag_run": {
+            "dag_id": "auditlogs_slack",
+            "dag_run_id": run_id,
+            "run_type": "scheduled",
+            "state": "running",
+            "queued_at": "2026-03-01T05:00:02Z",
+            "data_interval_start": "2026-03-01T04:00:00Z",
+            "data_interval_end": "2026-03-01T05:00:00Z",
+        },
+        "deadline": {"id": "d-1", "deadline_time": datetime(2026, 3, 1, 5, 30, tzinfo=UTC)},
+    }
     trigger = CallbackTrigger(callback_path=data["path"], callback_kwargs={**data["kwargs"], "context": context})
 
     async def run() -> list:

@@ -9,11 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import (
-    Stack, assert_interval_holds, connection_env, dags_test_leaking_nothing, interval_folder, running_stack, write_config,
-)
 
 from auditlogs.sources import SPECS
+from harness import (
+    Stack,
+    assert_interval_holds,
+    connection_env,
+    dags_test_leaking_nothing,
+    interval_folder,
+    running_stack,
+    write_config,
+)
 from sandbox import entra_id, ground_truth, load_scenario, microsoft365, zoom
 from sandbox.sources import event_store
 
@@ -26,14 +32,29 @@ SECRETS = (O365_SECRET, ENTRA_SECRET, ZOOM_SECRET)
 BUCKET = "e2e-ms-bucket"
 DELAY = timedelta(minutes=30)
 CONTENT_TYPES = ["Audit.Exchange", "Audit.SharePoint"]
-SCENARIO = {"seed": 37, "sources": {
-    "microsoft365": {"events_per_hour": 1500, "token": f"{O365_ID}:{O365_SECRET}", "rate_limit_per_minute": 0,
-                     "lag": {"p_late": 0.2, "max_lag_seconds": 3 * 3600}},
-    "entra_id": {"events_per_hour": 1200, "burst_fraction": 0.3, "token": f"{ENTRA_ID}:{ENTRA_SECRET}",
-                 "rate_limit_per_minute": 0},
-    "zoom": {"events_per_hour": 300, "burst_fraction": 0.4, "token": f"{ZOOM_ID}:{ZOOM_SECRET}",
-             "rate_limit_per_minute": 0},
-}}
+SCENARIO = {
+    "seed": 37,
+    "sources": {
+        "microsoft365": {
+            "events_per_hour": 1500,
+            "token": f"{O365_ID}:{O365_SECRET}",
+            "rate_limit_per_minute": 0,
+            "lag": {"p_late": 0.2, "max_lag_seconds": 3 * 3600},
+        },
+        "entra_id": {
+            "events_per_hour": 1200,
+            "burst_fraction": 0.3,
+            "token": f"{ENTRA_ID}:{ENTRA_SECRET}",
+            "rate_limit_per_minute": 0,
+        },
+        "zoom": {
+            "events_per_hour": 300,
+            "burst_fraction": 0.4,
+            "token": f"{ZOOM_ID}:{ZOOM_SECRET}",
+            "rate_limit_per_minute": 0,
+        },
+    },
+}
 UTC = timezone.utc
 # O365 keeps 7 days, measured against the real clock: the interval is the hour that ended two hours ago.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
@@ -42,26 +63,41 @@ CLOCK = END + timedelta(minutes=10)
 
 
 def microsoft_connection(conn_id: str, url: str, client_id: str, secret: str, tenant: str) -> dict:
-    return connection_env(conn_id, host=url, login=client_id, password=secret,
-                          extra={"tenant_id": tenant, "authority": url})
+    return connection_env(
+        conn_id, host=url, login=client_id, password=secret, extra={"tenant_id": tenant, "authority": url}
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     config = write_config(
         tmp_path_factory.mktemp("config") / "sources.yaml",
-        {"o365": {"type": "microsoft365", "conn_id": "o365_audit", "content_types": CONTENT_TYPES},
-         "entra": {"type": "entra_id", "conn_id": "entra_audit", "page_size": 200},
-         # Zoom's documented budget (20/min, split over 2 tasks) would pace ~80 pages over minutes.
-         "zoom": {"type": "zoom", "conn_id": "zoom_reports", "page_size": 300, "requests_per_minute": 600}},
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
+        {
+            "o365": {"type": "microsoft365", "conn_id": "o365_audit", "content_types": CONTENT_TYPES},
+            "entra": {"type": "entra_id", "conn_id": "entra_audit", "page_size": 200},
+            # Zoom's documented budget (20/min, split over 2 tasks) would pace ~80 pages over minutes.
+            "zoom": {"type": "zoom", "conn_id": "zoom_reports", "page_size": 300, "requests_per_minute": 600},
+        },
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
     )
 
     def connections(url: str) -> dict:
-        return {**microsoft_connection("o365_audit", url, O365_ID, O365_SECRET, microsoft365.TENANT),
-                **microsoft_connection("entra_audit", url, ENTRA_ID, ENTRA_SECRET, entra_id.TENANT),
-                **connection_env("zoom_reports", host=url, login=ZOOM_ID, password=ZOOM_SECRET,
-                                 extra={"account_id": zoom.ACCOUNT, "token_url": f"{url}/oauth/token"})}
+        return {
+            **microsoft_connection("o365_audit", url, O365_ID, O365_SECRET, microsoft365.TENANT),
+            **microsoft_connection("entra_audit", url, ENTRA_ID, ENTRA_SECRET, entra_id.TENANT),
+            **connection_env(
+                "zoom_reports",
+                host=url,
+                login=ZOOM_ID,
+                password=ZOOM_SECRET,
+                extra={"account_id": zoom.ACCOUNT, "token_url": f"{url}/oauth/token"},
+            ),
+        }
+
     with running_stack(SCENARIO, BUCKET, connections, clock=CLOCK, config=config) as running:
         yield running
 
@@ -76,11 +112,13 @@ def test_each_content_type_holds_the_records_of_the_blobs_available_in_the_widen
     assert result.returncode == 0, result.output[-3000:]
     store = event_store(load_scenario(SCENARIO), "microsoft365")
     for content_type in CONTENT_TYPES:
-        records = microsoft365.records(store, content_type, (START - DELAY).timestamp(), END.timestamp(),
-                                       CLOCK.timestamp())
+        records = microsoft365.records(
+            store, content_type, (START - DELAY).timestamp(), END.timestamp(), CLOCK.timestamp()
+        )
         stream = content_type.lower().replace(".", "_")
-        manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "o365", stream, START, END), "Id",
-                                         {e.id for e in records})
+        manifest = assert_interval_holds(
+            stack.gcs, BUCKET, interval_folder("raw", "o365", stream, START, END), "Id", {e.id for e in records}
+        )
         assert manifest["events"] > 100 and manifest["duplicates_dropped"] == len(records) - manifest["events"] > 0
         assert manifest["outside_window"] == 0
     assert not stack.gcs.list(BUCKET, "raw/o365/audit_general/")
@@ -106,8 +144,9 @@ def test_entra_id_streams_hold_exactly_the_widened_windows_events(stack):
     second = timedelta(seconds=1)
     everything = ground_truth("entra_id", START - DELAY - second, END + second, SCENARIO, now=CLOCK)
     for stream, log in (("directory_audits", "directoryAudits"), ("sign_ins", "signIns")):
-        expected = {e["id"] for e in everything
-                    if entra_id.log_of_event(e) == log and START - DELAY <= time_of(e) < END}
+        expected = {
+            e["id"] for e in everything if entra_id.log_of_event(e) == log and START - DELAY <= time_of(e) < END
+        }
         folder = interval_folder("raw", "entra", stream, START, END)
         manifest = assert_interval_holds(stack.gcs, BUCKET, folder, "id", expected)
         assert manifest["events"] > 300 and manifest["pages"] > 3
@@ -120,10 +159,14 @@ def test_zoom_streams_hold_exactly_the_widened_window_out_of_the_padded_days(sta
     spec = SPECS["zoom"]
     everything = ground_truth("zoom", START - timedelta(days=2), END + timedelta(days=2), SCENARIO, now=CLOCK)
     for stream, key in (("activities", "activity_logs"), ("operation_logs", "operation_logs")):
-        expected = {spec.event_id(e) for e in everything
-                    if zoom.report_of(e) == key and START - DELAY <= spec.event_time(e) < END}
-        manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "zoom", stream, START, END),
-                                         spec.event_id, expected)
+        expected = {
+            spec.event_id(e)
+            for e in everything
+            if zoom.report_of(e) == key and START - DELAY <= spec.event_time(e) < END
+        }
+        manifest = assert_interval_holds(
+            stack.gcs, BUCKET, interval_folder("raw", "zoom", stream, START, END), spec.event_id, expected
+        )
         assert manifest["events"] > 50 and manifest["outside_window"] > 10 * manifest["events"]
     days = {(r["query"]["from"][0], r["query"]["to"][0]) for r in stack.api.admin.requests() if "from" in r["query"]}
     day = timedelta(days=1)

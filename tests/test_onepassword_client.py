@@ -8,18 +8,28 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from auditlogs.errors import AuthError, MalformedResponseError
+from auditlogs.window import Window
 from harness import Connection, collect_window, sandbox_fixtures
 from sandbox import ground_truth
 from sandbox.onepassword import item_time, stream_of_item
 
-from auditlogs.errors import AuthError, MalformedResponseError
-from auditlogs.window import Window
-
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJmZWF0dXJlcyI6WyJhdWRpdGV2ZW50cyJdfQ.c2FuZGJveC1zaWduYXR1cmU"
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
-SCENARIO = {"seed": 5, "sources": {"onepassword": {"events_per_hour": 900, "burst_fraction": 0.3, "token": TOKEN,
-                                                    "rate_limit_per_minute": 0, "retention_days": 120}}}
+SCENARIO = {
+    "seed": 5,
+    "sources": {
+        "onepassword": {
+            "events_per_hour": 900,
+            "burst_fraction": 0.3,
+            "token": TOKEN,
+            "rate_limit_per_minute": 0,
+            "retention_days": 120,
+        }
+    },
+}
 WINDOW = Window(datetime(2026, 3, 1, 4, 0, 0, 250000, tzinfo=UTC), datetime(2026, 3, 1, 5, 0, 0, 750000, tzinfo=UTC))
 PATH = "/api/v2/signinattempts"
 
@@ -28,14 +38,22 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def expected_uuids(stream: str, window: Window) -> list[str]:
-    items = ground_truth("onepassword", window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=NOW)
-    inside = [i for i in items if stream_of_item(i) == stream and window.start.timestamp() <= item_time(i) < window.end.timestamp()]
+    items = ground_truth(
+        "onepassword", window.start - timedelta(seconds=1), window.end + timedelta(seconds=1), SCENARIO, now=NOW
+    )
+    inside = [
+        i
+        for i in items
+        if stream_of_item(i) == stream and window.start.timestamp() <= item_time(i) < window.end.timestamp()
+    ]
     return [i["uuid"] for i in sorted(inside, key=item_time)]
 
 
 def run(api, tmp_path, stream="signinattempts", window=WINDOW, options=None, **client_options):
     connection = Connection("onepassword_events", api.url, TOKEN)
-    return collect_window("onepassword", {"limit": 100, **(options or {})}, stream, connection, window, tmp_path, **client_options)
+    return collect_window(
+        "onepassword", {"limit": 100, **(options or {})}, stream, connection, window, tmp_path, **client_options
+    )
 
 
 def test_reset_cursor_then_cursor_until_has_more_is_false(api, tmp_path):
@@ -75,7 +93,9 @@ def test_a_page_without_has_more_is_malformed(api, tmp_path):
 
 
 def test_401_fails_at_once_naming_the_connection_and_the_permission(api, tmp_path):
-    api.admin.add_faults({"kind": "status", "status": 401, "match": PATH, "body": '{"Error": {"Message": "Unauthorized"}}'})
+    api.admin.add_faults(
+        {"kind": "status", "status": 401, "match": PATH, "body": '{"Error": {"Message": "Unauthorized"}}'}
+    )
     with pytest.raises(AuthError) as failure:
         run(api, tmp_path)
     message = str(failure.value)
@@ -86,8 +106,16 @@ def test_401_fails_at_once_naming_the_connection_and_the_permission(api, tmp_pat
 
 def test_429_without_retry_after_backs_off_and_retries_the_same_cursor(api, tmp_path):
     waits = []
-    api.admin.add_faults({"kind": "status", "status": 429, "match": PATH, "after": 2, "headers": {},
-                          "body": '{"Error": {"Message": "Too many requests"}}'})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 429,
+            "match": PATH,
+            "after": 2,
+            "headers": {},
+            "body": '{"Error": {"Message": "Too many requests"}}',
+        }
+    )
     collected = run(api, tmp_path, sleep=waits.append)
     assert [e["uuid"] for e in collected.events] == expected_uuids("signinattempts", WINDOW)
     sent = api.admin.requests()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from harness import connection_env, interval_folders, read_events, read_manifest, write_config
 from sandbox import SandboxProcess
 from sandbox.cluster import ROLES, AirflowCluster, wait_for
@@ -36,8 +37,17 @@ WAIT = 420
 
 
 def scenario(events_per_hour: int) -> dict:
-    return {"seed": 5, "sources": {"slack": {"events_per_hour": events_per_hour, "burst_fraction": 0.2,
-                                             "token": TOKEN, "rate_limit_per_minute": 0}}}
+    return {
+        "seed": 5,
+        "sources": {
+            "slack": {
+                "events_per_hour": events_per_hour,
+                "burst_fraction": 0.2,
+                "token": TOKEN,
+                "rate_limit_per_minute": 0,
+            }
+        },
+    }
 
 
 @dataclass
@@ -49,8 +59,11 @@ class Ops:
     gcs: GcsEmulatorProcess
 
     def notifications(self, kind: str, dag_id: str) -> list[dict]:
-        return [p["body"] for p in self.receiver.posts("/hook")
-                if p["body"]["kind"] == kind and p["body"]["dag_id"] == dag_id]
+        return [
+            p["body"]
+            for p in self.receiver.posts("/hook")
+            if p["body"]["kind"] == kind and p["body"]["dag_id"] == dag_id
+        ]
 
     def runs(self, dag_id: str, run_type: str | None = None) -> list:
         rows = self.airflow.query("SELECT * FROM dag_run WHERE dag_id = ? ORDER BY logical_date", dag_id)
@@ -68,8 +81,14 @@ def ops(tmp_path_factory):
         home / "sources.yaml",
         {
             # Every minute, due 30s after its interval ends; the sandbox holds every request for 45s.
-            "late": {"type": "slack", "conn_id": "slow_api", "schedule": "* * * * *", "deadline": "30s",
-                     "request_timeout": "120s", "max_active_runs": 2},
+            "late": {
+                "type": "slack",
+                "conn_id": "slow_api",
+                "schedule": "* * * * *",
+                "deadline": "30s",
+                "request_timeout": "120s",
+                "max_active_runs": 2,
+            },
             # A revoked token: fails at once and names the connection.
             "broken": {"type": "slack", "conn_id": "broken_api"},
             # Nothing listens: every attempt fails, then the task retry, then the notification.
@@ -78,15 +97,31 @@ def ops(tmp_path_factory):
             "quiet": {"type": "slack", "conn_id": "quiet_api", "silence_after": 2},
             # Backfilled through a one-slot pool although four runs may be active.
             # De-duplication off: each interval must hold its whole widened window, checked one by one.
-            "history": {"type": "slack", "conn_id": "busy_api", "pool": "busy_api", "pool_slots": 1,
-                        "max_active_runs": 4, "deadline": "1m", "dedup": False},
+            "history": {
+                "type": "slack",
+                "conn_id": "busy_api",
+                "pool": "busy_api",
+                "pool_slots": 1,
+                "max_active_runs": 4,
+                "deadline": "1m",
+                "dedup": False,
+            },
         },
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="10m", retries=0,
-        deadline="off", notify={"slack": "alerts_slack", "webhook": "alerts_webhook"},
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="10m",
+        retries=0,
+        deadline="off",
+        notify={"slack": "alerts_slack", "webhook": "alerts_webhook"},
     )
-    with WebhookReceiver() as receiver, GcsEmulatorProcess((BUCKET,)) as gcs, \
-            SandboxProcess(scenario(300)) as busy, SandboxProcess(scenario(60)) as slow, \
-            SandboxProcess(scenario(0)) as quiet:
+    with (
+        WebhookReceiver() as receiver,
+        GcsEmulatorProcess((BUCKET,)) as gcs,
+        SandboxProcess(scenario(300)) as busy,
+        SandboxProcess(scenario(60)) as slow,
+        SandboxProcess(scenario(0)) as quiet,
+    ):
         slow.admin.add_faults({"kind": "delay", "match": "/audit/v1/logs", "seconds": 45, "count": 50})
         env = {
             "AUDITLOGS_CONFIG": str(config),
@@ -98,7 +133,8 @@ def ops(tmp_path_factory):
             **connection_env("dead_api", host=f"http://127.0.0.1:{free_port()}", password=TOKEN),
             "AIRFLOW_CONN_ALERTS_SLACK": json.dumps({"conn_type": "http", "password": receiver.url + SLACK_HOOK_PATH}),
             "AIRFLOW_CONN_ALERTS_WEBHOOK": json.dumps(
-                {"conn_type": "http", "host": receiver.url + "/hook", "password": HOOK_TOKEN}),
+                {"conn_type": "http", "host": receiver.url + "/hook", "password": HOOK_TOKEN}
+            ),
         }
         # The scheduled DAGs run as soon as they are parsed.
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
@@ -109,8 +145,9 @@ def ops(tmp_path_factory):
             # writer well. The scheduler then runs them as it would any backfill.
             airflow.cli("dags", "reserialize")
             airflow.backfill("auditlogs_history", iso(DAY), iso(DAY + timedelta(hours=HISTORY_HOURS - 1)))
-            airflow.backfill("auditlogs_quiet", iso(DAY), iso(DAY + timedelta(hours=QUIET_HOURS - 1)),
-                             "--max-active-runs", "1")
+            airflow.backfill(
+                "auditlogs_quiet", iso(DAY), iso(DAY + timedelta(hours=QUIET_HOURS - 1)), "--max-active-runs", "1"
+            )
             airflow.start([f"auditlogs_{name}" for name in ("late", "broken", "flaky", "quiet", "history")])
             yield Ops(airflow, receiver, busy, slow, gcs)
 
@@ -130,8 +167,9 @@ def test_a_slow_run_misses_its_deadline_and_the_notification_names_dag_interval_
     def on_time_miss():
         return [n for n in ops.notifications("deadline_missed", "auditlogs_late") if "note" not in n["details"]]
 
-    note = wait_for("a deadline notification for a run created on time", on_time_miss, WAIT,
-                    diagnose=ops.airflow.diagnose)[0]
+    note = wait_for(
+        "a deadline notification for a run created on time", on_time_miss, WAIT, diagnose=ops.airflow.diagnose
+    )[0]
     ops.airflow.cli("dags", "pause", "auditlogs_late")
     print("deadline_missed notification:", json.dumps(note, indent=2))
 
@@ -144,11 +182,15 @@ def test_a_slow_run_misses_its_deadline_and_the_notification_names_dag_interval_
     deadline_time = datetime.fromisoformat(note["details"]["deadline"].split("(")[1].rstrip(")"))
     assert deadline_time == end + timedelta(seconds=30)
     # The run still finishes, and its request was the one the sandbox held (logged once answered).
-    wait_for(f"run {note['run_id']} to finish", lambda: [
-        r for r in ops.runs("auditlogs_late") if r["run_id"] == note["run_id"] and r["state"] == "success"],
-        WAIT, diagnose=ops.airflow.diagnose)
-    assert note["url"] == f"{ops.airflow.env['AIRFLOW__API__BASE_URL']}/dags/auditlogs_late/runs/" + \
-        note["run_id"].replace(":", "%3A").replace("+", "%2B")
+    wait_for(
+        f"run {note['run_id']} to finish",
+        lambda: [r for r in ops.runs("auditlogs_late") if r["run_id"] == note["run_id"] and r["state"] == "success"],
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
+    assert note["url"] == f"{ops.airflow.env['AIRFLOW__API__BASE_URL']}/dags/auditlogs_late/runs/" + note[
+        "run_id"
+    ].replace(":", "%3A").replace("+", "%2B")
     oldest = str(int((start - timedelta(minutes=10)).timestamp()))
     held = [r for r in ops.slow.admin.requests() if r["query"].get("oldest") == [oldest]]
     assert held and held[0]["fault"], held
@@ -161,10 +203,18 @@ def test_a_slow_run_misses_its_deadline_and_the_notification_names_dag_interval_
 
 
 def test_b_failures_past_retries_notify_with_error_class_and_the_connection_to_fix(ops):
-    broken = wait_for("a failure notification for auditlogs_broken", lambda: ops.notifications(
-        "task_failed", "auditlogs_broken"), WAIT, diagnose=ops.airflow.diagnose)
-    flaky = wait_for("a failure notification for auditlogs_flaky", lambda: ops.notifications(
-        "task_failed", "auditlogs_flaky"), WAIT, diagnose=ops.airflow.diagnose)
+    broken = wait_for(
+        "a failure notification for auditlogs_broken",
+        lambda: ops.notifications("task_failed", "auditlogs_broken"),
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
+    flaky = wait_for(
+        "a failure notification for auditlogs_flaky",
+        lambda: ops.notifications("task_failed", "auditlogs_flaky"),
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
     print("task_failed notifications:", json.dumps([broken[0], flaky[0]], indent=2))
 
     assert len(broken) == 1 and len(flaky) == 1
@@ -183,8 +233,12 @@ def test_b_failures_past_retries_notify_with_error_class_and_the_connection_to_f
 
 
 def test_c_silence_after_two_empty_intervals_notifies_once(ops):
-    runs = wait_for("the quiet backfill", lambda: ops.backfill_done("auditlogs_quiet", QUIET_HOURS), WAIT,
-                    diagnose=ops.airflow.diagnose)
+    runs = wait_for(
+        "the quiet backfill",
+        lambda: ops.backfill_done("auditlogs_quiet", QUIET_HOURS),
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
     assert {r["state"] for r in runs} == {"success"}
     silent = wait_for("a silence notification", lambda: ops.notifications("source_silent", "auditlogs_quiet"), 60)
     print("source_silent notification:", json.dumps(silent[0], indent=2))
@@ -192,15 +246,22 @@ def test_c_silence_after_two_empty_intervals_notifies_once(ops):
     assert len(silent) == 1, "one notification per silent streak"
     note = silent[0]
     second = DAY + timedelta(hours=1)
-    assert (note["interval_start"], note["interval_end"]) == (second.isoformat(), (second + timedelta(hours=1)).isoformat())
+    assert (note["interval_start"], note["interval_end"]) == (
+        second.isoformat(),
+        (second + timedelta(hours=1)).isoformat(),
+    )
     assert note["details"]["silent_intervals"] == 2
     assert note["details"]["silent_since"] == DAY.isoformat()
     assert "quiet_api" in note["details"]["what_to_check"]
 
 
 def test_d_backfill_writes_every_interval_once_within_the_pool_and_e_emits_asset_events(ops):
-    runs = wait_for("the history backfill", lambda: ops.backfill_done("auditlogs_history", HISTORY_HOURS), WAIT,
-                    diagnose=ops.airflow.diagnose)
+    runs = wait_for(
+        "the history backfill",
+        lambda: ops.backfill_done("auditlogs_history", HISTORY_HOURS),
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
     assert {r["state"] for r in runs} == {"success"}
 
     folders = interval_folders(ops.gcs, BUCKET, "raw/history/audit/")
@@ -245,31 +306,44 @@ def test_a_reprocessing_backfill_rewrites_intervals_without_duplicates(ops):
     before = {h: read_manifest(ops.gcs, BUCKET, folder("history", h)) for h in hours}
     # Airflow allows one active backfill per DAG, and the scheduler marks the first one completed a loop after
     # its last run finished: wait for that, as a user would, before creating the second.
-    wait_for("the history backfill to be marked completed", lambda: not ops.airflow.query(
-        "SELECT id FROM backfill WHERE dag_id = 'auditlogs_history' AND completed_at IS NULL"), WAIT,
-        diagnose=ops.airflow.diagnose)
+    wait_for(
+        "the history backfill to be marked completed",
+        lambda: (
+            not ops.airflow.query("SELECT id FROM backfill WHERE dag_id = 'auditlogs_history' AND completed_at IS NULL")
+        ),
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
     ops.airflow.backfill("auditlogs_history", iso(hours[0]), iso(hours[-1]), "--reprocess-behavior", "completed")
 
     def reprocessed():
-        last = ops.airflow.query("SELECT completed_at FROM backfill WHERE dag_id = 'auditlogs_history' "
-                                 "ORDER BY id DESC LIMIT 1")[0]
+        last = ops.airflow.query(
+            "SELECT completed_at FROM backfill WHERE dag_id = 'auditlogs_history' ORDER BY id DESC LIMIT 1"
+        )[0]
         return last["completed_at"] is not None and all(
-            read_manifest(ops.gcs, BUCKET, folder("history", h))["attempt"] != before[h]["attempt"] for h in hours)
+            read_manifest(ops.gcs, BUCKET, folder("history", h))["attempt"] != before[h]["attempt"] for h in hours
+        )
 
-    wait_for("the reprocessing backfill to collect the interval again and complete", reprocessed, WAIT,
-             diagnose=ops.airflow.diagnose)
+    wait_for(
+        "the reprocessing backfill to collect the interval again and complete",
+        reprocessed,
+        WAIT,
+        diagnose=ops.airflow.diagnose,
+    )
     for hour in hours:
         name = folder("history", hour)
         new = read_manifest(ops.gcs, BUCKET, name)
         # Each publish has its own attempt folder; the manifest points at the new one, and the old one is gone.
         assert {p["name"].split("/")[0] for p in new["parts"]} == {new["attempt"]}
         assert sorted(interval_folders(ops.gcs, BUCKET, name + "/")[name]) == sorted(
-            ["_manifest.json", *(p["name"] for p in new["parts"])])
+            ["_manifest.json", *(p["name"] for p in new["parts"])]
+        )
         # The same events as the first collection, each once, in parts of the same bytes.
         ids = [event["id"] for event in read_events(ops.gcs, BUCKET, name)]
         assert len(ids) == len(set(ids)) == new["events"] == before[hour]["events"]
         assert [(p["events"], p["bytes"], p["sha256"]) for p in new["parts"]] == [
-            (p["events"], p["bytes"], p["sha256"]) for p in before[hour]["parts"]]
+            (p["events"], p["bytes"], p["sha256"]) for p in before[hour]["parts"]
+        ]
         truth = set(ops.busy.admin.truth_ids("slack", hour - timedelta(minutes=10), hour + timedelta(hours=1)))
         assert set(ids) == truth
 

@@ -18,13 +18,13 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
-from harness import Connection, api_client
 
 from auditlogs.operators.collect import collect_interval
 from auditlogs.operators.sweep import sweep
 from auditlogs.sink.overlap import bin_of
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
+from harness import Connection, api_client
 from sandbox import SandboxServer
 from sandbox.gcs import GcsEmulatorProcess
 from sandbox.truth import truth_events
@@ -38,17 +38,35 @@ OKTA_TOKEN = "00dedup-okta-api-token-7f"
 TOKENS = {"slack": SLACK_TOKEN, "google_workspace": GOOGLE_TOKEN, "okta": OKTA_TOKEN}
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 RUN_AFTER = timedelta(minutes=2)
-SCENARIO = {"seed": 66, "sources": {
-    # a fifth of the events arrive up to 2 h late: many within 30 min, some later
-    "slack": {"events_per_hour": 300, "burst_fraction": 0.2, "token": SLACK_TOKEN, "rate_limit_per_minute": 0,
-              "lag": {"p_late": 0.2, "max_lag_seconds": 2 * 3600}},
-    # up to 5 h late against a 3 h delay; Google's key is derived from its id tuple
-    "google_workspace": {"events_per_hour": 900, "burst_fraction": 0.2, "token": GOOGLE_TOKEN,
-                         "rate_limit_per_minute": 0, "lag": {"p_late": 0.2, "max_lag_seconds": 5 * 3600}},
-    # small lags (up to 4 min) against a 3 h delay: the advisor should say the delay is far too long
-    "okta": {"events_per_hour": 300, "burst_fraction": 0.2, "token": OKTA_TOKEN, "rate_limit_per_minute": 0,
-             "lag": {"p_late": 0.3, "max_lag_seconds": 240}},
-}}
+SCENARIO = {
+    "seed": 66,
+    "sources": {
+        # a fifth of the events arrive up to 2 h late: many within 30 min, some later
+        "slack": {
+            "events_per_hour": 300,
+            "burst_fraction": 0.2,
+            "token": SLACK_TOKEN,
+            "rate_limit_per_minute": 0,
+            "lag": {"p_late": 0.2, "max_lag_seconds": 2 * 3600},
+        },
+        # up to 5 h late against a 3 h delay; Google's key is derived from its id tuple
+        "google_workspace": {
+            "events_per_hour": 900,
+            "burst_fraction": 0.2,
+            "token": GOOGLE_TOKEN,
+            "rate_limit_per_minute": 0,
+            "lag": {"p_late": 0.2, "max_lag_seconds": 5 * 3600},
+        },
+        # small lags (up to 4 min) against a 3 h delay: the advisor should say the delay is far too long
+        "okta": {
+            "events_per_hour": 300,
+            "burst_fraction": 0.2,
+            "token": OKTA_TOKEN,
+            "rate_limit_per_minute": 0,
+            "lag": {"p_late": 0.3, "max_lag_seconds": 240},
+        },
+    },
+}
 FIGURES: dict[str, float] = {}
 
 
@@ -66,12 +84,21 @@ class Case:
         return SPECS[self.type]
 
     def config(self):
-        return self.spec.config.model_validate({
-            "name": "src", "type": self.type, "conn_id": "api", "bucket": BUCKET, "prefix": self.prefix,
-            "start_date": T0, "delay": f"{int(self.delay.total_seconds())}s", "dedup": self.dedup,
-            "sweep": self.sweep and f"{int(self.sweep.total_seconds())}s", "sweep_schedule": "@hourly",
-            **({"applications": [self.stream]} if self.type == "google_workspace" else {}),
-        })
+        return self.spec.config.model_validate(
+            {
+                "name": "src",
+                "type": self.type,
+                "conn_id": "api",
+                "bucket": BUCKET,
+                "prefix": self.prefix,
+                "start_date": T0,
+                "delay": f"{int(self.delay.total_seconds())}s",
+                "dedup": self.dedup,
+                "sweep": self.sweep and f"{int(self.sweep.total_seconds())}s",
+                "sweep_schedule": "@hourly",
+                **({"applications": [self.stream]} if self.type == "google_workspace" else {}),
+            }
+        )
 
     def key(self, event: dict) -> str:
         return self.spec.event_id(event)
@@ -102,16 +129,34 @@ def run(stack, case: Case, k: int, clock: datetime | None = None) -> dict:
     clock = clock or interval.end + RUN_AFTER
     api.clock.set(clock.timestamp())
     client = api_client(case.spec, Connection("api", host=api.url, password=TOKENS[case.type], extra_dejson={}))
-    return collect_interval(case.config(), case.stream, interval, client, hook, dag_id="auditlogs_src",
-                            run_id=f"run{k}", try_number=1, clock=lambda: clock)
+    return collect_interval(
+        case.config(),
+        case.stream,
+        interval,
+        client,
+        hook,
+        dag_id="auditlogs_src",
+        run_id=f"run{k}",
+        try_number=1,
+        clock=lambda: clock,
+    )
 
 
 def run_sweep(stack, case: Case, end: datetime, clock: datetime) -> dict:
     api, _, hook = stack
     api.clock.set(clock.timestamp())
     client = api_client(case.spec, Connection("api", host=api.url, password=TOKENS[case.type], extra_dejson={}))
-    return sweep(case.config(), case.stream, Window(end - HOUR, end), client, hook, dag_id="auditlogs_src_sweep",
-                 run_id="sweep", try_number=1, clock=lambda: clock)
+    return sweep(
+        case.config(),
+        case.stream,
+        Window(end - HOUR, end),
+        client,
+        hook,
+        dag_id="auditlogs_src_sweep",
+        run_id="sweep",
+        try_number=1,
+        clock=lambda: clock,
+    )
 
 
 def stored(stack, case: Case, under: str = "") -> Counter:
@@ -186,11 +231,15 @@ def test_in_order_runs_store_every_event_once_count_late_arrivals_and_the_sweep_
             Window(T0 + j * HOUR, T0 + (j + 1) * HOUR).label() for j in range(max(0, k - extra), k)
         ]
         assert overlap["missing_intervals"] == []
-        assert manifests[k]["storage"]["events_written"] == manifests[k]["events"] == sum(
-            1 for owner in expected.first_stored_by.values() if owner == k)
+        assert (
+            manifests[k]["storage"]["events_written"]
+            == manifests[k]["events"]
+            == sum(1 for owner in expected.first_stored_by.values() if owner == k)
+        )
         tail = tail_keys(case, k)
         assert len(overlap["tail"]["events"]) == sum(
-            1 for key, owner in expected.first_stored_by.items() if owner == k and key in tail)
+            1 for key, owner in expected.first_stored_by.items() if owner == k and key in tail
+        )
     assert sum(m["overlap"]["late_arrivals"]["count"] for m in manifests.values()) > 20
     assert manifests[hours]["advice"]["kind"] == "delay_too_short"
 
@@ -209,7 +258,9 @@ def test_in_order_runs_store_every_event_once_count_late_arrivals_and_the_sweep_
     assert first_sweep["sweep"]["recovered"] == sum(1 for key in missed if in_range[key] < split)
     assert second_sweep["sweep"]["recovered"] == sum(1 for key in missed if in_range[key] >= split)
     assert second_sweep["sweep"]["sweeps_read"] == [first_sweep["sweep"]["range_label"]]
-    assert second_sweep["sweep"]["events_in_range"] == sum(1 for m in in_range.values() if m >= split - swept.sweep + HOUR)
+    assert second_sweep["sweep"]["events_in_range"] == sum(
+        1 for m in in_range.values() if m >= split - swept.sweep + HOUR
+    )
     assert second_sweep["sweep"]["lateness_of_recovered"]["count"] == second_sweep["sweep"]["recovered"]
     everything = stored(stack, case)
     assert all(everything[key] == 1 for key in in_range)
@@ -276,11 +327,22 @@ def test_out_of_order_backfill_stores_overlap_events_twice_never_zero_times_and_
     assert third["overlap"]["earlier_intervals"] == [Window(T0 + 2 * HOUR, T0 + 3 * HOUR).label()]
 
     keys = stored(stack, case)
-    expected = expect(case, [(0, T0 + HOUR + RUN_AFTER), (1, T0 + 2 * HOUR + RUN_AFTER), (2, T0 + 3 * HOUR + RUN_AFTER),
-                             (3, backfill_clock), (4, T0 + 5 * HOUR + RUN_AFTER)])
+    expected = expect(
+        case,
+        [
+            (0, T0 + HOUR + RUN_AFTER),
+            (1, T0 + 2 * HOUR + RUN_AFTER),
+            (2, T0 + 3 * HOUR + RUN_AFTER),
+            (3, backfill_clock),
+            (4, T0 + 5 * HOUR + RUN_AFTER),
+        ],
+    )
     assert set(keys) == set(expected.first_stored_by)
-    overlap_34 = {key for key, moment, lag in events(case, T0 + 4 * HOUR - case.delay, T0 + 4 * HOUR)
-                  if moment + timedelta(seconds=lag) <= T0 + 5 * HOUR + RUN_AFTER}
+    overlap_34 = {
+        key
+        for key, moment, lag in events(case, T0 + 4 * HOUR - case.delay, T0 + 4 * HOUR)
+        if moment + timedelta(seconds=lag) <= T0 + 5 * HOUR + RUN_AFTER
+    }
     assert {key for key, n in keys.items() if n > 1} == overlap_34 and overlap_34
 
     # rerunning the later interval now that the earlier one is complete restores exactly once
@@ -308,7 +370,8 @@ def test_small_lags_against_a_long_delay_advise_a_shorter_one_with_its_savings(s
     assert advice["savings"]["requests_per_day"] >= 0 and advice["savings"]["events_per_day"] > 0
     assert [a.kind for a in heard] == ["delay_too_long"]
     assert [r.message for r in caplog.records if advisor.ADVICE_MARKER in r.message] == [
-        f"{advisor.ADVICE_MARKER}: {advice['message']}"]
+        f"{advisor.ADVICE_MARKER}: {advice['message']}"
+    ]
 
 
 def test_advisor_messages_and_hook():
@@ -319,8 +382,13 @@ def test_advisor_messages_and_hook():
     assert short.kind == "delay_too_short" and short.suggested_delay_seconds == 3900
     assert "events later than the delay are likely being missed" in short.message and "delay: 1h5m" in short.message
 
-    figures = {"events_in_window": 12_000, "window_seconds": 4 * 3600, "requests": 12, "bytes_written": 500_000,
-               "events_written": 3000}
+    figures = {
+        "events_in_window": 12_000,
+        "window_seconds": 4 * 3600,
+        "requests": 12,
+        "bytes_written": 500_000,
+        "events_written": 3000,
+    }
     recent = [{"histogram": bins(120, 5)} for _ in range(advisor.MIN_RUNS_FOR_SHORTER)]
     long = advisor.advise("okta", "logs", timedelta(hours=3), HOUR, recent, figures)
     assert long.kind == "delay_too_long" and long.suggested_delay_seconds == 300

@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import connection_env, dags_test, read_events, read_manifest, running_stack, write_config
 
+from harness import connection_env, dags_test, read_events, read_manifest, running_stack, write_config
 from sandbox import ground_truth
 from sandbox.truth import truth_events
 
@@ -20,10 +20,18 @@ TOKEN = "xoxp-e2e-dedup-token-31"
 UTC = timezone.utc
 DELAY = timedelta(minutes=30)
 HOUR = timedelta(hours=1)
-SCENARIO = {"seed": 77, "sources": {"slack": {
-    "events_per_hour": 300, "burst_fraction": 0.2, "token": TOKEN, "rate_limit_per_minute": 0,
-    "lag": {"p_late": 0.2, "max_lag_seconds": 7200},
-}}}
+SCENARIO = {
+    "seed": 77,
+    "sources": {
+        "slack": {
+            "events_per_hour": 300,
+            "burst_fraction": 0.2,
+            "token": TOKEN,
+            "rate_limit_per_minute": 0,
+            "lag": {"p_late": 0.2, "max_lag_seconds": 7200},
+        }
+    },
+}
 ENDS = [datetime(2026, 3, 3, h, tzinfo=UTC) for h in (1, 2, 3)]
 RUN_AFTER = timedelta(minutes=2)
 
@@ -37,7 +45,11 @@ def stack(tmp_path_factory):
     config = write_config(
         tmp_path_factory.mktemp("config") / "sources.yaml",
         {"slack": {"type": "slack", "conn_id": "slack_audit", "sweep": "2h", "sweep_schedule": "@hourly"}},
-        bucket=BUCKET, prefix="raw", start_date="2026-03-03T00:00:00Z", delay="30m", retries=0,
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-03-03T00:00:00Z",
+        delay="30m",
+        retries=0,
     )
     connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
     with running_stack(SCENARIO, BUCKET, connections, config=config) as running:
@@ -62,7 +74,9 @@ def test_three_runs_store_each_event_once_and_the_sweep_recovers_the_late_ones(s
         assert set(ids) == {i for i, n in seen.items() if n == number}
         stored.update(ids)
         manifest = read_manifest(gcs, BUCKET, folder(end - HOUR, end))
-        assert manifest["overlap"]["earlier_intervals"] == ([] if number == 0 else [f"{end - 2 * HOUR:%Y%m%dT%H%M%SZ}_{end - HOUR:%Y%m%dT%H%M%SZ}"])
+        assert manifest["overlap"]["earlier_intervals"] == (
+            [] if number == 0 else [f"{end - 2 * HOUR:%Y%m%dT%H%M%SZ}_{end - HOUR:%Y%m%dT%H%M%SZ}"]
+        )
     assert max(stored.values()) == 1 and len(stored) == len(seen)
     assert sum(read_manifest(gcs, BUCKET, folder(e - HOUR, e))["overlap"]["late_arrivals"]["count"] for e in ENDS) > 0
 

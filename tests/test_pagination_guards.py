@@ -8,20 +8,28 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window, sandbox_fixtures
 
 from auditlogs.client.pagination import MAX_PAGES_WITHOUT_PROGRESS
 from auditlogs.errors import PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window, sandbox_fixtures
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 ONEPASSWORD_TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJmZWF0dXJlcyI6WyJhdWRpdGV2ZW50cyJdfQ.Z3VhcmRzLXNpZ25hdHVyZQ"
-TOKENS = {"slack": "xoxp-guards-token-0001", "okta": "00guardsOktaToken00000000000000", "onepassword": ONEPASSWORD_TOKEN,
-          "twilio": "ACguards000000000000000000000000000:twilio-guards-secret"}
-SCENARIO = {"seed": 3, "sources": {name: {"events_per_hour": 600, "token": token, "rate_limit_per_minute": 0}
-                                   for name, token in TOKENS.items()}}
+TOKENS = {
+    "slack": "xoxp-guards-token-0001",
+    "okta": "00guardsOktaToken00000000000000",
+    "onepassword": ONEPASSWORD_TOKEN,
+    "twilio": "ACguards000000000000000000000000000:twilio-guards-secret",
+}
+SCENARIO = {
+    "seed": 3,
+    "sources": {
+        name: {"events_per_hour": 600, "token": token, "rate_limit_per_minute": 0} for name, token in TOKENS.items()
+    },
+}
 
 server, api = sandbox_fixtures(SCENARIO, NOW)
 
@@ -58,10 +66,14 @@ def test_has_more_with_the_same_cursor_stops(api, tmp_path):
 
 
 def test_has_more_on_empty_pages_without_progress_stops(api, tmp_path):
-    api.admin.add_faults(*[page({"cursor": f"c{n}", "has_more": True, "items": []}) for n in range(MAX_PAGES_WITHOUT_PROGRESS)])
+    api.admin.add_faults(
+        *[page({"cursor": f"c{n}", "has_more": True, "items": []}) for n in range(MAX_PAGES_WITHOUT_PROGRESS)]
+    )
     error, sent = fails(api, tmp_path, "onepassword")
-    assert (f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but "
-            "brought no new event") in str(error)
+    assert (
+        f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but "
+        "brought no new event"
+    ) in str(error)
     assert len(sent) == MAX_PAGES_WITHOUT_PROGRESS
 
 
@@ -70,7 +82,9 @@ def test_a_link_header_next_on_another_host_or_scheme_is_refused(api, tmp_path, 
     url = target.format(port=api.port) + "/api/v1/logs?after=x"
     api.admin.add_faults(page([], headers={"Link": f'<{url}>; rel="next"'}))
     error, sent = fails(api, tmp_path, "okta")
-    assert "next-page URL on another host or scheme" in str(error) and "refusing to send the credential there" in str(error)
+    assert "next-page URL on another host or scheme" in str(error) and "refusing to send the credential there" in str(
+        error
+    )
     assert len(sent) == 1 and not error.retryable
 
 

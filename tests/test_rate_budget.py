@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window, sandbox_fixtures
 
 from auditlogs.client.api import RetryBudget
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket
@@ -15,6 +14,7 @@ from auditlogs.errors import RateLimitedError, TransientError
 from auditlogs.operators.collect import request_budget
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
+from harness import Connection, collect_window, sandbox_fixtures
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
@@ -72,7 +72,9 @@ def test_retry_after_is_floored_capped_and_jittered(api, tmp_path):
     )
     window = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 4, 10, tzinfo=UTC))
     budget = RetryBudget(max_attempts=5, max_total_wait=10_000, min_rate_limit_wait=1.0, max_rate_limit_wait=300.0)
-    collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), window, tmp_path, sleep=sleeps.append, budget=budget)
+    collect_window(
+        "slack", {}, "audit", Connection("slack", api.url, TOKEN), window, tmp_path, sleep=sleeps.append, budget=budget
+    )
     assert len(sleeps) == 3
     assert 1.0 <= sleeps[0] <= 1.1  # floor, with jitter
     assert 300.0 <= sleeps[1] <= 330.0  # cap
@@ -86,8 +88,15 @@ def test_a_24_interval_backfill_stays_under_the_budget(api, tmp_path):
     start = datetime(2026, 3, 1, tzinfo=UTC)
     for hour in range(24):
         window = Window(start + timedelta(hours=hour) - timedelta(minutes=30), start + timedelta(hours=hour + 1))
-        collect_window("slack", {"limit": 25}, "audit", Connection("slack", api.url, TOKEN), window,
-                       tmp_path / str(hour), rate=bucket)
+        collect_window(
+            "slack",
+            {"limit": 25},
+            "audit",
+            Connection("slack", api.url, TOKEN),
+            window,
+            tmp_path / str(hour),
+            rate=bucket,
+        )
     times = sorted(r["at"] for r in api.admin.requests())
     assert len(times) > 200
     rate_per_second = per_minute / 60
@@ -97,16 +106,26 @@ def test_a_24_interval_backfill_stays_under_the_budget(api, tmp_path):
         assert most <= burst + rate_per_second * length + 1, (length, most)
     duration = times[-1] - times[0]
     busiest = max(sum(1 for t in times[i:] if t < times[i] + 1) for i in range(len(times)))
-    print(f"\nRATE-BUDGET: {len(times)} requests over {duration:.1f}s = {len(times) / duration * 60:.0f}/min "
-          f"(budget {per_minute}/min); busiest 1s: {busiest}")
+    print(
+        f"\nRATE-BUDGET: {len(times)} requests over {duration:.1f}s = {len(times) / duration * 60:.0f}/min "
+        f"(budget {per_minute}/min); busiest 1s: {busiest}"
+    )
 
 
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 4, 10, tzinfo=UTC))
 
 
 def collect_paced(api, tmp_path, sleeps: list, attempts: int, max_wait: float):
-    return collect_window("slack", {}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
-                          sleep=sleeps.append, budget=RetryBudget(max_attempts=attempts, max_total_wait=max_wait))
+    return collect_window(
+        "slack",
+        {},
+        "audit",
+        Connection("slack", api.url, TOKEN),
+        WINDOW,
+        tmp_path,
+        sleep=sleeps.append,
+        budget=RetryBudget(max_attempts=attempts, max_total_wait=max_wait),
+    )
 
 
 def test_rate_limits_slow_a_page_down_but_never_use_up_its_attempts(api, tmp_path):
@@ -114,7 +133,9 @@ def test_rate_limits_slow_a_page_down_but_never_use_up_its_attempts(api, tmp_pat
     sleeps: list[float] = []
     api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "count": 7})
     collected = collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=600)
-    assert collected.client.stats.rate_limited == 7 and [r["status"] for r in api.admin.requests()][:8] == [429] * 7 + [200]
+    assert collected.client.stats.rate_limited == 7 and [r["status"] for r in api.admin.requests()][:8] == [429] * 7 + [
+        200
+    ]
     assert 1.0 <= sleeps[0] <= 1.1 and sleeps[1:] == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
 
 
@@ -154,8 +175,16 @@ def test_a_second_rate_limit_in_a_row_slows_the_tasks_pace(api, tmp_path):
     fake = FakeTime()
     bucket = TokenBucket(6000, capacity=5, clock=lambda: fake.now, sleep=fake.sleep)
     api.admin.add_faults({"kind": "status", "status": 429, "count": 3})
-    collect_window("slack", {"limit": 50}, "audit", Connection("slack", api.url, TOKEN), WINDOW, tmp_path,
-                   sleep=fake.sleep, rate=bucket)
+    collect_window(
+        "slack",
+        {"limit": 50},
+        "audit",
+        Connection("slack", api.url, TOKEN),
+        WINDOW,
+        tmp_path,
+        sleep=fake.sleep,
+        rate=bucket,
+    )
     # Two slow-downs (the 2nd and 3rd answer in a row), then each later answer brings a quarter back.
     pages = len(api.admin.requests()) - 3
-    assert bucket.rate == min(100.0, 25.0 * 1.25 ** pages)
+    assert bucket.rate == min(100.0, 25.0 * 1.25**pages)

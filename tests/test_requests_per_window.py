@@ -8,19 +8,19 @@ import math
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window, readme_rest_example, source_config
-from sandbox import SandboxServer
-from sandbox import microsoft365 as o365_fake
-from sandbox.connections import sandbox_connection
-from sandbox.scenario import load_scenario
-from sandbox.sources import event_store
-from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
-from sandbox.github import ORG
-from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
-from sandbox.cloudflare import ACCOUNT_ID as CLOUDFLARE_ACCOUNT
 
 from auditlogs.sources import spec_for
 from auditlogs.window import Window
+from harness import Connection, collect_window, readme_rest_example, source_config
+from sandbox import SandboxServer
+from sandbox import microsoft365 as o365_fake
+from sandbox.atlassian import ORG_ID as ATLASSIAN_ORG
+from sandbox.cloudflare import ACCOUNT_ID as CLOUDFLARE_ACCOUNT
+from sandbox.connections import sandbox_connection
+from sandbox.github import ORG
+from sandbox.gitlab import GROUP_PATH as GITLAB_GROUP
+from sandbox.scenario import load_scenario
+from sandbox.sources import event_store
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
@@ -65,8 +65,11 @@ def test_requests_per_window_are_the_minimum(source, tmp_path):
     minimum = math.ceil(events / spec_for(source_config(source_type, "c", **options)).max_page_size)
     print(f"\n{source}: {events} events, {requests} requests, minimum {minimum}")
     assert 9_500 <= events <= 10_500
-    assert requests == minimum or (source in PADDED | FULL_PAGE_ASKED_ON and requests == minimum + 1) or (
-        source in REREAD and minimum < requests <= minimum + 2)
+    assert (
+        requests == minimum
+        or (source in PADDED | FULL_PAGE_ASKED_ON and requests == minimum + 1)
+        or (source in REREAD and minimum < requests <= minimum + 2)
+    )
 
 
 def sandbox_scenario(source: str, per_hour: int) -> dict:
@@ -78,12 +81,13 @@ def sandbox_scenario(source: str, per_hour: int) -> dict:
 
 
 def collect_from_sandbox(scenario: dict, source_type: str, options: dict, stream: str, window: Window, tmp_path):
-    (source, settings), = scenario["sources"].items()
+    ((source, settings),) = scenario["sources"].items()
     with SandboxServer(scenario) as srv:
         srv.clock.set(NOW.timestamp())
         fields = sandbox_connection(source_type, srv.url, settings["token"])
-        connection = Connection("c", fields["host"], fields["password"], login=fields.get("login"),
-                                extra_dejson=fields.get("extra") or {})
+        connection = Connection(
+            "c", fields["host"], fields["password"], login=fields.get("login"), extra_dejson=fields.get("extra") or {}
+        )
         return collect_window(source_type, options, stream, connection, window, tmp_path)
 
 
@@ -91,23 +95,30 @@ def test_an_office365_window_costs_its_listing_pages_and_one_request_per_blob(tm
     """The minimum: every listing page and every blob once; besides them only the subscription check and,
     the first time, its start (the token exchange is the auth's own request, not counted)."""
     scenario = sandbox_scenario("microsoft365", 50_000)  # a fifth of the records are Audit.Exchange's
-    collected = collect_from_sandbox(scenario, "microsoft365", {"content_types": ["Audit.Exchange"]},
-                                     "audit_exchange", WINDOW, tmp_path)
+    collected = collect_from_sandbox(
+        scenario, "microsoft365", {"content_types": ["Audit.Exchange"]}, "audit_exchange", WINDOW, tmp_path
+    )
     store = event_store(load_scenario(scenario), "microsoft365")
-    blobs = list(o365_fake.slots("Audit.Exchange", store, WINDOW.start.timestamp(), WINDOW.end.timestamp(),
-                                 NOW.timestamp()))
+    blobs = list(
+        o365_fake.slots("Audit.Exchange", store, WINDOW.start.timestamp(), WINDOW.end.timestamp(), NOW.timestamp())
+    )
     minimum = math.ceil(len(blobs) / o365_fake.PAGE_BLOBS) + len(blobs)
     events, requests = collected.result.written, collected.client.stats.requests
-    print(f"\nmicrosoft365: {events} records ({collected.result.duplicates} repeats dropped), {len(blobs)} blobs, "
-          f"{requests} requests, minimum {minimum} + 2 subscription requests")
+    print(
+        f"\nmicrosoft365: {events} records ({collected.result.duplicates} repeats dropped), {len(blobs)} blobs, "
+        f"{requests} requests, minimum {minimum} + 2 subscription requests"
+    )
     assert 9_500 <= events <= 10_500
     assert requests == minimum + 2
 
 
-@pytest.mark.parametrize("schedule, window", [
-    ("@daily", Window(datetime(2026, 2, 27, tzinfo=UTC), datetime(2026, 2, 28, tzinfo=UTC))),
-    ("@hourly", Window(datetime(2026, 2, 27, 4, tzinfo=UTC), datetime(2026, 2, 27, 5, tzinfo=UTC))),
-])
+@pytest.mark.parametrize(
+    "schedule, window",
+    [
+        ("@daily", Window(datetime(2026, 2, 27, tzinfo=UTC), datetime(2026, 2, 28, tzinfo=UTC))),
+        ("@hourly", Window(datetime(2026, 2, 27, 4, tzinfo=UTC), datetime(2026, 2, 27, 5, tzinfo=UTC))),
+    ],
+)
 def test_a_zoom_window_costs_the_pages_of_its_padded_days(schedule, window, tmp_path):
     """Zoom filters by whole days, padded a day each side: a run pages through three days whatever its
     length. About 10,000 activities a day: the window's own minimum against what it really costs."""
@@ -115,7 +126,9 @@ def test_a_zoom_window_costs_the_pages_of_its_padded_days(schedule, window, tmp_
     collected = collect_from_sandbox(scenario, "zoom", {"page_size": 300}, "activities", window, tmp_path)
     result, requests = collected.result, collected.client.stats.requests
     own_minimum, padded_minimum = math.ceil(result.written / 300), math.ceil(result.fetched / 300)
-    print(f"\nzoom {schedule}: {result.written} events in the window, {result.fetched} fetched, {requests} requests; "
-          f"minimum {own_minimum} for the window, {padded_minimum} for its padded days")
+    print(
+        f"\nzoom {schedule}: {result.written} events in the window, {result.fetched} fetched, {requests} requests; "
+        f"minimum {own_minimum} for the window, {padded_minimum} for its padded days"
+    )
     assert requests == padded_minimum
     assert result.fetched == result.written + result.outside_window + result.duplicates

@@ -62,15 +62,15 @@ def test_failing_uploads_are_retried_and_each_object_is_written_once(gcs, tmp_pa
         store.publish(location(1), parts, manifest)
     uploads = [request for request in proxy.requests if request.is_upload]
     names = gcs.list(BUCKET, location(1).folder + "/")
-    assert sorted(names) == sorted([location(1).object_name(p["name"]) for p in manifest["parts"]]
-                                   + [location(1).object_name(MANIFEST_NAME)])
+    assert sorted(names) == sorted(
+        [location(1).object_name(p["name"]) for p in manifest["parts"]] + [location(1).object_name(MANIFEST_NAME)]
+    )
     # Two refused uploads, each tried again (by google-cloud-storage's own retry or by the store's): every
     # object is uploaded exactly once successfully, none twice (unlike GCSHook's num_max_attempts).
     assert len(uploads) == len(parts) + 1 + 2
 
 
-def test_a_publish_cut_off_midway_keeps_the_old_result_and_the_rerun_is_complete(gcs, tmp_path, hook_for,
-                                                                                  monkeypatch):
+def test_a_publish_cut_off_midway_keeps_the_old_result_and_the_rerun_is_complete(gcs, tmp_path, hook_for, monkeypatch):
     from google.cloud.storage import Blob
 
     where = location(2)
@@ -95,8 +95,9 @@ def test_a_publish_cut_off_midway_keeps_the_old_result_and_the_rerun_is_complete
     parts = staged(tmp_path / "c", 4)
     IntervalStore(hook).publish(where, parts, manifest := manifest_of(where, parts, 4))
     assert json.loads(gcs.read(BUCKET, where.object_name(MANIFEST_NAME)))["events"] == 4
-    assert sorted(stored(gcs, where)) == sorted([where.object_name(p["name"]) for p in manifest["parts"]]
-                                                + [where.object_name(MANIFEST_NAME)])
+    assert sorted(stored(gcs, where)) == sorted(
+        [where.object_name(p["name"]) for p in manifest["parts"]] + [where.object_name(MANIFEST_NAME)]
+    )
 
 
 def test_a_shrinking_rerun_keeps_the_existing_output_and_fails_unless_allowed(gcs, tmp_path, hook_for):
@@ -107,7 +108,8 @@ def test_a_shrinking_rerun_keeps_the_existing_output_and_fails_unless_allowed(gc
 
     with pytest.raises(ShrinkingRerunError) as raised:
         IntervalStore(hook, where="source 'sink' stream 'audit'").publish(
-            where, parts := staged(tmp_path / "b", 0), manifest_of(where, parts, 0))
+            where, parts := staged(tmp_path / "b", 0), manifest_of(where, parts, 0)
+        )
     assert "this rerun found 0 events but the interval's existing manifest records 5" in str(raised.value)
     assert "set allow_shrink: true" in str(raised.value) and not raised.value.retryable
     assert stored(gcs, where) == before

@@ -10,8 +10,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-from harness import sandbox_fixtures
-from sandbox import ground_truth
 
 from auditlogs.client.api import ApiClient, RetryBudget
 from auditlogs.collector import collect
@@ -19,12 +17,16 @@ from auditlogs.errors import AuthError, TransientError
 from auditlogs.sink.parts import PartWriter
 from auditlogs.sources.slack import SPEC, SlackConfig
 from auditlogs.window import Window
+from harness import sandbox_fixtures
+from sandbox import ground_truth
 
 TOKEN = "xoxp-client-test-token-9f8e"
 UTC = timezone.utc
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
-SCENARIO = {"seed": 5, "sources": {"slack": {"events_per_hour": 1200, "burst_fraction": 0.4, "token": TOKEN,
-                                             "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 5,
+    "sources": {"slack": {"events_per_hour": 1200, "burst_fraction": 0.4, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
 WINDOW = Window(datetime(2026, 4, 30, 10, tzinfo=UTC), datetime(2026, 4, 30, 11, 30, tzinfo=UTC))
 
 
@@ -44,15 +46,24 @@ def make_client(api, token=TOKEN, timeout=10.0, budget=None):
     session.headers["Authorization"] = f"Bearer {token}"
     sleeps = Sleeps()
     client = ApiClient(
-        base_url=api.url + "/", session=session, timeout=timeout, where="source 'slack' stream 'audit'",
-        conn_id="slack_audit", permission=SPEC.permission, secrets=(token,), budget=budget, sleep=sleeps,
+        base_url=api.url + "/",
+        session=session,
+        timeout=timeout,
+        where="source 'slack' stream 'audit'",
+        conn_id="slack_audit",
+        permission=SPEC.permission,
+        secrets=(token,),
+        budget=budget,
+        sleep=sleeps,
     )
     return client, sleeps
 
 
 def run_collect(api, tmp_path, window=WINDOW, limit=100, **client_kwargs):
     client, sleeps = make_client(api, **client_kwargs)
-    config = SlackConfig(name="slack", type="slack", conn_id="slack_audit", bucket="bucket", start_date=NOW, limit=limit)
+    config = SlackConfig(
+        name="slack", type="slack", conn_id="slack_audit", bucket="bucket", start_date=NOW, limit=limit
+    )
     writer = PartWriter(tmp_path, part_size=64 * 1024)
     result = collect(SPEC, config, "audit", client, window, writer, max_pages=10_000)
     events = [json.loads(line) for part in writer.close() for line in gzip.open(part.path).read().splitlines()]
@@ -79,7 +90,9 @@ def test_every_page_re_sends_both_bounds_and_the_window_is_collected_exactly_onc
     for number, request in enumerate(sent):
         assert request["method"] == "GET"
         assert {k: v for k, v in request["query"].items() if k != "cursor"} == {
-            "oldest": [oldest], "latest": [latest], "limit": ["100"],
+            "oldest": [oldest],
+            "latest": [latest],
+            "limit": ["100"],
         }
         assert ("cursor" in request["query"]) == (number > 0)
         assert request["headers"]["authorization"] == "Bearer <redacted>" and request["auth_ok"]
@@ -92,7 +105,9 @@ def test_same_second_bursts_across_pages_are_neither_lost_nor_repeated(api, tmp_
     for event in events:
         per_second.setdefault(event["date_create"], []).append(event["id"])
     assert max(len(ids) for ids in per_second.values()) > 7  # bursts larger than a page exist in the window
-    assert [e["id"] for e in events] == [e["id"] for e in ground_truth("slack", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)]
+    assert [e["id"] for e in events] == [
+        e["id"] for e in ground_truth("slack", WINDOW.start, WINDOW.end, SCENARIO, now=NOW)
+    ]
     assert result.pages > result.written / 50 and result.duplicates == 0
 
 
@@ -109,8 +124,16 @@ def test_events_at_the_window_start_are_kept_and_at_its_end_are_not(api, tmp_pat
 
 @pytest.mark.parametrize("retry_after, floored", [("3", 3.0), ("0", 1.0)])
 def test_429_waits_retry_after_floored_and_retries_the_same_page(api, tmp_path, retry_after, floored):
-    api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": retry_after},
-                             "body": '{"ok":false,"error":"ratelimited"}', "count": 2, "after": 1})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 429,
+            "headers": {"Retry-After": retry_after},
+            "body": '{"ok":false,"error":"ratelimited"}',
+            "count": 2,
+            "after": 1,
+        }
+    )
     result, events, client, sleeps = run_collect(api, tmp_path)
     assert {e["id"] for e in events} == truth_ids(WINDOW)
     assert len(sleeps) == 2 and floored <= sleeps[0] <= floored * 1.1
@@ -143,13 +166,21 @@ def test_a_timeout_is_retried(api, tmp_path):
 
 
 def test_retries_are_bounded_then_the_error_says_what_happened(api, tmp_path):
-    api.admin.add_faults({"kind": "status", "status": 503, "count": 10,
-                             "body": f'{{"ok":false,"error":"fatal_error","echo":"Bearer {TOKEN}"}}'})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 503,
+            "count": 10,
+            "body": f'{{"ok":false,"error":"fatal_error","echo":"Bearer {TOKEN}"}}',
+        }
+    )
     with pytest.raises(TransientError) as raised:
         run_collect(api, tmp_path, budget=RetryBudget(max_attempts=3))
     message = str(raised.value)
     assert len(api_requests(api)) == 3
-    assert message.startswith("source 'slack' stream 'audit': the API failed (gave up on this page after 3 attempts and ")
+    assert message.startswith(
+        "source 'slack' stream 'audit': the API failed (gave up on this page after 3 attempts and "
+    )
     assert "s of waits). HTTP status 503. response body: " in message
     assert "fatal_error" in message and TOKEN not in message
 

@@ -7,8 +7,16 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from harness import (
-    Stack, connection_env, dags_test, interval_folder, read_events, read_manifest, running_stack, write_config,
+    Stack,
+    connection_env,
+    dags_test,
+    interval_folder,
+    read_events,
+    read_manifest,
+    running_stack,
+    write_config,
 )
 from sandbox import ground_truth
 
@@ -30,7 +38,11 @@ def stack(tmp_path_factory):
     config = write_config(
         tmp_path_factory.mktemp("config") / "sources.yaml",
         {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 200}},
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
         deadline="off",  # this module is about the window; dags test with deadlines on: test_user_paths.py
     )
     connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
@@ -106,7 +118,8 @@ def test_rerun_replaces_the_interval_and_removes_leftover_parts(stack):
     second = read_manifest(stack.gcs, BUCKET, folder)
     assert second["attempt"] != first["attempt"]
     assert sorted(stack.gcs.list(BUCKET, folder + "/")) == sorted(
-        [f"{folder}/{part['name']}" for part in second["parts"]] + [f"{folder}/_manifest.json"])
+        [f"{folder}/{part['name']}" for part in second["parts"]] + [f"{folder}/_manifest.json"]
+    )
     # deterministic bytes: same events, same order, under the new attempt's names
     assert [stack.gcs.read(BUCKET, f"{folder}/{part['name']}") for part in second["parts"]] == first_parts
     assert second["events"] == len(truth_ids(start - DELAY, end))
@@ -115,12 +128,21 @@ def test_rerun_replaces_the_interval_and_removes_leftover_parts(stack):
 def test_a_rejected_token_fails_at_once_naming_the_connection_without_leaking_it(stack, tmp_path):
     bad_token = "xoxp-revoked-e2e-token-5c5c"
     config = write_config(
-        tmp_path / "sources.yaml", {"slack": {"type": "slack", "conn_id": "slack_audit"}},
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=2, retry_delay="1s",
+        tmp_path / "sources.yaml",
+        {"slack": {"type": "slack", "conn_id": "slack_audit"}},
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=2,
+        retry_delay="1s",
     )
     stack.api.admin.clear_requests()
-    env = {**stack.env, "AUDITLOGS_CONFIG": str(config),
-           **connection_env("slack_audit", host=stack.api.url, password=bad_token)}
+    env = {
+        **stack.env,
+        "AUDITLOGS_CONFIG": str(config),
+        **connection_env("slack_audit", host=stack.api.url, password=bad_token),
+    }
     result = dags_test("auditlogs_slack", "2026-03-01T12:00:00+00:00", env)
     assert result.returncode != 0
     assert "AuthError: a retry cannot fix this, failing without retrying" in result.output  # the retry policy

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+
 from harness import connection_env, dags_test, read_events, read_manifest, running_stack, write_config
 from sandbox import truth_events
 
@@ -24,8 +25,17 @@ MAX_GROWTH_MB = 96
 
 
 def scenario(events_per_hour: int) -> dict:
-    return {"seed": 3, "sources": {"slack": {"events_per_hour": events_per_hour, "burst_fraction": 0.2,
-                                             "token": TOKEN, "rate_limit_per_minute": 0}}}
+    return {
+        "seed": 3,
+        "sources": {
+            "slack": {
+                "events_per_hour": events_per_hour,
+                "burst_fraction": 0.2,
+                "token": TOKEN,
+                "rate_limit_per_minute": 0,
+            }
+        },
+    }
 
 
 def run(tmp_path, events_per_hour: int):
@@ -33,7 +43,11 @@ def run(tmp_path, events_per_hour: int):
     config = write_config(
         tmp_path / f"sources-{events_per_hour}.yaml",
         {"slack": {"type": "slack", "conn_id": "slack_audit", "requests_per_minute": 60000}},
-        bucket=BUCKET, prefix=f"rate{events_per_hour}", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
+        bucket=BUCKET,
+        prefix=f"rate{events_per_hour}",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
     )
     connections = lambda url: connection_env("slack_audit", host=url, password=TOKEN)  # noqa: E731
     with running_stack(scenario(events_per_hour), BUCKET, connections, clock=NOW, config=config) as stack:

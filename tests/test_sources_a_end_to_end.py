@@ -6,8 +6,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from harness import (
-    assert_interval_holds, connection_env, dags_test, interval_folder, interval_folders, running_stack, write_config,
+    assert_interval_holds,
+    connection_env,
+    dags_test,
+    interval_folder,
+    interval_folders,
+    running_stack,
+    write_config,
 )
 from sandbox import ground_truth
 from sandbox.github import ORG
@@ -19,27 +26,55 @@ UTC = timezone.utc
 BUCKET = "e2e-bucket"
 DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
-TOKENS = {"onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJlMmUiOnRydWV9.ZTJlLXNpZ25hdHVyZQ", "github": "ghp_e2eToken0123456789abcdefXYZ",
-          "okta": "00e2eOktaToken0123456789abcdefXYZ"}
-SCENARIO = {"seed": 31, "sources": {
-    name: {"events_per_hour": 900, "burst_fraction": 0.3, "token": token, "rate_limit_per_minute": 0, "retention_days": 120}
-    for name, token in TOKENS.items()
-}}
+TOKENS = {
+    "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJlMmUiOnRydWV9.ZTJlLXNpZ25hdHVyZQ",
+    "github": "ghp_e2eToken0123456789abcdefXYZ",
+    "okta": "00e2eOktaToken0123456789abcdefXYZ",
+}
+SCENARIO = {
+    "seed": 31,
+    "sources": {
+        name: {
+            "events_per_hour": 900,
+            "burst_fraction": 0.3,
+            "token": token,
+            "rate_limit_per_minute": 0,
+            "retention_days": 120,
+        }
+        for name, token in TOKENS.items()
+    },
+}
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("config") / "sources.yaml", {
-        "onepassword": {"type": "onepassword", "conn_id": "op_events", "limit": 250, "streams": ["auditevents", "signinattempts"]},
-        "github": {"type": "github", "conn_id": "gh_audit", "org": ORG, "include": "all", "per_page": 100},
-        "okta": {"type": "okta", "conn_id": "okta_logs", "limit": 200},
-    }, bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0)
+    config = write_config(
+        tmp_path_factory.mktemp("config") / "sources.yaml",
+        {
+            "onepassword": {
+                "type": "onepassword",
+                "conn_id": "op_events",
+                "limit": 250,
+                "streams": ["auditevents", "signinattempts"],
+            },
+            "github": {"type": "github", "conn_id": "gh_audit", "org": ORG, "include": "all", "per_page": 100},
+            "okta": {"type": "okta", "conn_id": "okta_logs", "limit": 200},
+        },
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
+    )
 
     def connections(url: str) -> dict:
-        return {**connection_env("op_events", host=url, password=TOKENS["onepassword"]),
-                **connection_env("gh_audit", host=url + "/api/v3", password=TOKENS["github"]),  # a GHES-style base URL
-                **connection_env("okta_logs", host=url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"})}
+        return {
+            **connection_env("op_events", host=url, password=TOKENS["onepassword"]),
+            **connection_env("gh_audit", host=url + "/api/v3", password=TOKENS["github"]),  # a GHES-style base URL
+            **connection_env("okta_logs", host=url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"}),
+        }
+
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
         yield running
 
@@ -89,4 +124,6 @@ def test_okta_collects_the_window_with_a_bearer_token(stack):
     manifest = assert_interval_holds(gcs, BUCKET, folder("okta", "systemlog"), "uuid", expected)
     sent = api.admin.requests()
     assert len(sent) == manifest["pages"] > 5 and {r["auth_scheme"] for r in sent} == {"Bearer"}
-    assert sent[0]["query"]["since"] == ["2026-03-01T03:29:59.999Z"] and sent[0]["query"]["until"] == ["2026-03-01T05:00:00Z"]
+    assert sent[0]["query"]["since"] == ["2026-03-01T03:29:59.999Z"] and sent[0]["query"]["until"] == [
+        "2026-03-01T05:00:00Z"
+    ]

@@ -7,9 +7,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Stack, assert_interval_holds, connection_env, dags_test_leaking_nothing, interval_folder, running_stack, write_config
 
 from auditlogs.sources import SPECS
+from harness import (
+    Stack,
+    assert_interval_holds,
+    connection_env,
+    dags_test_leaking_nothing,
+    interval_folder,
+    running_stack,
+    write_config,
+)
 from sandbox import ground_truth, load_scenario
 from sandbox.sendgrid import snapshot
 from sandbox.sources import event_store
@@ -23,11 +31,24 @@ SECRETS = (TWILIO_SECRET, SENDGRID_KEY, GOOGLE_TOKEN)
 BUCKET = "e2e-bucket"
 DELAY = timedelta(minutes=30)
 APPS = ["admin", "login", "token"]
-SCENARIO = {"seed": 31, "sources": {
-    "twilio": {"events_per_hour": 900, "burst_fraction": 0.3, "token": f"{TWILIO_SID}:{TWILIO_SECRET}", "rate_limit_per_minute": 0},
-    "sendgrid": {"events_per_hour": 40, "token": SENDGRID_KEY, "rate_limit_per_minute": 0, "retention_days": 7},
-    "google_workspace": {"events_per_hour": 1500, "burst_fraction": 0.3, "token": GOOGLE_TOKEN, "rate_limit_per_minute": 0},
-}}
+SCENARIO = {
+    "seed": 31,
+    "sources": {
+        "twilio": {
+            "events_per_hour": 900,
+            "burst_fraction": 0.3,
+            "token": f"{TWILIO_SID}:{TWILIO_SECRET}",
+            "rate_limit_per_minute": 0,
+        },
+        "sendgrid": {"events_per_hour": 40, "token": SENDGRID_KEY, "rate_limit_per_minute": 0, "retention_days": 7},
+        "google_workspace": {
+            "events_per_hour": 1500,
+            "burst_fraction": 0.3,
+            "token": GOOGLE_TOKEN,
+            "rate_limit_per_minute": 0,
+        },
+    },
+}
 UTC = timezone.utc
 # SendGrid's snapshot only answers for recent windows, measured against the real clock: the interval is
 # the hour that ended an hour ago, and the sandbox's clock is frozen ten minutes after it.
@@ -45,13 +66,20 @@ def stack(tmp_path_factory):
             "sendgrid": {"type": "sendgrid", "conn_id": "sendgrid_api", "limit": 1000},
             "gws": {"type": "google_workspace", "conn_id": "gws_reports", "applications": APPS, "max_results": 100},
         },
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=0,
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
     )
 
     def connections(url: str) -> dict:
-        return {**connection_env("twilio_monitor", host=url, login=TWILIO_SID, password=TWILIO_SECRET),
-                **connection_env("sendgrid_api", host=url, password=SENDGRID_KEY),
-                **connection_env("gws_reports", "google_cloud_platform", host=url, password=GOOGLE_TOKEN)}
+        return {
+            **connection_env("twilio_monitor", host=url, login=TWILIO_SID, password=TWILIO_SECRET),
+            **connection_env("sendgrid_api", host=url, password=SENDGRID_KEY),
+            **connection_env("gws_reports", "google_cloud_platform", host=url, password=GOOGLE_TOKEN),
+        }
+
     with running_stack(SCENARIO, BUCKET, connections, clock=CLOCK, config=config) as running:
         yield running
 
@@ -69,8 +97,13 @@ def test_twilio_interval_holds_exactly_the_widened_windows_events(stack):
     result = run(stack, "auditlogs_twilio")
     assert result.returncode == 0, result.output[-3000:]
     folder = interval_folder("raw", "twilio", "events", START, END)
-    manifest = assert_interval_holds(stack.gcs, BUCKET, folder, SPECS["twilio"].event_id, {e["sid"] for e in truth("twilio")})
-    assert manifest["window"] == {"start": (START - DELAY).isoformat(), "end": END.isoformat()} and manifest["events"] > 1000
+    manifest = assert_interval_holds(
+        stack.gcs, BUCKET, folder, SPECS["twilio"].event_id, {e["sid"] for e in truth("twilio")}
+    )
+    assert (
+        manifest["window"] == {"start": (START - DELAY).isoformat(), "end": END.isoformat()}
+        and manifest["events"] > 1000
+    )
     sent = [r for r in stack.api.admin.requests() if r["path"] == "/v1/Events"]
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 10
     for number, request in enumerate(sent):
@@ -86,7 +119,9 @@ def test_google_workspace_one_task_per_application_each_exact(stack):
     everything = truth("google_workspace")
     for app in APPS:
         expected = {key(e) for e in everything if e["id"]["applicationName"] == app}
-        manifest = assert_interval_holds(stack.gcs, BUCKET, interval_folder("raw", "gws", app, START, END), key, expected)
+        manifest = assert_interval_holds(
+            stack.gcs, BUCKET, interval_folder("raw", "gws", app, START, END), key, expected
+        )
         assert manifest["stream"] == app and manifest["events"] > 50
     assert not stack.gcs.list(BUCKET, "raw/gws/drive/")
 
@@ -97,7 +132,9 @@ def test_sendgrid_interval_holds_the_rows_last_seen_in_the_window(stack):
     assert result.returncode == 0, result.output[-3000:]
     rows = snapshot(event_store(load_scenario(SCENARIO), "sendgrid"), CLOCK.timestamp(), 1000)
     assert len(rows) < 1000  # the snapshot is not full, so it holds every row of the window
-    expected = {SPECS["sendgrid"].event_id(r) for r in rows if (START - DELAY).timestamp() <= r["last_at"] < END.timestamp()}
+    expected = {
+        SPECS["sendgrid"].event_id(r) for r in rows if (START - DELAY).timestamp() <= r["last_at"] < END.timestamp()
+    }
     folder = interval_folder("raw", "sendgrid", "access_attempts", START, END)
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder, SPECS["sendgrid"].event_id, expected)
     assert manifest["events"] > 10 and manifest["requests"]["count"] == 1
@@ -111,5 +148,10 @@ def test_sendgrid_catch_up_beyond_the_horizon_fails_loudly_and_writes_nothing(st
     assert result.returncode != 0
     assert "the window starts more than the snapshot horizon of 1 day, 0:00:00 before now" in result.output
     assert "cannot be backfilled" in result.output
-    assert stack.gcs.list(BUCKET, interval_folder("raw", "sendgrid", "access_attempts", old_end - timedelta(hours=1), old_end) + "/") == []
+    assert (
+        stack.gcs.list(
+            BUCKET, interval_folder("raw", "sendgrid", "access_attempts", old_end - timedelta(hours=1), old_end) + "/"
+        )
+        == []
+    )
     assert stack.api.admin.requests() == []

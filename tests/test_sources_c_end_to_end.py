@@ -7,15 +7,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from auditlogs.sources import SPECS
+from auditlogs.sources.google_workspace import DEFAULT_APPLICATIONS
 from harness import (
-    Stack, assert_interval_holds, connection_env, dags_test, interval_folder, readme_rest_example, running_stack, write_config,
+    Stack,
+    assert_interval_holds,
+    connection_env,
+    dags_test,
+    interval_folder,
+    readme_rest_example,
+    running_stack,
+    write_config,
 )
 from sandbox import ground_truth
 from sandbox.atlassian import ORG_ID
 from sandbox.gitlab import GROUP_PATH
-
-from auditlogs.sources import SPECS
-from auditlogs.sources.google_workspace import DEFAULT_APPLICATIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -24,12 +31,25 @@ BUCKET = "e2e-bucket"
 DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
-TOKENS = {"gitlab": "glpat-e2eToken0123456789abcdef", "atlassian": "ATATT3xE2eAdminKey0123456789",
-          "google_workspace": "ya29.e2e-default-applications-token", "pagerduty": "u+e2ePagerDutyKey0123456789"}
-SCENARIO = {"seed": 31, "sources": {
-    name: {"events_per_hour": 900, "burst_fraction": 0.3, "token": token, "rate_limit_per_minute": 0, "retention_days": 120}
-    for name, token in TOKENS.items()
-}}
+TOKENS = {
+    "gitlab": "glpat-e2eToken0123456789abcdef",
+    "atlassian": "ATATT3xE2eAdminKey0123456789",
+    "google_workspace": "ya29.e2e-default-applications-token",
+    "pagerduty": "u+e2ePagerDutyKey0123456789",
+}
+SCENARIO = {
+    "seed": 31,
+    "sources": {
+        name: {
+            "events_per_hour": 900,
+            "burst_fraction": 0.3,
+            "token": token,
+            "rate_limit_per_minute": 0,
+            "retention_days": 120,
+        }
+        for name, token in TOKENS.items()
+    },
+}
 SOURCES = {
     "gitlab": {"type": "gitlab", "conn_id": "gitlab_audit", "group": GROUP_PATH},
     "atlassian": {"type": "atlassian", "conn_id": "atlassian_org", "org_id": ORG_ID},
@@ -40,14 +60,24 @@ SOURCES = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("config") / "sources.yaml", SOURCES, bucket=BUCKET, prefix="raw",
-                          start_date="2026-01-01T00:00:00Z", delay="30m", retries=0)
+    config = write_config(
+        tmp_path_factory.mktemp("config") / "sources.yaml",
+        SOURCES,
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=0,
+    )
 
     def connections(url: str) -> dict:
-        return {**connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"]),
-                **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"]),
-                **connection_env("gws_reports", "google_cloud_platform", host=url, password=TOKENS["google_workspace"]),
-                **connection_env("pagerduty_api", host=url, password=TOKENS["pagerduty"])}
+        return {
+            **connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"]),
+            **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"]),
+            **connection_env("gws_reports", "google_cloud_platform", host=url, password=TOKENS["google_workspace"]),
+            **connection_env("pagerduty_api", host=url, password=TOKENS["pagerduty"]),
+        }
+
     with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
         yield running
 
@@ -71,10 +101,14 @@ def truth(source: str) -> list[dict]:
 def test_gitlab_collects_the_groups_window_with_keyset_pages(stack):
     sent = run_dag(stack, "gitlab")
     expected = {str(e["id"]) for e in truth("gitlab")}
-    manifest = assert_interval_holds(stack.gcs, BUCKET, folder("gitlab", "audit_events"), lambda e: str(e["id"]), expected)
+    manifest = assert_interval_holds(
+        stack.gcs, BUCKET, folder("gitlab", "audit_events"), lambda e: str(e["id"]), expected
+    )
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 5
     assert {r["path"] for r in sent} == {"/api/v4/groups/northwind%2Fsecurity/audit_events"}
-    assert sent[0]["query"]["pagination"] == ["keyset"] and sent[0]["query"]["created_after"] == ["2026-03-01T03:30:00Z"]
+    assert sent[0]["query"]["pagination"] == ["keyset"] and sent[0]["query"]["created_after"] == [
+        "2026-03-01T03:30:00Z"
+    ]
 
 
 def test_atlassian_collects_the_orgs_window_following_links_next(stack):

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from auditlogs.sources import SPECS
 from harness import (
     Stack,
     assert_interval_holds,
@@ -19,8 +21,6 @@ from harness import (
 from sandbox import ground_truth
 from sandbox.cloudflare import ACCOUNT_ID, ACCOUNT_ID_AFTER, v1_of
 from sandbox.duo import stream_of
-
-from auditlogs.sources import SPECS
 
 pytestmark = pytest.mark.e2e
 

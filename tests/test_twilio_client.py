@@ -8,16 +8,26 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from harness import Connection, api_client, run_collector, sandbox_fixtures
 
 from auditlogs.errors import AuthError, MalformedResponseError, PaginationError, RequestRejectedError
 from auditlogs.sources.twilio import SPEC, TwilioConfig
 from auditlogs.window import Window
+from harness import Connection, api_client, run_collector, sandbox_fixtures
 from sandbox import ground_truth
 
 SID, SECRET = "ACclient0000", "twilio-client-secret-77"
 NOW = datetime(2025, 6, 2, 12, tzinfo=timezone.utc)
-SCENARIO = {"seed": 9, "sources": {"twilio": {"events_per_hour": 500, "burst_fraction": 0.3, "token": f"{SID}:{SECRET}", "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 9,
+    "sources": {
+        "twilio": {
+            "events_per_hour": 500,
+            "burst_fraction": 0.3,
+            "token": f"{SID}:{SECRET}",
+            "rate_limit_per_minute": 0,
+        }
+    },
+}
 WINDOW = Window(NOW - timedelta(hours=2, minutes=30), NOW - timedelta(hours=1))
 
 
@@ -25,7 +35,9 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 
 
 def config(**overrides) -> TwilioConfig:
-    return TwilioConfig(name="twilio", type="twilio", conn_id="twilio_monitor", bucket="bkt", start_date=NOW, **overrides)
+    return TwilioConfig(
+        name="twilio", type="twilio", conn_id="twilio_monitor", bucket="bkt", start_date=NOW, **overrides
+    )
 
 
 def client(api, password=SECRET, sleeps=None):
@@ -65,7 +77,14 @@ def test_wrong_secret_fails_at_once_naming_connection_and_permission(api, tmp_pa
 
 
 def test_429_20429_retries_the_same_page(api, tmp_path):
-    body = json.dumps({"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429})
+    body = json.dumps(
+        {
+            "code": 20429,
+            "message": "Too Many Requests",
+            "more_info": "https://www.twilio.com/docs/errors/20429",
+            "status": 429,
+        }
+    )
     api.admin.add_faults({"kind": "status", "status": 429, "headers": {}, "body": body, "after": 1, "count": 2})
     sleeps = []
     result, events = run_collector(SPEC, config(page_size=200), "events", client(api, sleeps=sleeps), WINDOW, tmp_path)
@@ -84,8 +103,16 @@ def event(**fields) -> dict:
 
 
 def test_a_bad_event_date_is_a_clear_error_not_a_dropped_event(api, tmp_path):
-    api.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), event(sid="AE" + "b" * 32, event_date="2025-06-02 10:00:01"))})
-    with pytest.raises(MalformedResponseError, match=r"page 1, event 2: 'event_date' is '2025-06-02 10:00:01', expected an RFC 3339"):
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 200,
+            "body": page(event(), event(sid="AE" + "b" * 32, event_date="2025-06-02 10:00:01")),
+        }
+    )
+    with pytest.raises(
+        MalformedResponseError, match=r"page 1, event 2: 'event_date' is '2025-06-02 10:00:01', expected an RFC 3339"
+    ):
         run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
 
 
@@ -94,19 +121,35 @@ def test_an_event_without_sid_is_kept_under_its_content_hash(api, tmp_path):
     api.admin.add_faults({"kind": "status", "status": 200, "body": page(anonymous, event())})
     result, events = run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
     assert events == [anonymous, event()] and result.written == 2
-    assert SPEC.event_id(anonymous).startswith("sha256:") and SPEC.event_id(anonymous) == SPEC.event_id(dict(reversed(anonymous.items())))
+    assert SPEC.event_id(anonymous).startswith("sha256:") and SPEC.event_id(anonymous) == SPEC.event_id(
+        dict(reversed(anonymous.items()))
+    )
 
 
 def test_a_next_page_url_on_another_host_is_refused(api, tmp_path):
-    api.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), next_url="https://evil.example/v1/Events?PageToken=PAx")})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 200,
+            "body": page(event(), next_url="https://evil.example/v1/Events?PageToken=PAx"),
+        }
+    )
     with pytest.raises(PaginationError, match="another host"):
         run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
     assert len(api.requests.entries()) == 1
 
 
 def test_next_page_url_is_sent_exactly_as_given(api, tmp_path):
-    api.admin.add_faults({"kind": "status", "status": 200, "body": page(event(), next_url=f"{api.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b")})
+    api.admin.add_faults(
+        {
+            "kind": "status",
+            "status": 200,
+            "body": page(event(), next_url=f"{api.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b"),
+        }
+    )
     with pytest.raises(RequestRejectedError, match="21481"):  # the sandbox does not know that token
         run_collector(SPEC, config(), "events", client(api), WINDOW, tmp_path)
     second = api.requests.entries()[1]
-    assert second["query"] == parse_qs(urlsplit(f"{api.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b").query)
+    assert second["query"] == parse_qs(
+        urlsplit(f"{api.url}/v1/Events?PageSize=7&Page=1&PageToken=PA%2Fx%3D&Odd=a+b").query
+    )

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window, sandbox_fixtures
-from sandbox import ground_truth
-from sandbox.cloudflare import ACCOUNT_ID, ACCOUNT_ID_AFTER, EMAIL, v1_of
 
 from auditlogs.errors import AuthError
 from auditlogs.window import Window
+from harness import Connection, collect_window, sandbox_fixtures
+from sandbox import ground_truth
+from sandbox.cloudflare import ACCOUNT_ID, ACCOUNT_ID_AFTER, EMAIL, v1_of
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)

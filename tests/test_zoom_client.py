@@ -7,22 +7,33 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window, sandbox_fixtures
-from sandbox import ground_truth
-from sandbox import zoom as fake
 
 from auditlogs.errors import AuthError
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
+from harness import Connection, collect_window, sandbox_fixtures
+from sandbox import ground_truth
+from sandbox import zoom as fake
 
 CLIENT_ID, SECRET = "zoomClientIdSandbox", "zoom-client-secret-Jj3~value"
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, 6, tzinfo=UTC)
-SCENARIO = {"seed": 29, "sources": {"zoom": {"events_per_hour": 120, "burst_fraction": 0.4,
-                                             "token": f"{CLIENT_ID}:{SECRET}", "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 29,
+    "sources": {
+        "zoom": {
+            "events_per_hour": 120,
+            "burst_fraction": 0.4,
+            "token": f"{CLIENT_ID}:{SECRET}",
+            "rate_limit_per_minute": 0,
+        }
+    },
+}
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
-REPORT = {"activities": ("/v2/report/activities", "activity_logs"),
-          "operation_logs": ("/v2/report/operationlogs", "operation_logs")}
+REPORT = {
+    "activities": ("/v2/report/activities", "activity_logs"),
+    "operation_logs": ("/v2/report/operationlogs", "operation_logs"),
+}
 
 server, api = sandbox_fixtures(SCENARIO, NOW)
 
@@ -30,14 +41,22 @@ server, api = sandbox_fixtures(SCENARIO, NOW)
 def expected(stream: str, window: Window = WINDOW) -> list[str]:
     spec = SPECS["zoom"]
     events = ground_truth("zoom", window.start - timedelta(days=2), window.end + timedelta(days=2), SCENARIO, now=NOW)
-    keys = [spec.event_id(e) for e in events
-            if fake.report_of(e) == REPORT[stream][1] and window.contains(spec.event_time(e))]
+    keys = [
+        spec.event_id(e)
+        for e in events
+        if fake.report_of(e) == REPORT[stream][1] and window.contains(spec.event_time(e))
+    ]
     return list(dict.fromkeys(keys))
 
 
 def connection(url: str, secret: str = SECRET, account: str = fake.ACCOUNT) -> Connection:
-    return Connection("zoom_reports", url, secret, login=CLIENT_ID,
-                      extra_dejson={"account_id": account, "token_url": f"{url}/oauth/token"})
+    return Connection(
+        "zoom_reports",
+        url,
+        secret,
+        login=CLIENT_ID,
+        extra_dejson={"account_id": account, "token_url": f"{url}/oauth/token"},
+    )
 
 
 def run(url, tmp_path, stream: str, window: Window = WINDOW, **kwargs):
@@ -80,8 +99,11 @@ def test_a_long_window_is_asked_for_in_pieces_of_at_most_a_month_of_days(api, tm
     window = Window(datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
     collected = run(api.url, tmp_path, "operation_logs", window=window)
     assert {SPECS["zoom"].event_id(e) for e in collected.events} == set(expected("operation_logs", window))
-    firsts = [(r["query"]["from"], r["query"]["to"]) for r in api.requests.entries()
-              if "from" in r["query"] and "next_page_token" not in r["query"]]
+    firsts = [
+        (r["query"]["from"], r["query"]["to"])
+        for r in api.requests.entries()
+        if "from" in r["query"] and "next_page_token" not in r["query"]
+    ]
     assert firsts == [(["2026-01-19"], ["2026-02-16"]), (["2026-02-15"], ["2026-03-01"])]
 
 
@@ -89,11 +111,23 @@ def test_a_retry_after_timestamp_is_waited_for_and_the_page_retried(api, tmp_pat
     from sandbox.faults import parse_fault
 
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=200)
-    api.faults.add([parse_fault({"kind": "status", "match": "/v2/report/", "status": 429, "count": 1,
-                                 "headers": {"Retry-After": until.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                                 "body": '{"code": 429, "message": "You have reached the maximum daily rate limit"}'})])
+    api.faults.add(
+        [
+            parse_fault(
+                {
+                    "kind": "status",
+                    "match": "/v2/report/",
+                    "status": 429,
+                    "count": 1,
+                    "headers": {"Retry-After": until.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    "body": '{"code": 429, "message": "You have reached the maximum daily rate limit"}',
+                }
+            )
+        ]
+    )
     waits: list[float] = []
-    collected = collect_window("zoom", {"page_size": 100}, "activities", connection(api.url), WINDOW, tmp_path,
-                               sleep=waits.append)
+    collected = collect_window(
+        "zoom", {"page_size": 100}, "activities", connection(api.url), WINDOW, tmp_path, sleep=waits.append
+    )
     assert [SPECS["zoom"].event_id(e) for e in collected.events] == expected("activities")
     assert len(waits) == 1 and 100 < waits[0] < 300  # Zoom's absolute Retry-After, not a backoff guess

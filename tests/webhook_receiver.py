@@ -23,8 +23,11 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     receiver.received.append(
-                        {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                         "body": json.loads(body or b"null")}
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": json.loads(body or b"null"),
+                        }
                     )
                     status = receiver._answers.popleft() if receiver._answers else 200
                 self.send_response(status)

@@ -1,10 +1,10 @@
 """Local stand-in for SaaS audit-log APIs (Slack first), with deterministic ground truth.
 
-    with SandboxServer({"seed": 7, "sources": {"slack": {}}}) as srv:   # in-thread
-        ...srv.url, srv.admin...
-    with SandboxProcess("include/sandbox/scenario.yaml") as proc:       # subprocess
-        ...proc.url, proc.admin...
-    ground_truth("slack", start, end, scenario, now=None)               # what a perfect collector gets
+with SandboxServer({"seed": 7, "sources": {"slack": {}}}) as srv:   # in-thread
+    ...srv.url, srv.admin...
+with SandboxProcess("include/sandbox/scenario.yaml") as proc:       # subprocess
+    ...proc.url, proc.admin...
+ground_truth("slack", start, end, scenario, now=None)               # what a perfect collector gets
 """
 
 from sandbox.admin import SandboxAdmin

@@ -18,14 +18,23 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from sandbox.vendor import TokenApi, scan_ms, People, decode_token, encode_token, ip, millis, part_of, rfc3339_ms
+from sandbox.vendor import People, TokenApi, decode_token, encode_token, ip, millis, part_of, rfc3339_ms, scan_ms
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "atlassian"
 ORG_ID = "0a1b2c3d-4e5f-6a7b-8c9d-northwind"
 PAGE_SIZE = 100
-_ACTIONS = ["user_added_to_group", "user_removed_from_group", "api_key_created", "policy_updated", "user_deactivated",
-            "saml_configuration_updated", "user_granted_role", "domain_verified", "user_logged_in"]
+_ACTIONS = [
+    "user_added_to_group",
+    "user_removed_from_group",
+    "api_key_created",
+    "policy_updated",
+    "user_deactivated",
+    "saml_configuration_updated",
+    "user_granted_role",
+    "domain_verified",
+    "user_logged_in",
+]
 
 
 def make_renderer(seed: int):
@@ -37,11 +46,16 @@ def make_renderer(seed: int):
         ms = millis(ts, event_id)
         when = rfc3339_ms(ms) if part_of(event_id, 4) else rfc3339_ms(ts * 1000).replace(".000Z", "Z")
         return {
-            "id": event_id, "type": "events",
+            "id": event_id,
+            "type": "events",
             "attributes": {
-                "time": when, "action": rng.choice(_ACTIONS),
-                "actor": {"id": actor["uuid"].lower()[:24], "name": actor["name"],
-                          "links": {"self": f"https://api.atlassian.com/users/{actor['uuid'].lower()[:24]}"}},
+                "time": when,
+                "action": rng.choice(_ACTIONS),
+                "actor": {
+                    "id": actor["uuid"].lower()[:24],
+                    "name": actor["name"],
+                    "links": {"self": f"https://api.atlassian.com/users/{actor['uuid'].lower()[:24]}"},
+                },
                 "context": [{"id": people.pick(rng)["uuid"].lower()[:24], "type": "users", "attributes": {}}],
                 "container": [{"id": ORG_ID, "type": "orgs", "attributes": {"siteName": "northwind"}}],
                 "location": {"ip": ip(rng), "geo": rng.choice(["Berlin, DE", "Toronto, CA", "London, GB"])},
@@ -63,8 +77,11 @@ class AtlassianApi(TokenApi):
         req.auth_ok = True
         if self._limiter.acquire(self._token) is not None:
             reset = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
-            return json_response(429, {"code": 429, "message": "Too Many Requests"},
-                                 {"X-Ratelimit-Reset": reset.strftime("%Y-%m-%dT%H:%M%z")})
+            return json_response(
+                429,
+                {"code": 429, "message": "Too Many Requests"},
+                {"X-Ratelimit-Reset": reset.strftime("%Y-%m-%dT%H:%M%z")},
+            )
         try:
             lo_ms = int(req.param("from") or 0)
             hi_ms = int(req.param("to")) if req.param("to") else None
@@ -77,11 +94,21 @@ class AtlassianApi(TokenApi):
         more, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
         self_url = f"http://{req.headers.get('host', 'localhost')}{req.path}"
         query = {k: v[0] for k, v in req.query.items() if k != "cursor"}
-        links: dict[str, str] = {"self": f"{self_url}?{urlencode({k: v[0] for k, v in req.query.items()}, quote_via=quote)}"}
+        links: dict[str, str] = {
+            "self": f"{self_url}?{urlencode({k: v[0] for k, v in req.query.items()}, quote_via=quote)}"
+        }
         meta: dict[str, Any] = {"page_size": PAGE_SIZE}
         if more:
             cursor = encode_token({"p": [page[-1].ts, page[-1].id]})
             links["next"] = f"{self_url}?{urlencode({**query, 'cursor': cursor}, quote_via=quote)}"
             meta["next"] = cursor
-        body = b'{"data":[' + b",".join(e.payload for e in page) + b'],"links":' + orjson.dumps(links) + b',"meta":' + orjson.dumps(meta) + b"}"
+        body = (
+            b'{"data":['
+            + b",".join(e.payload for e in page)
+            + b'],"links":'
+            + orjson.dumps(links)
+            + b',"meta":'
+            + orjson.dumps(meta)
+            + b"}"
+        )
         return Response(200, body, {"Content-Type": "application/json"})

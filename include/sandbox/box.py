@@ -38,8 +38,20 @@ ENTERPRISE = "917463"
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 _SCALE = 10**9
-_EVENT_TYPES = ["LOGIN", "FAILED_LOGIN", "DOWNLOAD", "PREVIEW", "SHARE", "COLLABORATION_INVITE", "ADD_LOGIN_ACTIVITY_DEVICE",
-                "GROUP_ADD_USER", "CHANGE_ADMIN_ROLE", "SHIELD_ALERT", "FILE_MARKED_MALICIOUS", "DELETE"]
+_EVENT_TYPES = [
+    "LOGIN",
+    "FAILED_LOGIN",
+    "DOWNLOAD",
+    "PREVIEW",
+    "SHARE",
+    "COLLABORATION_INVITE",
+    "ADD_LOGIN_ACTIVITY_DEVICE",
+    "GROUP_ADD_USER",
+    "CHANGE_ADMIN_ROLE",
+    "SHIELD_ALERT",
+    "FILE_MARKED_MALICIOUS",
+    "DELETE",
+]
 
 
 def make_renderer(seed: int):
@@ -50,12 +62,22 @@ def make_renderer(seed: int):
         created = datetime.fromtimestamp(ts, timezone(timedelta(minutes=offset))).isoformat()
         recorded = datetime.fromtimestamp(ts + rng.randrange(1, 90), timezone(timedelta(minutes=offset))).isoformat()
         user = people.pick(rng)
-        event = {"type": "event", "event_id": event_id.replace("-", "") + f"{rng.getrandbits(32):08x}",
-                 "event_type": rng.choice(_EVENT_TYPES), "created_at": created, "recorded_at": recorded,
-                 "created_by": {"type": "user", "id": str(rng.randrange(10**7, 10**8)), "name": user["name"],
-                                "login": user["email"]},
-                 "session_id": f"{rng.getrandbits(88):022x}", "ip_address": ip(rng),
-                 "source": {"type": "file", "id": str(rng.randrange(10**11, 10**12))}}
+        event = {
+            "type": "event",
+            "event_id": event_id.replace("-", "") + f"{rng.getrandbits(32):08x}",
+            "event_type": rng.choice(_EVENT_TYPES),
+            "created_at": created,
+            "recorded_at": recorded,
+            "created_by": {
+                "type": "user",
+                "id": str(rng.randrange(10**7, 10**8)),
+                "name": user["name"],
+                "login": user["email"],
+            },
+            "session_id": f"{rng.getrandbits(88):022x}",
+            "ip_address": ip(rng),
+            "source": {"type": "file", "id": str(rng.randrange(10**11, 10**12))},
+        }
         if rng.random() < 0.6:
             event["additional_details"] = {"size": rng.randrange(10**7), "version_id": str(rng.randrange(10**11))}
         return event
@@ -72,9 +94,18 @@ def position(ts: int, passed: int) -> int:
 
 
 def client_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response(status, {"type": "error", "status": status, "code": code, "message": message,
-                                  "help_url": "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/",
-                                  "request_id": "sbx0box0req"}, headers)
+    return json_response(
+        status,
+        {
+            "type": "error",
+            "status": status,
+            "code": code,
+            "message": message,
+            "help_url": "https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/",
+            "request_id": "sbx0box0req",
+        },
+        headers,
+    )
 
 
 class BoxApi:
@@ -86,8 +117,14 @@ class BoxApi:
     def __init__(self, config: SourceConfig, store: EventStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self.issuer = TokenIssuer(config.token, clock, "client_credentials", lifetime=3600, refused_status=400,
-                                  required={"box_subject_type": "enterprise", "box_subject_id": ENTERPRISE})
+        self.issuer = TokenIssuer(
+            config.token,
+            clock,
+            "client_credentials",
+            lifetime=3600,
+            refused_status=400,
+            required={"box_subject_type": "enterprise", "box_subject_id": ENTERPRISE},
+        )
         self._limiter = SlidingWindowLimiter(config.rate_limit_per_minute)
 
     def routes(self) -> list[Route]:
@@ -126,7 +163,10 @@ class BoxApi:
         exact = orjson.dumps(next_position)
         text = exact if next_position % 2 else b'"' + exact + b'"'
         body = b'{"chunk_size":%d,"next_stream_position":%s,"entries":[%s]}' % (
-            len(page), text, b",".join(e.payload for e in page))
+            len(page),
+            text,
+            b",".join(e.payload for e in page),
+        )
         return Response(200, body, {"Content-Type": "application/json"})
 
     def _query(self, req: Request) -> tuple[int, int, tuple[int, tuple[int, str] | None] | None]:
@@ -134,8 +174,10 @@ class BoxApi:
         now = int(self._clock.now())
         lo, hi = 0, now
         if req.param("stream_type") == "admin_logs":
-            after, before = (parse_rfc3339(req.param(name)) if req.param(name) else None
-                             for name in ("created_after", "created_before"))
+            after, before = (
+                parse_rfc3339(req.param(name)) if req.param(name) else None
+                for name in ("created_after", "created_before")
+            )
             if (req.param("created_after") and after is None) or (req.param("created_before") and before is None):
                 raise ValueError("created_after or created_before")
             if after is not None:

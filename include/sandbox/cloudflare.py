@@ -24,7 +24,7 @@ import orjson
 
 from sandbox.events import Clock, EventStore
 from sandbox.scenario import SourceConfig
-from sandbox.vendor import TokenApi, People, decode_token, encode_token, ip, millis, parse_rfc3339, rfc3339_ms, scan_ms
+from sandbox.vendor import People, TokenApi, decode_token, encode_token, ip, millis, parse_rfc3339, rfc3339_ms, scan_ms
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "cloudflare"

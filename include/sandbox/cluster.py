@@ -48,8 +48,9 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
 
 
-def wait_for(what: str, check: Callable[[], T], timeout: float, poll: float = 1.0,
-             diagnose: Callable[[], str] | None = None) -> T:
+def wait_for(
+    what: str, check: Callable[[], T], timeout: float, poll: float = 1.0, diagnose: Callable[[], str] | None = None
+) -> T:
     """Polls `check` until it returns something truthy; fails naming `what` (and what `diagnose` says, e.g.
     the components' log tails) after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -58,7 +59,9 @@ def wait_for(what: str, check: Callable[[], T], timeout: float, poll: float = 1.
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s" + (f"\n{diagnose()}" if diagnose else ""))
+            raise TimeoutError(
+                f"gave up waiting for {what} after {timeout:.0f}s" + (f"\n{diagnose()}" if diagnose else "")
+            )
         time.sleep(poll)  # polling real processes we do not control, bounded by the deadline
 
 
@@ -142,8 +145,14 @@ class Component:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     @property
     def alive(self) -> bool:
@@ -248,8 +257,11 @@ class AirflowCluster:
         self.queue = f"auditlogs_{uuid.uuid4().hex[:10]}"
         self.sql_alchemy_conn = self.sql_alchemy_conn or f"sqlite:///{self.home / 'airflow.db'}?timeout=60"
         #: The SQLite file, when the metadata database is one.
-        self.sqlite = (Path(self.sql_alchemy_conn.removeprefix("sqlite:///").split("?")[0])
-                       if self.sql_alchemy_conn.startswith("sqlite:///") else None)
+        self.sqlite = (
+            Path(self.sql_alchemy_conn.removeprefix("sqlite:///").split("?")[0])
+            if self.sql_alchemy_conn.startswith("sqlite:///")
+            else None
+        )
         self.env = self._env()
         self._migrated = False
 
@@ -282,22 +294,24 @@ class AirflowCluster:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",  # its server would take a fixed port
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": self.result_backend or "db+" + self.sql_alchemy_conn.replace(
-                "postgresql+psycopg2://", "postgresql://"),
+            "AIRFLOW__CELERY__RESULT_BACKEND": self.result_backend
+            or "db+" + self.sql_alchemy_conn.replace("postgresql+psycopg2://", "postgresql://"),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
             "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
             "NO_PROXY": "127.0.0.1,localhost",
             "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),
         }
         if self.fast:
-            env.update({
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            })
+            env.update(
+                {
+                    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+                    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+                    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                }
+            )
         env.update(self.extra_env)
         return env
 
@@ -319,20 +333,32 @@ class AirflowCluster:
             self.migrate()
         commands = {
             "api-server": ["api-server", "--apps", "core", "--port", str(self.api_port), "--host", "127.0.0.1"],
-            "execution-api": ["api-server", "--apps", "execution", "--port", str(self.execution_port),
-                              "--host", "127.0.0.1"],
-            "scheduler": ["scheduler"], "dag-processor": ["dag-processor"], "triggerer": ["triggerer"],
+            "execution-api": [
+                "api-server",
+                "--apps",
+                "execution",
+                "--port",
+                str(self.execution_port),
+                "--host",
+                "127.0.0.1",
+            ],
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+            "triggerer": ["triggerer"],
         }
         # The API servers first, until they answer: a fresh one builds its app on the first request (36 s on
         # a loaded 2-core machine), and a task whose start call times out meanwhile fails without running.
-        probes = {"api-server": f"{self.api_url}/api/v2/version",
-                  "execution-api": f"http://127.0.0.1:{self.execution_port}/execution/health"}
+        probes = {
+            "api-server": f"{self.api_url}/api/v2/version",
+            "execution-api": f"http://127.0.0.1:{self.execution_port}/execution/health",
+        }
         servers = [role for role in self.roles if role in probes]
         for role in servers:
             self._start(role, commands[role])
         for role in servers:
-            wait_for(f"the {role} to answer", lambda role=role: self._answers(probes[role]), timeout,
-                     diagnose=self.diagnose)
+            wait_for(
+                f"the {role} to answer", lambda role=role: self._answers(probes[role]), timeout, diagnose=self.diagnose
+            )
         for role in self.roles:
             if role not in probes:
                 self._start(role, commands[role])
@@ -348,9 +374,21 @@ class AirflowCluster:
         return f"worker-{chr(ord('a') + index)}"
 
     def start_worker(self, name: str) -> None:
-        self._start(name, ["celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", self.queue,
-                           "--concurrency", str(self.worker_concurrency), "--skip-serve-logs"],
-                    {WORKER_NAME_ENV: name})
+        self._start(
+            name,
+            [
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--queues",
+                self.queue,
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--skip-serve-logs",
+            ],
+            {WORKER_NAME_ENV: name},
+        )
 
     def ensure_workers(self) -> None:
         for index in range(self.workers):
@@ -384,8 +422,10 @@ class AirflowCluster:
     def check_alive(self) -> None:
         dead = [name for name, c in self.components.items() if not c.alive and not c.killed]
         if dead:
-            raise RuntimeError(f"cluster components exited: {dead}; logs in {self.logs}:\n"
-                               + "\n".join(self.log_tail(name) for name in dead))
+            raise RuntimeError(
+                f"cluster components exited: {dead}; logs in {self.logs}:\n"
+                + "\n".join(self.log_tail(name) for name in dead)
+            )
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
@@ -406,8 +446,10 @@ class AirflowCluster:
             if result.returncode == 0 or "database is locked" not in result.stderr:
                 break
         if check and result.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n"
-                               f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+            raise RuntimeError(
+                f"airflow {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+            )
         return result
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, *options: str, timeout: float = 600) -> None:
@@ -421,9 +463,12 @@ class AirflowCluster:
             result = self.cli(*args, check=False)
             if result.returncode == 0 or "database is locked" not in result.stderr or self.sqlite is None:
                 break
-            wait_for(f"the scheduler to complete {dag_id}'s partially created backfill", lambda: not self.query(
-                "SELECT id FROM backfill WHERE dag_id = ? AND completed_at IS NULL", dag_id), timeout,
-                diagnose=self.diagnose)
+            wait_for(
+                f"the scheduler to complete {dag_id}'s partially created backfill",
+                lambda: not self.query("SELECT id FROM backfill WHERE dag_id = ? AND completed_at IS NULL", dag_id),
+                timeout,
+                diagnose=self.diagnose,
+            )
         if result.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
 
@@ -461,14 +506,20 @@ class AirflowCluster:
         """The public REST API (`/api/v2/{path}`) as the UI calls it, with a token (every caller is an admin
         unless `extra_env` turns SIMPLE_AUTH_MANAGER_ALL_ADMINS off); the JSON reply."""
         token = requests.get(f"{self.api_url}/auth/token", timeout=60).json()["access_token"]
-        response = requests.request(method, f"{self.api_url}/api/v2/{path}", json=body, timeout=120,
-                                    headers={"Authorization": f"Bearer {token}"})
+        response = requests.request(
+            method,
+            f"{self.api_url}/api/v2/{path}",
+            json=body,
+            timeout=120,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         if response.status_code not in ok:
             raise RuntimeError(f"{method} /api/v2/{path}: {response.status_code} {response.text[:2000]}")
         return response.json() if response.content else None
 
     def wait_for_dags(self, dag_ids: list[str] | tuple[str, ...], timeout: float = 600) -> None:
         """Until the dag-processor has serialized every DAG (the scheduler only runs serialized DAGs)."""
+
         def parsed():
             self.check_alive()
             try:
@@ -478,6 +529,7 @@ class AirflowCluster:
                     raise
                 return False
             return set(dag_ids) <= found
+
         wait_for(f"DAGs {list(dag_ids)} to be parsed", parsed, timeout, poll=2, diagnose=self.diagnose)
 
     def unpause(self, *dag_ids: str) -> None:

@@ -24,12 +24,22 @@ def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, 
         return {"conn_type": "http", "host": api_url, "login": sid, "password": secret}
     if source_type in _TENANTS:
         client_id, _, secret = token.partition(":")  # the scenario's token is "client_id:client_secret"
-        return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
-                "extra": {"tenant_id": _TENANTS[source_type], "authority": api_url}}
+        return {
+            "conn_type": "http",
+            "host": api_url,
+            "login": client_id,
+            "password": secret,
+            "extra": {"tenant_id": _TENANTS[source_type], "authority": api_url},
+        }
     if source_type == "zoom":
         client_id, _, secret = token.partition(":")
-        return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
-                "extra": {"account_id": zoom.ACCOUNT, "token_url": f"{api_url}/oauth/token"}}
+        return {
+            "conn_type": "http",
+            "host": api_url,
+            "login": client_id,
+            "password": secret,
+            "extra": {"account_id": zoom.ACCOUNT, "token_url": f"{api_url}/oauth/token"},
+        }
     if source_type in ("duo", "zendesk"):
         login, _, secret = token.partition(":")  # Duo "ikey:skey"; Zendesk "email/token:api_token"
         return {"conn_type": "http", "host": api_url, "login": login, "password": secret}
@@ -37,12 +47,22 @@ def sandbox_connection(source_type: str, api_url: str, token: str) -> dict[str, 
         return {"conn_type": "http", "host": f"{api_url}/client/v4", "password": token}
     if source_type == "box":
         client_id, _, secret = token.partition(":")  # Box's token endpoint is the API host's oauth2/token
-        return {"conn_type": "http", "host": api_url, "login": client_id, "password": secret,
-                "extra": {"box_subject_type": "enterprise", "box_subject_id": box.ENTERPRISE}}
+        return {
+            "conn_type": "http",
+            "host": api_url,
+            "login": client_id,
+            "password": secret,
+            "extra": {"box_subject_type": "enterprise", "box_subject_id": box.ENTERPRISE},
+        }
     if source_type == "dropbox":
         app_key, _, secret = token.partition(":")
-        return {"conn_type": "http", "host": api_url, "login": app_key, "password": secret,
-                "extra": {"refresh_token": dropbox.REFRESH_TOKEN, "token_url": f"{api_url}{dropbox.TOKEN_PATH}"}}
+        return {
+            "conn_type": "http",
+            "host": api_url,
+            "login": app_key,
+            "password": secret,
+            "extra": {"refresh_token": dropbox.REFRESH_TOKEN, "token_url": f"{api_url}{dropbox.TOKEN_PATH}"},
+        }
     if source_type == "google_workspace":
         # A password on the connection is used as a static bearer token instead of delegated credentials.
         return {"conn_type": "google_cloud_platform", "host": api_url, "password": token}
@@ -58,6 +78,7 @@ def connection_env(sources: Mapping[str, Mapping[str, Any]], scenario: Scenario,
     """`AIRFLOW_CONN_<CONN_ID>` for every source of a config's `sources:`."""
     return {
         f"AIRFLOW_CONN_{source['conn_id'].upper()}": json.dumps(
-            sandbox_connection(source["type"], api_url, scenario.sources[sandbox_api(name, source)].token))
+            sandbox_connection(source["type"], api_url, scenario.sources[sandbox_api(name, source)].token)
+        )
         for name, source in sources.items()
     }

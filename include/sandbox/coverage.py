@@ -20,10 +20,15 @@ def plant(gcs, source, stream: str, first: datetime, last: datetime, *, gaps=(),
             continue
         location = IntervalLocation(source.bucket, source.prefix, source.name, stream, interval)
         count = 0 if interval.start in empty else events
-        manifest = {"manifest_version": 1, "source": source.name, "stream": stream, "events": count,
-                    "interval": {"start": interval.start.isoformat(), "end": interval.end.isoformat()},
-                    "overlap": {"recent": [{"interval_end": interval.end.isoformat(), "late": 1, "histogram": {}}]},
-                    "advice": None}
+        manifest = {
+            "manifest_version": 1,
+            "source": source.name,
+            "stream": stream,
+            "events": count,
+            "interval": {"start": interval.start.isoformat(), "end": interval.end.isoformat()},
+            "overlap": {"recent": [{"interval_end": interval.end.isoformat(), "late": 1, "histogram": {}}]},
+            "advice": None,
+        }
         gcs.write(source.bucket, location.object_name(MANIFEST_NAME), json.dumps(manifest).encode())
         written += 1
     return written

@@ -41,13 +41,16 @@ TOKEN_PATH = "/dropbox/oauth2/token"
 MAX_LIMIT = 1000
 CURSOR_DAYS = 3
 _FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_EVENTS = [("logins", "login_fail", "Failed to sign in"), ("logins", "login_success", "Signed in"),
-           ("sharing", "shared_content_download", "Downloaded shared file"),
-           ("sharing", "shared_link_create", "Created shared link"),
-           ("file_operations", "file_download", "Downloaded files and/or folders"),
-           ("members", "member_change_admin_role", "Changed team member admin role"),
-           ("tfa", "tfa_remove_backup_phone", "Removed backup phone for two-step verification"),
-           ("devices", "device_link_success", "Linked device")]
+_EVENTS = [
+    ("logins", "login_fail", "Failed to sign in"),
+    ("logins", "login_success", "Signed in"),
+    ("sharing", "shared_content_download", "Downloaded shared file"),
+    ("sharing", "shared_link_create", "Created shared link"),
+    ("file_operations", "file_download", "Downloaded files and/or folders"),
+    ("members", "member_change_admin_role", "Changed team member admin role"),
+    ("tfa", "tfa_remove_backup_phone", "Removed backup phone for two-step verification"),
+    ("devices", "device_link_success", "Linked device"),
+]
 
 
 def make_renderer(seed: int):
@@ -62,11 +65,23 @@ def make_renderer(seed: int):
             "event_category": {".tag": category},
             "event_type": {".tag": kind, "description": description},
             "details": {".tag": f"{kind}_details"},
-            "actor": {".tag": "user", "user": {".tag": "team_member", "account_id": f"dbid:AA{rng.getrandbits(120):030x}",
-                                               "display_name": user["name"], "email": user["email"],
-                                               "team_member_id": f"dbmid:AA{rng.getrandbits(120):030x}"}},
-            "origin": {"access_method": {".tag": "end_user", "end_user": {".tag": "web", "session_id": f"dbwsid:{rng.getrandbits(40)}"}},
-                       "geo_location": {"ip_address": ip(rng), "city": city, "region": region, "country": country}},
+            "actor": {
+                ".tag": "user",
+                "user": {
+                    ".tag": "team_member",
+                    "account_id": f"dbid:AA{rng.getrandbits(120):030x}",
+                    "display_name": user["name"],
+                    "email": user["email"],
+                    "team_member_id": f"dbmid:AA{rng.getrandbits(120):030x}",
+                },
+            },
+            "origin": {
+                "access_method": {
+                    ".tag": "end_user",
+                    "end_user": {".tag": "web", "session_id": f"dbwsid:{rng.getrandbits(40)}"},
+                },
+                "geo_location": {"ip_address": ip(rng), "city": city, "region": region, "country": country},
+            },
             "involve_non_team_member": rng.random() < 0.1,
             "context": {".tag": "team"},
         }
@@ -77,7 +92,9 @@ def make_renderer(seed: int):
     return render
 
 
-def route_error(status: int, tag: str, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
+def route_error(
+    status: int, tag: str, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     return json_response(status, {"error_summary": f"{tag}/..", "error": {".tag": tag, **(extra or {})}}, headers)
 
 
@@ -92,17 +109,26 @@ class DropboxApi:
     def __init__(self, config: SourceConfig, store: EventStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self.issuer = TokenIssuer(config.token, clock, "refresh_token", lifetime=14400, refused_status=400,
-                                  refused_code="invalid_grant", required={"refresh_token": REFRESH_TOKEN})
+        self.issuer = TokenIssuer(
+            config.token,
+            clock,
+            "refresh_token",
+            lifetime=14400,
+            refused_status=400,
+            refused_code="invalid_grant",
+            required={"refresh_token": REFRESH_TOKEN},
+        )
         self._limiter = SlidingWindowLimiter(config.rate_limit_per_minute)
         self._lock = threading.Lock()
         self._reset_queries: set[str] = set()
         self._limited = 0
 
     def routes(self) -> list[Route]:
-        return [Route("POST", TOKEN_PATH, self.issuer.token),
-                Route("POST", "/2/team_log/get_events", lambda req: self.handle(req, False)),
-                Route("POST", "/2/team_log/get_events/continue", lambda req: self.handle(req, True))]
+        return [
+            Route("POST", TOKEN_PATH, self.issuer.token),
+            Route("POST", "/2/team_log/get_events", lambda req: self.handle(req, False)),
+            Route("POST", "/2/team_log/get_events/continue", lambda req: self.handle(req, True)),
+        ]
 
     def reset(self) -> None:
         self.issuer.reset()
@@ -121,14 +147,18 @@ class DropboxApi:
                 self._limited += 1
                 as_json = self._limited % 2
             if as_json:
-                return route_error(429, "too_many_requests", {"reason": {".tag": "too_many_requests"}, "retry_after": wait})
+                return route_error(
+                    429, "too_many_requests", {"reason": {".tag": "too_many_requests"}, "retry_after": wait}
+                )
             return _text(429, "Too many requests", {"Retry-After": str(wait)})
         if "application/json" not in req.headers.get("content-type", ""):
             return _text(400, 'Error in call to API function "team_log/get_events": Bad HTTP "Content-Type" header')
         try:
             body = orjson.loads(req.body or b"null")
         except orjson.JSONDecodeError:
-            return _text(400, 'Error in call to API function "team_log/get_events": request body: could not decode input as JSON')
+            return _text(
+                400, 'Error in call to API function "team_log/get_events": request body: could not decode input as JSON'
+            )
         if not isinstance(body, dict):
             return _text(400, 'Error in call to API function "team_log/get_events": request body: expected an object')
         now = self._clock.now()
@@ -162,8 +192,11 @@ class DropboxApi:
     def _query(self, body: dict[str, Any]) -> dict[str, Any] | Response:
         limit = body.get("limit", MAX_LIMIT)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            return _text(400, 'Error in call to API function "team_log/get_events": request body: limit: '
-                         f"{limit!r} is not within [1, 1000]")
+            return _text(
+                400,
+                'Error in call to API function "team_log/get_events": request body: limit: '
+                f"{limit!r} is not within [1, 1000]",
+            )
         if body.get("category") and body.get("event_type"):
             return route_error(409, "invalid_filters")
         window = body.get("time") or {}
@@ -171,8 +204,11 @@ class DropboxApi:
             start = _seconds(window.get("start_time")) if window.get("start_time") else 0
             end = _seconds(window.get("end_time")) if window.get("end_time") else None
         except ValueError:
-            return _text(400, 'Error in call to API function "team_log/get_events": request body: time: '
-                         f"expected a timestamp in the format {_FORMAT}")
+            return _text(
+                400,
+                'Error in call to API function "team_log/get_events": request body: time: '
+                f"expected a timestamp in the format {_FORMAT}",
+            )
         if end is not None and start > end:
             return route_error(409, "invalid_time_range")
         category = (body.get("category") or {}).get(".tag")
@@ -185,8 +221,11 @@ class DropboxApi:
         page: list = []
         more = False
         if not (self.empty_every and state["n"] % self.empty_every == self.empty_every - 1):
-            scan = (e for e in self._store.iter_asc(start, hi, now, tuple(state["after"]) if state["after"] else None)
-                    if self._matches(e.payload, category, kind))
+            scan = (
+                e
+                for e in self._store.iter_asc(start, hi, now, tuple(state["after"]) if state["after"] else None)
+                if self._matches(e.payload, category, kind)
+            )
             page, more = take_page(scan, limit)
         else:
             more = True  # an empty page that still says there is more
@@ -198,7 +237,10 @@ class DropboxApi:
         random.Random(f"{state['q']}:{state['n']}").shuffle(shuffled)  # "not guaranteed to be sorted"
         cursor = encode_token({**state, "after": after, "last": last, "n": state["n"] + 1})
         body = b'{"events":[%s],"cursor":%s,"has_more":%s}' % (
-            b",".join(e.payload for e in shuffled), orjson.dumps(cursor), b"true" if more else b"false")
+            b",".join(e.payload for e in shuffled),
+            orjson.dumps(cursor),
+            b"true" if more else b"false",
+        )
         return Response(200, body, {"Content-Type": "application/json"})
 
     @staticmethod
@@ -206,7 +248,9 @@ class DropboxApi:
         if not category and not kind:
             return True
         event = orjson.loads(payload)
-        return (not category or event["event_category"][".tag"] == category) and (not kind or event["event_type"][".tag"] == kind)
+        return (not category or event["event_category"][".tag"] == category) and (
+            not kind or event["event_type"][".tag"] == kind
+        )
 
 
 def _seconds(text: Any) -> int:

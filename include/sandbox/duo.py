@@ -27,7 +27,7 @@ import orjson
 
 from sandbox.events import Clock, EventStore
 from sandbox.scenario import SourceConfig
-from sandbox.vendor import TokenApi, People, ip, millis, part_of, scan_ms
+from sandbox.vendor import People, TokenApi, ip, millis, part_of, scan_ms
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "duo"

@@ -39,10 +39,13 @@ TENANT = "2b8e6d40-5c1f-4e7a-9b3d-8a6c4f2e1d07"
 LOGS = {"directoryAudits": ("activityDateTime", 100), "signIns": ("createdDateTime", 1000)}
 MAX_TOP = 1000
 _FILTER = re.compile(r"^\(?(\w+) (ge|le|gt|lt) (\S+) and (\w+) (ge|le|gt|lt) (\S+?)\)?$")
-_ACTIVITIES = [("UserManagement", "Add user", "Core Directory"), ("RoleManagement", "Add member to role", "Core Directory"),
-               ("GroupManagement", "Add member to group", "Core Directory"),
-               ("ApplicationManagement", "Consent to application", "Core Directory"),
-               ("UserManagement", "Reset password (by admin)", "Self-service Password Management")]
+_ACTIVITIES = [
+    ("UserManagement", "Add user", "Core Directory"),
+    ("RoleManagement", "Add member to role", "Core Directory"),
+    ("GroupManagement", "Add member to group", "Core Directory"),
+    ("ApplicationManagement", "Consent to application", "Core Directory"),
+    ("UserManagement", "Reset password (by admin)", "Self-service Password Management"),
+]
 
 
 def log_of(event_id: str) -> str:
@@ -65,31 +68,61 @@ def graph_time(tick: int) -> str:
 
 
 def make_renderer(seed: int):
-    users = [(f"{random.Random(f'{seed}:{n}').getrandbits(128):032x}", f"user{n}@contoso.onmicrosoft.com") for n in range(30)]
+    users = [
+        (f"{random.Random(f'{seed}:{n}').getrandbits(128):032x}", f"user{n}@contoso.onmicrosoft.com") for n in range(30)
+    ]
 
     def render(rng: random.Random, ts: int, event_id: str) -> dict[str, Any]:
         (user_id, upn), when = rng.choice(users), graph_time(ticks(ts, event_id))
         if log_of(event_id) == "directoryAudits":
             category, activity, service = rng.choice(_ACTIVITIES)
-            return {"id": f"Directory_{event_id.replace('-', '')[:20]}_{int(event_id[:6], 16)}", "category": category,
-                    "correlationId": event_id, "result": "success", "resultReason": "", "activityDisplayName": activity,
-                    "activityDateTime": when, "loggedByService": service, "operationType": "Add",
-                    "initiatedBy": {"app": None, "user": {"id": user_id, "userPrincipalName": upn, "ipAddress": ip(rng)}},
-                    "targetResources": [{"id": rng.choice(users)[0], "type": "User", "modifiedProperties": []}],
-                    "additionalDetails": []}
+            return {
+                "id": f"Directory_{event_id.replace('-', '')[:20]}_{int(event_id[:6], 16)}",
+                "category": category,
+                "correlationId": event_id,
+                "result": "success",
+                "resultReason": "",
+                "activityDisplayName": activity,
+                "activityDateTime": when,
+                "loggedByService": service,
+                "operationType": "Add",
+                "initiatedBy": {"app": None, "user": {"id": user_id, "userPrincipalName": upn, "ipAddress": ip(rng)}},
+                "targetResources": [{"id": rng.choice(users)[0], "type": "User", "modifiedProperties": []}],
+                "additionalDetails": [],
+            }
         failed = rng.random() < 0.1
-        return {"id": event_id, "createdDateTime": when, "userPrincipalName": upn, "userId": user_id,
-                "appId": "de8bc8b5-d9f9-48b1-a8ad-b748da725064", "appDisplayName": "Graph Explorer", "ipAddress": ip(rng),
-                "clientAppUsed": "Browser", "conditionalAccessStatus": "notApplied", "isInteractive": True,
-                "status": {"errorCode": 50126 if failed else 0, "failureReason": "Invalid username or password." if failed else None},
-                "location": {"city": "Redmond", "state": "Washington", "countryOrRegion": "US"}}
+        return {
+            "id": event_id,
+            "createdDateTime": when,
+            "userPrincipalName": upn,
+            "userId": user_id,
+            "appId": "de8bc8b5-d9f9-48b1-a8ad-b748da725064",
+            "appDisplayName": "Graph Explorer",
+            "ipAddress": ip(rng),
+            "clientAppUsed": "Browser",
+            "conditionalAccessStatus": "notApplied",
+            "isInteractive": True,
+            "status": {
+                "errorCode": 50126 if failed else 0,
+                "failureReason": "Invalid username or password." if failed else None,
+            },
+            "location": {"city": "Redmond", "state": "Washington", "countryOrRegion": "US"},
+        }
 
     return render
 
 
 def graph_error(status: int, code: str, message: str) -> Response:
-    return json_response(status, {"error": {"code": code, "message": message,
-                                            "innerError": {"request-id": "sandbox", "date": "2026-01-01T00:00:00"}}})
+    return json_response(
+        status,
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {"request-id": "sandbox", "date": "2026-01-01T00:00:00"},
+            }
+        },
+    )
 
 
 class _Invalid(Exception):
@@ -122,8 +155,11 @@ class EntraIdApi:
         if self._limiter.acquire(TENANT) is not None:
             return graph_error(429, "activityLimitReached", "The request has been throttled")
         if log == "signIns" and self._free:
-            return graph_error(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
-                               "Neither tenant is B2C or tenant doesn't have premium license")
+            return graph_error(
+                403,
+                "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                "Neither tenant is B2C or tenant doesn't have premium license",
+            )
         try:
             state = self._state(req, log)
         except _Invalid as exc:

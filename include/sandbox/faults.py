@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 import threading
-from http import HTTPStatus
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -107,10 +107,16 @@ def random_schedule(
         if label == "5xx":
             template["status"] = rng.choice([500, 502, 503, 504])
         count = 1 if label == "slow" else rng.randint(1, max_burst)
-        schedule.append(Fault(
-            **template, match=match, count=count, after=rng.randint(0, max_gap), label=label,
-            seconds=slow_seconds if label == "slow" else 0.0,
-        ))
+        schedule.append(
+            Fault(
+                **template,
+                match=match,
+                count=count,
+                after=rng.randint(0, max_gap),
+                label=label,
+                seconds=slow_seconds if label == "slow" else 0.0,
+            )
+        )
     return schedule
 
 
@@ -188,17 +194,34 @@ def _html_page(status: int) -> str:
 
 #: GitHub's secondary rate limit as it answers it: 403, `Retry-After: 1`, and a body asking for minutes.
 GITHUB_SECONDARY_LIMIT = {
-    "kind": "status", "status": 403, "headers": {"Retry-After": "1"},
+    "kind": "status",
+    "status": 403,
+    "headers": {"Retry-After": "1"},
     "body": '{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",'
-            ' "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}',
+    ' "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}',
 }
 #: The single faults of the heavy schedule and their weights: mostly rate limits, then 5xx and broken transfers.
-HEAVY_SINGLES = {"429_retry_after": 6, "429_retry_after_0": 1, "429_no_retry_after": 1, "5xx": 3, "reset": 1,
-                 "truncate": 1, "html": 1}
+HEAVY_SINGLES = {
+    "429_retry_after": 6,
+    "429_retry_after_0": 1,
+    "429_no_retry_after": 1,
+    "5xx": 3,
+    "reset": 1,
+    "truncate": 1,
+    "html": 1,
+}
 
 
-def heavy_schedule(seed: int, pages: int, *, page_attempts: int, hard: int, secondary_limits: bool = False,
-                   storm_every: int = 24, match: str = "/") -> list[Fault]:
+def heavy_schedule(
+    seed: int,
+    pages: int,
+    *,
+    page_attempts: int,
+    hard: int,
+    secondary_limits: bool = False,
+    storm_every: int = 24,
+    match: str = "/",
+) -> list[Fault]:
     """The busy-window schedule of issue 19, seeded: one request in four is answered with a fault (so a
     window of `pages` pages needs about 4/3 as many requests at best), most of them rate limits; every
     `storm_every` good requests or so a page meets five failures in a row (rate limits, GitHub's secondary

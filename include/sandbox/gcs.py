@@ -46,9 +46,19 @@ class GcsEmulatorProcess:
 
     def start(self) -> GcsEmulatorProcess:
         self._proc = subprocess.Popen(
-            [sys.executable, __file__, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory",
-             "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                __file__,
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--in-memory",
+                "--quiet",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -75,7 +85,9 @@ class GcsEmulatorProcess:
                 proc.wait()
 
     def create_bucket(self, bucket: str) -> None:
-        response = requests.post(f"{self.url}/storage/v1/b", params={"project": "sandbox"}, json={"name": bucket}, timeout=10)
+        response = requests.post(
+            f"{self.url}/storage/v1/b", params={"project": "sandbox"}, json={"name": bucket}, timeout=10
+        )
         if response.status_code not in (200, 409):
             response.raise_for_status()
 
@@ -91,19 +103,25 @@ class GcsEmulatorProcess:
 
     def read(self, bucket: str, name: str) -> bytes:
         response = requests.get(
-            f"{self.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}", params={"alt": "media"}, timeout=60
+            f"{self.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}",
+            params={"alt": "media"},
+            timeout=60,
         )
         response.raise_for_status()
         return response.content
 
     def write(self, bucket: str, name: str, data: bytes) -> None:
         requests.post(
-            f"{self.url}/upload/storage/v1/b/{bucket}/o", params={"uploadType": "media", "name": name}, data=data, timeout=60
+            f"{self.url}/upload/storage/v1/b/{bucket}/o",
+            params={"uploadType": "media", "name": name},
+            data=data,
+            timeout=60,
         ).raise_for_status()
 
     def delete(self, bucket: str, name: str) -> None:
-        requests.delete(f"{self.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}",
-                        timeout=60).raise_for_status()
+        requests.delete(
+            f"{self.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}", timeout=60
+        ).raise_for_status()
 
     def connection_env(self, conn_id: str = "google_cloud_default") -> dict[str, str]:
         """Environment that points GCSHook at this emulator through an anonymous connection."""
@@ -170,10 +188,14 @@ class _Forward(BaseHTTPRequestHandler):
             payload = f'{{"error": {{"code": {status}, "message": "injected by GcsFaultProxy"}}}}'.encode()
             self._answer(status, {"Content-Type": "application/json"}, payload)
             return
-        answer = requests.request(self.command, self.server.target + self.path, data=body, headers=headers,
-                                  timeout=30, allow_redirects=False)
-        passed = {k: v for k, v in answer.headers.items()
-                  if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+        answer = requests.request(
+            self.command, self.server.target + self.path, data=body, headers=headers, timeout=30, allow_redirects=False
+        )
+        passed = {
+            k: v
+            for k, v in answer.headers.items()
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+        }
         self._answer(answer.status_code, passed, answer.content)
 
     def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
@@ -192,11 +214,20 @@ class _Forward(BaseHTTPRequestHandler):
 
 # --- Our patch: generation preconditions (the child process only) ------------------------------------------
 
-PRECONDITION_FAILED = {"error": {
-    "code": 412, "message": "At least one of the pre-conditions you specified did not hold.",
-    "errors": [{"domain": "global", "reason": "conditionNotMet", "locationType": "header",
-                "message": "At least one of the pre-conditions you specified did not hold."}],
-}}
+PRECONDITION_FAILED = {
+    "error": {
+        "code": 412,
+        "message": "At least one of the pre-conditions you specified did not hold.",
+        "errors": [
+            {
+                "domain": "global",
+                "reason": "conditionNotMet",
+                "locationType": "header",
+                "message": "At least one of the pre-conditions you specified did not hold.",
+            }
+        ],
+    }
+}
 
 
 def precondition_holds(live_generation: str | None, query: dict[str, list[str]]) -> bool:

@@ -20,7 +20,20 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from sandbox.events import Event
-from sandbox.vendor import TokenApi, scan_ms, take_page, PLACES, USER_AGENTS, People, base64url_id, decode_token, encode_token, ip, millis, part_of
+from sandbox.vendor import (
+    PLACES,
+    USER_AGENTS,
+    People,
+    TokenApi,
+    base64url_id,
+    decode_token,
+    encode_token,
+    ip,
+    millis,
+    part_of,
+    scan_ms,
+    take_page,
+)
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "github"
@@ -33,9 +46,21 @@ DEFAULT_PER_PAGE = 30
 GIT_RETENTION_DAYS = 7
 DEFAULT_WINDOW_DAYS = 90
 DOCS = "https://docs.github.com/rest/enterprise-admin/audit-log"
-_WEB_ACTIONS = ["repo.create", "repo.access", "org.add_member", "org.remove_member", "team.add_member", "protected_branch.update",
-                "oauth_application.create", "personal_access_token.request_created", "org.update_member", "repo.destroy",
-                "business.set_actions_retention_limit", "secret_scanning_alert.dismiss", "workflows.completed_workflow_run"]
+_WEB_ACTIONS = [
+    "repo.create",
+    "repo.access",
+    "org.add_member",
+    "org.remove_member",
+    "team.add_member",
+    "protected_branch.update",
+    "oauth_application.create",
+    "personal_access_token.request_created",
+    "org.update_member",
+    "repo.destroy",
+    "business.set_actions_retention_limit",
+    "secret_scanning_alert.dismiss",
+    "workflows.completed_workflow_run",
+]
 _GIT_ACTIONS = ["git.clone", "git.fetch", "git.push"]
 _REPOS = ["api", "web", "infra", "payments", "mobile", "docs", "terraform", "data-pipeline", "auth-service", "billing"]
 _QUALIFIER = re.compile(r"created:(>=|<=|>|<)?(\S+)")
@@ -60,11 +85,22 @@ def make_renderer(seed: int):
         country = rng.choice(PLACES)[0]
         repo = f"{ORG}/{rng.choice(_REPOS)}"
         action = rng.choice(_GIT_ACTIONS if is_git(event_id) else _WEB_ACTIONS)
-        event = {"@timestamp": ms, "_document_id": base64url_id(event_id), "action": action, "actor": actor["login"],
-                 "actor_id": rng.randrange(10**6, 10**8), "actor_ip": ip(rng), "actor_location": {"country_code": country},
-                 "business": ENTERPRISE, "business_id": 4242, "created_at": ms, "org": ORG, "org_id": 1234567,
-                 "operation_type": "access" if action.startswith("git.") else rng.choice(["create", "modify", "remove"]),
-                 "user_agent": "git/2.47.1" if action.startswith("git.") else rng.choice(USER_AGENTS)}
+        event = {
+            "@timestamp": ms,
+            "_document_id": base64url_id(event_id),
+            "action": action,
+            "actor": actor["login"],
+            "actor_id": rng.randrange(10**6, 10**8),
+            "actor_ip": ip(rng),
+            "actor_location": {"country_code": country},
+            "business": ENTERPRISE,
+            "business_id": 4242,
+            "created_at": ms,
+            "org": ORG,
+            "org_id": 1234567,
+            "operation_type": "access" if action.startswith("git.") else rng.choice(["create", "modify", "remove"]),
+            "user_agent": "git/2.47.1" if action.startswith("git.") else rng.choice(USER_AGENTS),
+        }
         if action.startswith(("repo.", "git.", "protected_branch.")):
             event.update(repo=repo, repo_id=rng.randrange(10**7, 10**9))
         if action in ("org.add_member", "org.remove_member", "team.add_member", "org.update_member"):
@@ -93,8 +129,12 @@ class GitHubApi(TokenApi):
         over = self._limiter.acquire(self._token)
         headers = self._rate_headers()
         if over is not None:
-            return _error(403, "API rate limit exceeded for user ID 4242. If you reach out to GitHub Support for help, "
-                          "please include the request ID.", headers)
+            return _error(
+                403,
+                "API rate limit exceeded for user ID 4242. If you reach out to GitHub Support for help, "
+                "please include the request ID.",
+                headers,
+            )
         try:
             return self._page(req, headers)
         except _Invalid as exc:
@@ -104,8 +144,13 @@ class GitHubApi(TokenApi):
         limit, remaining, reset_in = self._limiter.usage(self._token)
         if not limit:
             limit, remaining = 5000, 4999
-        return {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining), "x-ratelimit-used": str(limit - remaining),
-                "x-ratelimit-reset": str(math.ceil(datetime.now(timezone.utc).timestamp()) + reset_in), "x-ratelimit-resource": "audit_log"}
+        return {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(remaining),
+            "x-ratelimit-used": str(limit - remaining),
+            "x-ratelimit-reset": str(math.ceil(datetime.now(timezone.utc).timestamp()) + reset_in),
+            "x-ratelimit-resource": "audit_log",
+        }
 
     def _page(self, req: Request, headers: dict[str, str]) -> Response:
         now = self._clock.now()
@@ -132,12 +177,21 @@ class GitHubApi(TokenApi):
         if more:
             query = {k: v[0] for k, v in req.query.items() if k not in ("after", "before")}
             base = f"http://{req.headers.get('host', 'localhost')}{req.path}?"
-            nxt = urlencode({**query, "after": encode_token({"p": [page[-1].ts, page[-1].id]}), "before": ""}, quote_via=quote)
+            nxt = urlencode(
+                {**query, "after": encode_token({"p": [page[-1].ts, page[-1].id]}), "before": ""}, quote_via=quote
+            )
             first = urlencode({**query, "after": "", "before": ""}, quote_via=quote)
             links = [f'<{base}{nxt}>; rel="next"', f'<{base}{first}>; rel="first"']
         body = b"[" + b",".join(e.payload for e in page) + b"]"
-        return Response(200, body, {"Content-Type": "application/json; charset=utf-8", **headers,
-                                    **({"Link": ", ".join(links)} if links else {})})
+        return Response(
+            200,
+            body,
+            {
+                "Content-Type": "application/json; charset=utf-8",
+                **headers,
+                **({"Link": ", ".join(links)} if links else {}),
+            },
+        )
 
     def _matching(self, lo_ms, hi_ms, filters, include, order, now, position) -> Iterator[Event]:
         if lo_ms is None:  # without created:, GitHub searches the past three months
@@ -145,7 +199,11 @@ class GitHubApi(TokenApi):
         git_since = (now - GIT_RETENTION_DAYS * 86400) * 1000
         for event in scan_ms(self._store, lo_ms, hi_ms, now, position, order == "asc"):
             git = is_git(event.id)
-            if (include == "web" and git) or (include == "git" and not git) or (git and millis(event.ts, event.id) < git_since):
+            if (
+                (include == "web" and git)
+                or (include == "git" and not git)
+                or (git and millis(event.ts, event.id) < git_since)
+            ):
                 continue
             if filters and not _matches(event.payload, filters):
                 continue

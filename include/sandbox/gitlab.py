@@ -21,7 +21,7 @@ from itertools import islice
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sandbox.vendor import TokenApi, scan_ms, take_page, People, decode_token, encode_token, ip, millis, rfc3339_ms
+from sandbox.vendor import People, TokenApi, decode_token, encode_token, ip, millis, rfc3339_ms, scan_ms, take_page
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "gitlab"
@@ -30,10 +30,15 @@ PROJECT_ID, PROJECT_PATH = 7777, "northwind/security/infra"
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 20, 100
 INSTANCE_MAX_DAYS = 30
 _EVENTS = [
-    ("user_access_locked", "User access locked"), ("member_created", "Added member"), ("member_destroyed", "Removed member"),
-    ("project_feature_updated", "Changed project feature"), ("personal_access_token_created", "Created personal access token"),
-    ("protected_branch_updated", "Changed protected branch"), ("group_saml_provider_updated", "Changed SAML provider"),
-    ("audit_events_streaming_instance_headers_create", "Created streaming header"), ("user_impersonation", "Started impersonation"),
+    ("user_access_locked", "User access locked"),
+    ("member_created", "Added member"),
+    ("member_destroyed", "Removed member"),
+    ("project_feature_updated", "Changed project feature"),
+    ("personal_access_token_created", "Created personal access token"),
+    ("protected_branch_updated", "Changed protected branch"),
+    ("group_saml_provider_updated", "Changed SAML provider"),
+    ("audit_events_streaming_instance_headers_create", "Created streaming header"),
+    ("user_impersonation", "Started impersonation"),
 ]
 
 
@@ -51,12 +56,27 @@ def make_renderer(seed: int):
         address = ip(rng) if rng.random() > 0.1 else None
         target_id = rng.choice([rng.randrange(1, 10**6), target["login"]])  # sometimes a string, sometimes an integer
         return {
-            "id": event_id(ts, uuid), "author_id": rng.randrange(1, 10**5), "entity_id": GROUP_ID, "entity_type": "Group",
-            "event_type": event_type, "ip_address": address, "author_name": author["name"], "entity_path": GROUP_PATH,
-            "target_details": target["login"], "target_type": "User", "target_id": target_id,
-            "details": {"custom_message": message, "author_name": author["name"], "author_email": author["email"],
-                        "target_id": target_id, "target_type": "User", "target_details": target["login"],
-                        "ip_address": address, "entity_path": GROUP_PATH},
+            "id": event_id(ts, uuid),
+            "author_id": rng.randrange(1, 10**5),
+            "entity_id": GROUP_ID,
+            "entity_type": "Group",
+            "event_type": event_type,
+            "ip_address": address,
+            "author_name": author["name"],
+            "entity_path": GROUP_PATH,
+            "target_details": target["login"],
+            "target_type": "User",
+            "target_id": target_id,
+            "details": {
+                "custom_message": message,
+                "author_name": author["name"],
+                "author_email": author["email"],
+                "target_id": target_id,
+                "target_type": "User",
+                "target_details": target["login"],
+                "ip_address": address,
+                "entity_path": GROUP_PATH,
+            },
             "created_at": rfc3339_ms(millis(ts, uuid)),
         }
 
@@ -69,8 +89,12 @@ class _BadRequest(Exception):
 
 class GitLabApi(TokenApi):
     def routes(self) -> list[Route]:
-        scopes = [f"groups/{GROUP_ID}", f"groups/{quote(GROUP_PATH, safe='')}", f"projects/{PROJECT_ID}",
-                  f"projects/{quote(PROJECT_PATH, safe='')}"]
+        scopes = [
+            f"groups/{GROUP_ID}",
+            f"groups/{quote(GROUP_PATH, safe='')}",
+            f"projects/{PROJECT_ID}",
+            f"projects/{quote(PROJECT_PATH, safe='')}",
+        ]
         routes = [Route("GET", f"/api/v4/{scope}/audit_events", self.audit_events) for scope in scopes]
         return routes + [Route("GET", "/api/v4/audit_events", lambda req: self.audit_events(req, instance=True))]
 
@@ -84,12 +108,18 @@ class GitLabApi(TokenApi):
         req.auth_ok = True
         over = self._limiter.acquire(self._token)
         limit, remaining, reset_in = self._limiter.usage(self._token)
-        headers = {"RateLimit-Name": "throttle_authenticated_api", "RateLimit-Limit": str(limit or 2000),
-                   "RateLimit-Remaining": str(remaining if limit else 1999),
-                   "RateLimit-Reset": str(math.ceil(time.time()) + reset_in)}
+        headers = {
+            "RateLimit-Name": "throttle_authenticated_api",
+            "RateLimit-Limit": str(limit or 2000),
+            "RateLimit-Remaining": str(remaining if limit else 1999),
+            "RateLimit-Reset": str(math.ceil(time.time()) + reset_in),
+        }
         if over is not None:
-            return Response(429, b"Retry later", {"Content-Type": "text/plain", "Retry-After": str(max(1, math.ceil(over))),
-                                                  **headers})
+            return Response(
+                429,
+                b"Retry later",
+                {"Content-Type": "text/plain", "Retry-After": str(max(1, math.ceil(over))), **headers},
+            )
         try:
             return self._page(req, instance, headers)
         except _BadRequest as exc:
@@ -126,7 +156,9 @@ class GitLabApi(TokenApi):
             number = int(req.param("page") or 1)
             newest_first = scan_ms(self._store, lo_ms, hi_ms, now, None, ascending=False)
             page, more = take_page(islice(newest_first, (number - 1) * per_page, None), per_page)
-            headers.update({"x-page": str(number), "x-per-page": str(per_page), "x-next-page": str(number + 1) if more else ""})
+            headers.update(
+                {"x-page": str(number), "x-per-page": str(per_page), "x-next-page": str(number + 1) if more else ""}
+            )
             if more:
                 headers["Link"] = f'<{base}?{urlencode({**query, "page": number + 1}, quote_via=quote)}>; rel="next"'
         body = b"[" + b",".join(e.payload for e in page) + b"]"

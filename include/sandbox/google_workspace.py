@@ -36,17 +36,41 @@ SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 MAX_RESULTS = 1000
 # application -> (weight, [(event type, event name)])
 APPLICATIONS: dict[str, tuple[int, list[tuple[str, str]]]] = {
-    "login": (10, [("login", "login_success"), ("login", "login_failure"), ("login", "logout"), ("login", "login_challenge")]),
-    "admin": (3, [("USER_SETTINGS", "CREATE_USER"), ("USER_SETTINGS", "SUSPEND_USER"), ("DELEGATED_ADMIN_SETTINGS", "ASSIGN_ROLE"),
-                  ("APPLICATION_SETTINGS", "CHANGE_APPLICATION_SETTING"), ("SECURITY_SETTINGS", "ENFORCE_STRONG_AUTHENTICATION")]),
+    "login": (
+        10,
+        [("login", "login_success"), ("login", "login_failure"), ("login", "logout"), ("login", "login_challenge")],
+    ),
+    "admin": (
+        3,
+        [
+            ("USER_SETTINGS", "CREATE_USER"),
+            ("USER_SETTINGS", "SUSPEND_USER"),
+            ("DELEGATED_ADMIN_SETTINGS", "ASSIGN_ROLE"),
+            ("APPLICATION_SETTINGS", "CHANGE_APPLICATION_SETTING"),
+            ("SECURITY_SETTINGS", "ENFORCE_STRONG_AUTHENTICATION"),
+        ],
+    ),
     "token": (4, [("auth", "authorize"), ("auth", "revoke"), ("auth", "activity")]),
-    "drive": (8, [("access", "view"), ("access", "edit"), ("access", "download"), ("acl_change", "change_user_access")]),
+    "drive": (
+        8,
+        [("access", "view"), ("access", "edit"), ("access", "download"), ("acl_change", "change_user_access")],
+    ),
     "saml": (2, [("login", "login_success"), ("login", "login_failure")]),
-    "user_accounts": (1, [("2sv_change", "2sv_enroll"), ("password_change", "password_edit"), ("recovery_info_change", "recovery_email_edit")]),
+    "user_accounts": (
+        1,
+        [
+            ("2sv_change", "2sv_enroll"),
+            ("password_change", "password_edit"),
+            ("recovery_info_change", "recovery_email_edit"),
+        ],
+    ),
     "groups": (1, [("acl_change", "change_acl_permission"), ("user_change", "add_user")]),
     "groups_enterprise": (1, [("moderator_action", "ban_user_with_moderation"), ("group_change", "add_member")]),
     "rules": (1, [("rule_trigger_type", "rule_match"), ("action_complete_type", "action_complete")]),
-    "mobile": (2, [("device_updates", "DEVICE_REGISTER_UNREGISTER_EVENT"), ("suspicious_activity", "SUSPICIOUS_ACTIVITY_EVENT")]),
+    "mobile": (
+        2,
+        [("device_updates", "DEVICE_REGISTER_UNREGISTER_EVENT"), ("suspicious_activity", "SUSPICIOUS_ACTIVITY_EVENT")],
+    ),
     "chrome": (2, [("browser_extension", "BROWSER_EXTENSION_INSTALL"), ("password_reuse", "PASSWORD_REUSE")]),
     "context_aware_access": (1, [("ACCESS_DENY_EVENT", "ACCESS_DENY_EVENT")]),
     "access_transparency": (1, [("GSUITE_RESOURCE", "ACCESS")]),
@@ -76,15 +100,26 @@ def make_renderer(seed: int):
         qualifier = int(event_id.replace("-", "")[:16], 16) - 2**63
         return {
             "kind": "admin#reports#activity",
-            "id": {"time": datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                   "uniqueQualifier": str(qualifier), "applicationName": app, "customerId": customer},
+            "id": {
+                "time": datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "uniqueQualifier": str(qualifier),
+                "applicationName": app,
+                "customerId": customer,
+            },
             "etag": f'"{event_id[:12]}/{event_id[-12:]}"',
             "actor": {"callerType": "USER", "email": email, "profileId": profile},
             "ownerDomain": domain,
             "ipAddress": f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            "events": [{"type": event_type, "name": event_name,
-                        "parameters": [{"name": "login_type", "value": rng.choice(["google_password", "saml", "reauth"])},
-                                       {"name": "is_suspicious", "boolValue": rng.random() < 0.02}]}],
+            "events": [
+                {
+                    "type": event_type,
+                    "name": event_name,
+                    "parameters": [
+                        {"name": "login_type", "value": rng.choice(["google_password", "saml", "reauth"])},
+                        {"name": "is_suspicious", "boolValue": rng.random() < 0.02},
+                    ],
+                }
+            ],
         }
 
     return render
@@ -95,8 +130,17 @@ def application_of(payload: bytes, app: str) -> bool:
 
 
 def google_error(status: int, message: str, reason: str, state: str) -> Response:
-    return json_response(status, {"error": {"code": status, "message": message,
-                                            "errors": [{"message": message, "domain": "global", "reason": reason}], "status": state}})
+    return json_response(
+        status,
+        {
+            "error": {
+                "code": status,
+                "message": message,
+                "errors": [{"message": message, "domain": "global", "reason": reason}],
+                "status": state,
+            }
+        },
+    )
 
 
 class _Invalid(Exception):
@@ -146,9 +190,14 @@ class GoogleWorkspaceApi:
         except (IndexError, binascii.Error, ValueError):
             return json_response(400, {"error": "invalid_grant", "error_description": "Invalid JWT."})
         if SCOPE not in str(claims.get("scope", "")).split() or "@" not in str(claims.get("sub", "")):
-            return json_response(401, {"error": "unauthorized_client", "error_description":
-                                       "Client is unauthorized to retrieve access tokens using this method, "
-                                       "or client not authorized for any of the scopes requested."})
+            return json_response(
+                401,
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "Client is unauthorized to retrieve access tokens using this method, "
+                    "or client not authorized for any of the scopes requested.",
+                },
+            )
         access = "ya29.sandbox-" + hashlib.sha256(orjson.dumps(claims)).hexdigest()[:32]
         with self._lock:
             self._issued[access] = claims
@@ -162,12 +211,22 @@ class GoogleWorkspaceApi:
         with self._lock:
             known = token == self._static or token in self._issued
         if not known:
-            return google_error(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, "
-                                "login cookie or other valid authentication credential.", "authError", "UNAUTHENTICATED")
+            return google_error(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                "login cookie or other valid authentication credential.",
+                "authError",
+                "UNAUTHENTICATED",
+            )
         req.auth_ok = True
         if self._limiter.acquire(token) is not None:
-            return google_error(429, "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' "
-                                "of service 'admin.googleapis.com'.", "rateLimitExceeded", "RESOURCE_EXHAUSTED")
+            return google_error(
+                429,
+                "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' "
+                "of service 'admin.googleapis.com'.",
+                "rateLimitExceeded",
+                "RESOURCE_EXHAUSTED",
+            )
         try:
             return self._page(req, app)
         except _Invalid as exc:

@@ -79,8 +79,12 @@ class HostileServer:
         split = urlsplit(handler.path)
         with self._lock:
             request = HostileRequest(
-                method=handler.command, path=split.path, query=parse_qs(split.query, keep_blank_values=True),
-                headers={k.lower(): v for k, v in handler.headers.items()}, body=body, number=len(self.requests) + 1,
+                method=handler.command,
+                path=split.path,
+                query=parse_qs(split.query, keep_blank_values=True),
+                headers={k.lower(): v for k, v in handler.headers.items()},
+                body=body,
+                number=len(self.requests) + 1,
                 peer=tuple(handler.client_address[:2]),
             )
             self.requests.append(request if self.keep_bodies else replace(request, body=b""))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import configparser
 import json
-import shlex
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -32,8 +32,10 @@ SOURCES = ROOT / "include" / "sources.yaml"
 #: Written into AIRFLOW_HOME/airflow.cfg, so the CLI in a second terminal (`AIRFLOW_HOME=.airflow airflow ...`)
 #: sees the demo's DAGs and never loads Airflow's examples into its database.
 #: The database URL too: its `timeout=60` makes the CLI wait for SQLite's lock as the components do (5 s else).
-CFG_KEYS = {"core": ("dags_folder", "plugins_folder", "load_examples", "parallelism"),
-            "database": ("sql_alchemy_conn",)}
+CFG_KEYS = {
+    "core": ("dags_folder", "plugins_folder", "load_examples", "parallelism"),
+    "database": ("sql_alchemy_conn",),
+}
 
 
 def environment(api_url: str, gcs: GcsEmulatorProcess) -> dict[str, str]:
@@ -84,22 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     stream_folders = [f"{s.prefix}/{s.name}/{stream}/" for s in sources.values() for stream in s.stream_names()]
     dag_ids = [f"auditlogs_{name}" for name in sources]
 
-    with SandboxProcess(DEFAULT_SCENARIO_PATH, port=args.api_port) as api, \
-            GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs, \
-            AirflowCluster(args.airflow_home, api_port=args.ui_port, fast=False,
-                           extra_env=environment(api.url, gcs)) as airflow:
+    with (
+        SandboxProcess(DEFAULT_SCENARIO_PATH, port=args.api_port) as api,
+        GcsEmulatorProcess((bucket,), port=args.gcs_port) as gcs,
+        AirflowCluster(
+            args.airflow_home, api_port=args.ui_port, fast=False, extra_env=environment(api.url, gcs)
+        ) as airflow,
+    ):
         print(f"sandbox API on {api.url}, GCS emulator on {gcs.url}, AIRFLOW_HOME={args.airflow_home}", flush=True)
         demo_env = write_cli_settings(args.airflow_home, airflow.env)
-        print(f"CLI in another terminal: make airflow ARGS=\"dags list\" (its environment: {demo_env})", flush=True)
+        print(f'CLI in another terminal: make airflow ARGS="dags list" (its environment: {demo_env})', flush=True)
         try:
-            print(f"Airflow starting: API server, scheduler, dag-processor, triggerer (logs: {airflow.logs}) ...",
-                  flush=True)
+            print(
+                f"Airflow starting: API server, scheduler, dag-processor, triggerer (logs: {airflow.logs}) ...",
+                flush=True,
+            )
             airflow.start(dag_ids, timeout=600)  # until the API servers answer and the DAGs are parsed
             for dag_id in dag_ids:
                 airflow.cli("dags", "unpause", dag_id)
             print(f"unpaused {', '.join(dag_ids)}; waiting for each source's latest interval to land ...", flush=True)
-            manifests = wait_for("a manifest of every stream", lambda: manifests_of_every_stream(gcs, bucket, stream_folders),
-                                 timeout=900, poll=2, diagnose=airflow.diagnose)
+            manifests = wait_for(
+                "a manifest of every stream",
+                lambda: manifests_of_every_stream(gcs, bucket, stream_folders),
+                timeout=900,
+                poll=2,
+                diagnose=airflow.diagnose,
+            )
             report(gcs, bucket, manifests, args)
             if not args.exit_after_first_interval:
                 print("Ctrl-C stops Airflow, the sandbox and the emulator.", flush=True)
@@ -111,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def manifests_of_every_stream(gcs: GcsEmulatorProcess, bucket: str, stream_folders: list[str]) -> list[str]:
     """Every stream's manifests, once each stream has at least one; else nothing."""
-    manifests = [[name for name in gcs.list(bucket, folder) if name.endswith("_manifest.json")] for folder in stream_folders]
+    manifests = [
+        [name for name in gcs.list(bucket, folder) if name.endswith("_manifest.json")] for folder in stream_folders
+    ]
     return [name for names in manifests for name in names] if all(manifests) else []
 
 
@@ -120,10 +134,14 @@ def report(gcs: GcsEmulatorProcess, bucket: str, manifests: list[str], args) -> 
     for name in manifests:
         manifest = json.loads(gcs.read(bucket, name))
         folder = name.rsplit("/", 1)[0]
-        print(f"  gs://{bucket}/{folder}/  ({manifest['events']} events, {len(manifest['parts'])} part(s), "
-              f"window {manifest['window']['start']} .. {manifest['window']['end']})")
+        print(
+            f"  gs://{bucket}/{folder}/  ({manifest['events']} events, {len(manifest['parts'])} part(s), "
+            f"window {manifest['window']['start']} .. {manifest['window']['end']})"
+        )
         for part in manifest["parts"]:
-            print(f"    {part['name']}  {part['events']} events  {part['bytes']} bytes  sha256 {part['sha256'][:12]}...")
+            print(
+                f"    {part['name']}  {part['events']} events  {part['bytes']} bytes  sha256 {part['sha256'][:12]}..."
+            )
     password_file = args.airflow_home / "simple_auth_manager_passwords.json.generated"
     password = json.loads(password_file.read_text()).get("admin") if password_file.exists() else "(see the log)"
     print(f"\nObjects are in the GCS emulator at {gcs.url} (e.g. {gcs.url}/storage/v1/b/{bucket}/o).")

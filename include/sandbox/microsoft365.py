@@ -23,11 +23,10 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
-from itertools import islice
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
-
 
 from sandbox.events import Clock, Event, EventStore
 from sandbox.oauth import TokenIssuer
@@ -45,11 +44,17 @@ LATENCY = 3600
 PAGE_BLOBS = 5
 RETENTION = 7 * 86400
 FEED = f"/api/v1.0/{TENANT}/activity/feed/"
-_WORKLOADS = {"Audit.AzureActiveDirectory": ("AzureActiveDirectory", 15, ["UserLoggedIn", "UserLoginFailed", "Add member to role."]),
-              "Audit.Exchange": ("Exchange", 2, ["MailItemsAccessed", "Send", "Set-Mailbox", "New-InboxRule"]),
-              "Audit.SharePoint": ("SharePoint", 6, ["FileAccessed", "FileDownloaded", "SharingSet", "FileDeleted"]),
-              "Audit.General": ("MicrosoftTeams", 25, ["TeamCreated", "MemberAdded", "ChannelAdded"]),
-              "DLP.All": ("Exchange", 13, ["DlpRuleMatch"])}
+_WORKLOADS = {
+    "Audit.AzureActiveDirectory": (
+        "AzureActiveDirectory",
+        15,
+        ["UserLoggedIn", "UserLoginFailed", "Add member to role."],
+    ),
+    "Audit.Exchange": ("Exchange", 2, ["MailItemsAccessed", "Send", "Set-Mailbox", "New-InboxRule"]),
+    "Audit.SharePoint": ("SharePoint", 6, ["FileAccessed", "FileDownloaded", "SharingSet", "FileDeleted"]),
+    "Audit.General": ("MicrosoftTeams", 25, ["TeamCreated", "MemberAdded", "ChannelAdded"]),
+    "DLP.All": ("Exchange", 13, ["DlpRuleMatch"]),
+}
 
 
 def content_type_of(event_id: str) -> str:
@@ -67,10 +72,18 @@ def make_renderer(seed: int):
         address = rng.choice([ip(rng), f"{ip(rng)}:{rng.randrange(1024, 65535)}", None])
         return {
             "CreationTime": datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
-            "Id": event_id, "Operation": rng.choice(operations), "OrganizationId": organization,
-            "RecordType": record_type, "ResultStatus": rng.choice(["Succeeded", "Failed", "PartiallySucceeded"]),
-            "UserKey": f"{rng.getrandbits(60)}@contoso.onmicrosoft.com", "UserType": 0, "Version": 1,
-            "Workload": workload, "ClientIP": address, "ObjectId": rng.choice(users), "UserId": user,
+            "Id": event_id,
+            "Operation": rng.choice(operations),
+            "OrganizationId": organization,
+            "RecordType": record_type,
+            "ResultStatus": rng.choice(["Succeeded", "Failed", "PartiallySucceeded"]),
+            "UserKey": f"{rng.getrandbits(60)}@contoso.onmicrosoft.com",
+            "UserType": 0,
+            "Version": 1,
+            "Workload": workload,
+            "ClientIP": address,
+            "ObjectId": rng.choice(users),
+            "UserId": user,
         }
 
     return render
@@ -95,8 +108,9 @@ def _slot_events(store: EventStore, slot: int, now: float) -> list[Event]:
 def blob(store: EventStore, content_type: str, slot: int, now: float) -> list[Event]:
     """The records of the blob of `content_type` and `slot`, repeats included, in served order."""
     events = [e for e in _slot_events(store, slot, now) if content_type_of(e.id) == content_type]
-    events += [e for e in _slot_events(store, slot - 1, now)
-               if content_type_of(e.id) == content_type and e.id.endswith("0")]
+    events += [
+        e for e in _slot_events(store, slot - 1, now) if content_type_of(e.id) == content_type and e.id.endswith("0")
+    ]
     if not events:
         return []
     random.Random(f"{store.seed}:{content_type}:{slot}").shuffle(events)
@@ -132,8 +146,10 @@ class Microsoft365Api:
         self._lock = threading.Lock()
 
     def routes(self) -> list[Route]:
-        content = [Route("GET", f"/api/{v}/{TENANT}/activity/feed/subscriptions/content", self._api(self.content))
-                   for v in ("v1.0", "v1")]
+        content = [
+            Route("GET", f"/api/{v}/{TENANT}/activity/feed/subscriptions/content", self._api(self.content))
+            for v in ("v1.0", "v1")
+        ]
         return content + [
             Route("POST", f"/{TENANT}/oauth2/v2.0/token", self.issuer.token),
             Route("GET", FEED + "subscriptions/list", self._api(self.list)),
@@ -150,7 +166,11 @@ class Microsoft365Api:
     def _api(self, handler):
         def checked(req: Request) -> Response:
             if not self.issuer.valid(req):
-                return af_error(401, "AF10001", "The permission set () sent in the request does not include the expected permission.")
+                return af_error(
+                    401,
+                    "AF10001",
+                    "The permission set () sent in the request does not include the expected permission.",
+                )
             req.auth_ok = True
             if self._limiter.acquire(TENANT) is not None:
                 method, publisher = req.path.rsplit("/", 1)[-1], req.param("PublisherIdentifier")
@@ -161,7 +181,9 @@ class Microsoft365Api:
 
     def list(self, req: Request) -> Response:
         with self._lock:
-            return json_response(200, [{"contentType": t, "status": "enabled", "webhook": None} for t in sorted(self._enabled)])
+            return json_response(
+                200, [{"contentType": t, "status": "enabled", "webhook": None} for t in sorted(self._enabled)]
+            )
 
     def start(self, req: Request) -> Response:
         content_type = req.param("contentType")
@@ -183,9 +205,13 @@ class Microsoft365Api:
                 return af_error(400, "AF20022", "No subscription found for the specified content type.")
         start, end = _moment(req.param("startTime")), _moment(req.param("endTime") or req.param("endtime"))
         if start is None or end is None or not start < end or end - start > 86400 or start < now - RETENTION:
-            return af_error(400, "AF20055", "Start time and end time must both be specified (or both omitted) and "
-                            "must be less than or equal to 24 hours apart, with the start time prior to end time and "
-                            "start time no more than 7 days in the past.")
+            return af_error(
+                400,
+                "AF20055",
+                "Start time and end time must both be specified (or both omitted) and "
+                "must be less than or equal to 24 hours apart, with the start time prior to end time and "
+                "start time no more than 7 days in the past.",
+            )
         first = -(-int(start) // BLOB_SECONDS) - 1
         if req.param("nextPage") is not None:
             try:
@@ -195,14 +221,25 @@ class Microsoft365Api:
         found = list(islice(slots(content_type, self._store, max(start, created(first)), end, now), PAGE_BLOBS + 1))
         page, more = found[:PAGE_BLOBS], found[PAGE_BLOBS:]
         host = f"http://{req.headers.get('host', 'localhost')}"
-        body = [{"contentType": content_type, "contentId": self._content_id(content_type, s),
-                 "contentUri": f"{host}{FEED}audit/{self._content_id(content_type, s)}",
-                 "contentCreated": _text(created(s)), "contentExpiration": _text(created(s) + RETENTION)} for s in page]
+        body = [
+            {
+                "contentType": content_type,
+                "contentId": self._content_id(content_type, s),
+                "contentUri": f"{host}{FEED}audit/{self._content_id(content_type, s)}",
+                "contentCreated": _text(created(s)),
+                "contentExpiration": _text(created(s) + RETENTION),
+            }
+            for s in page
+        ]
         headers = {}
         if more:
             end_name = "endtime" if len(req.query) % 2 else "endTime"
-            query = {"contentType": content_type, "startTime": req.param("startTime"),
-                     end_name: req.param("endTime") or req.param("endtime"), "nextPage": encode_token({"slot": more[0]})}
+            query = {
+                "contentType": content_type,
+                "startTime": req.param("startTime"),
+                end_name: req.param("endTime") or req.param("endtime"),
+                "nextPage": encode_token({"slot": more[0]}),
+            }
             headers["NextPageUri"] = f"{host}/api/v1/{TENANT}/activity/feed/subscriptions/content?{urlencode(query)}"
         return json_response(200, body, headers)
 

@@ -20,9 +20,17 @@ from sandbox.web import Request, Response, json_response
 
 
 class TokenIssuer:
-    def __init__(self, credentials: str, clock: Clock, grant_type: str, lifetime: int = 3599,
-                 lifetime_as_text: bool = False, required: dict[str, str] | None = None,
-                 refused_status: int = 401, refused_code: str = "invalid_client") -> None:
+    def __init__(
+        self,
+        credentials: str,
+        clock: Clock,
+        grant_type: str,
+        lifetime: int = 3599,
+        lifetime_as_text: bool = False,
+        required: dict[str, str] | None = None,
+        refused_status: int = 401,
+        refused_code: str = "invalid_client",
+    ) -> None:
         self.client_id, _, self.secret = credentials.partition(":")
         self._clock = clock
         self._grant_type = grant_type

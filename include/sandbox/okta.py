@@ -15,7 +15,20 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sandbox.vendor import TokenApi, scan_ms, take_page, PLACES, USER_AGENTS, People, decode_token, encode_token, ip, millis, parse_rfc3339, rfc3339_ms
+from sandbox.vendor import (
+    PLACES,
+    USER_AGENTS,
+    People,
+    TokenApi,
+    decode_token,
+    encode_token,
+    ip,
+    millis,
+    parse_rfc3339,
+    rfc3339_ms,
+    scan_ms,
+    take_page,
+)
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "okta"
@@ -23,12 +36,17 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_SINCE_DAYS = 180
 _EVENTS = [
-    ("user.session.start", "User login to Okta", "INFO"), ("user.authentication.sso", "User single sign on to app", "INFO"),
+    ("user.session.start", "User login to Okta", "INFO"),
+    ("user.authentication.sso", "User single sign on to app", "INFO"),
     ("user.authentication.auth_via_mfa", "Authentication of user via MFA", "INFO"),
-    ("user.session.end", "User logout from Okta", "INFO"), ("user.account.lock", "Max sign in attempts exceeded", "WARN"),
-    ("user.lifecycle.create", "Create okta user", "INFO"), ("group.user_membership.add", "Add user to group membership", "INFO"),
-    ("policy.evaluate_sign_on", "Evaluation of sign-on policy", "INFO"), ("system.api_token.create", "Create API token", "WARN"),
-    ("user.mfa.factor.deactivate", "Reset factor for user", "WARN"), ("application.user_membership.add", "Add user to application membership", "INFO"),
+    ("user.session.end", "User logout from Okta", "INFO"),
+    ("user.account.lock", "Max sign in attempts exceeded", "WARN"),
+    ("user.lifecycle.create", "Create okta user", "INFO"),
+    ("group.user_membership.add", "Add user to group membership", "INFO"),
+    ("policy.evaluate_sign_on", "Evaluation of sign-on policy", "INFO"),
+    ("system.api_token.create", "Create API token", "WARN"),
+    ("user.mfa.factor.deactivate", "Reset factor for user", "WARN"),
+    ("application.user_membership.add", "Add user to application membership", "INFO"),
 ]
 _APPS = ["Salesforce", "Slack", "GitHub Enterprise", "Google Workspace", "AWS IAM Identity Center", "Zoom"]
 
@@ -43,21 +61,74 @@ def make_renderer(seed: int):
         address = ip(rng)
         failed = rng.random() < 0.08
         return {
-            "uuid": event_id, "published": rfc3339_ms(millis(ts, event_id)), "eventType": event_type, "version": "0",
-            "severity": severity, "legacyEventType": None, "displayMessage": message,
-            "actor": {"id": "00u" + actor["uuid"][:17].lower(), "type": "User", "alternateId": actor["email"], "displayName": actor["name"], "detailEntry": None},
-            "client": {"userAgent": {"rawUserAgent": rng.choice(USER_AGENTS), "os": rng.choice(["Mac OS X", "Windows 10", "iOS"]), "browser": rng.choice(["CHROME", "FIREFOX", "SAFARI"])},
-                       "zone": "null", "device": "Computer", "id": None, "ipAddress": address,
-                       "geographicalContext": {"city": city, "state": state, "country": country, "postalCode": None,
-                                               "geolocation": {"lat": lat, "lon": lon}}},
-            "outcome": {"result": "FAILURE" if failed else "SUCCESS", "reason": "INVALID_CREDENTIALS" if failed else None},
-            "target": [{"id": "0oa" + event_id[:17].replace("-", ""), "type": "AppInstance", "alternateId": app, "displayName": app, "detailEntry": None}
-                       for app in rng.sample(_APPS, rng.randint(0, 2))],
+            "uuid": event_id,
+            "published": rfc3339_ms(millis(ts, event_id)),
+            "eventType": event_type,
+            "version": "0",
+            "severity": severity,
+            "legacyEventType": None,
+            "displayMessage": message,
+            "actor": {
+                "id": "00u" + actor["uuid"][:17].lower(),
+                "type": "User",
+                "alternateId": actor["email"],
+                "displayName": actor["name"],
+                "detailEntry": None,
+            },
+            "client": {
+                "userAgent": {
+                    "rawUserAgent": rng.choice(USER_AGENTS),
+                    "os": rng.choice(["Mac OS X", "Windows 10", "iOS"]),
+                    "browser": rng.choice(["CHROME", "FIREFOX", "SAFARI"]),
+                },
+                "zone": "null",
+                "device": "Computer",
+                "id": None,
+                "ipAddress": address,
+                "geographicalContext": {
+                    "city": city,
+                    "state": state,
+                    "country": country,
+                    "postalCode": None,
+                    "geolocation": {"lat": lat, "lon": lon},
+                },
+            },
+            "outcome": {
+                "result": "FAILURE" if failed else "SUCCESS",
+                "reason": "INVALID_CREDENTIALS" if failed else None,
+            },
+            "target": [
+                {
+                    "id": "0oa" + event_id[:17].replace("-", ""),
+                    "type": "AppInstance",
+                    "alternateId": app,
+                    "displayName": app,
+                    "detailEntry": None,
+                }
+                for app in rng.sample(_APPS, rng.randint(0, 2))
+            ],
             "transaction": {"type": "WEB", "id": event_id.replace("-", "")[:20], "detail": {}},
-            "debugContext": {"debugData": {"requestUri": "/idp/idx/authenticate", "threatSuspected": str(failed).lower()}},
+            "debugContext": {
+                "debugData": {"requestUri": "/idp/idx/authenticate", "threatSuspected": str(failed).lower()}
+            },
             "authenticationContext": {"authenticationStep": 0, "externalSessionId": "102" + event_id[-12:]},
-            "securityContext": {"asNumber": rng.randrange(1000, 60000), "asOrg": "example isp", "isp": "example isp", "domain": None, "isProxy": False},
-            "request": {"ipChain": [{"ip": address, "geographicalContext": {"city": city, "country": country}, "version": "V4", "source": None}]},
+            "securityContext": {
+                "asNumber": rng.randrange(1000, 60000),
+                "asOrg": "example isp",
+                "isp": "example isp",
+                "domain": None,
+                "isProxy": False,
+            },
+            "request": {
+                "ipChain": [
+                    {
+                        "ip": address,
+                        "geographicalContext": {"city": city, "country": country},
+                        "version": "V4",
+                        "source": None,
+                    }
+                ]
+            },
         }
 
     return render
@@ -80,7 +151,11 @@ class OktaApi(TokenApi):
         over = self._limiter.acquire(self._token)
         limit, remaining, reset_in = self._limiter.usage(self._token)
         reset = math.ceil(time.time()) + reset_in
-        headers = {"X-Rate-Limit-Limit": str(limit or 120), "X-Rate-Limit-Remaining": str(remaining if limit else 119), "X-Rate-Limit-Reset": str(reset)}
+        headers = {
+            "X-Rate-Limit-Limit": str(limit or 120),
+            "X-Rate-Limit-Remaining": str(remaining if limit else 119),
+            "X-Rate-Limit-Reset": str(reset),
+        }
         if over is not None:
             return _error(429, "E0000047", "API call exceeded rate limit due to too many requests.", headers)
         try:
@@ -114,7 +189,9 @@ class OktaApi(TokenApi):
             if since_s is None:
                 since_s = (now if until_s is None else until_s) - 7 * 86400
             if since_s < now - MAX_SINCE_DAYS * 86400:
-                raise _BadRequest("E0000053", "Invalid parameter: The since parameter is over 180 days prior to the current day.")
+                raise _BadRequest(
+                    "E0000053", "Invalid parameter: The since parameter is over 180 days prior to the current day."
+                )
             lo_ms, position = math.ceil(since_s * 1000), None
         hi_ms = None if until_s is None else math.floor(until_s * 1000)
         page, more = take_page(scan_ms(self._store, lo_ms, hi_ms, now, position, order == "ASCENDING"), limit)
@@ -141,5 +218,11 @@ class OktaApi(TokenApi):
 
 
 def _error(status: int, code: str, summary: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"errorCode": code, "errorSummary": summary, "errorLink": code, "errorId": "oaeSandbox" + code, "errorCauses": []}
+    body = {
+        "errorCode": code,
+        "errorSummary": summary,
+        "errorLink": code,
+        "errorId": "oaeSandbox" + code,
+        "errorCauses": [],
+    }
     return json_response(status, body, headers)

@@ -17,18 +17,48 @@ from typing import Any
 import orjson
 
 from sandbox.events import Event
-from sandbox.vendor import TokenApi, scan_ms, take_page, PLACES, People, base32_id, decode_token, encode_token, ip, millis, parse_rfc3339, part_of, rfc3339_ms
+from sandbox.vendor import (
+    PLACES,
+    People,
+    TokenApi,
+    base32_id,
+    decode_token,
+    encode_token,
+    ip,
+    millis,
+    parse_rfc3339,
+    part_of,
+    rfc3339_ms,
+    scan_ms,
+    take_page,
+)
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "onepassword"
 STREAMS = ("auditevents", "itemusages", "signinattempts")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-_AUDIT_ACTIONS = [("signin", "user"), ("update", "item"), ("create", "vault"), ("grant", "vault"), ("revoke", "vault"),
-                  ("suspend", "user"), ("reactivate", "user"), ("delete", "item"), ("invite", "user"), ("changepwd", "user")]
+_AUDIT_ACTIONS = [
+    ("signin", "user"),
+    ("update", "item"),
+    ("create", "vault"),
+    ("grant", "vault"),
+    ("revoke", "vault"),
+    ("suspend", "user"),
+    ("reactivate", "user"),
+    ("delete", "item"),
+    ("invite", "user"),
+    ("changepwd", "user"),
+]
 _USAGE_ACTIONS = ["fill", "reveal", "secure-copy", "server-fetch", "select-sso-provider"]
-_SIGNIN = [("success", "credentials_ok"), ("success", "mfa_ok"), ("credentials_failed", "password_secret_bad"),
-           ("mfa_failed", "mfa_missing"), ("firewall_failed", "continent_blocked"), ("sso_failed", "sso_user_mismatch")]
+_SIGNIN = [
+    ("success", "credentials_ok"),
+    ("success", "mfa_ok"),
+    ("credentials_failed", "password_secret_bad"),
+    ("mfa_failed", "mfa_missing"),
+    ("firewall_failed", "continent_blocked"),
+    ("sso_failed", "sso_user_mismatch"),
+]
 
 
 def stream_of(event_id: str) -> str:
@@ -59,29 +89,66 @@ def make_renderer(seed: int):
         location = {"country": country, "region": region, "city": city, "latitude": lat, "longitude": lon}
         user = people.pick(rng)
         common = {"uuid": base32_id(event_id), "timestamp": rfc3339_ms(millis(ts, event_id), offset)}
-        client = {"app_name": rng.choice(["1Password for Mac", "1Password Browser Extension", "1Password CLI"]),
-                  "app_version": f"8{rng.randrange(10, 99)}0{rng.randrange(10, 99)}", "platform_name": rng.choice(["Chrome", "macOS", "Windows"]),
-                  "platform_version": str(rng.randrange(100, 132)), "os_name": rng.choice(["MacOSX", "Windows", "Linux"]),
-                  "os_version": f"{rng.randrange(10, 15)}.{rng.randrange(9)}", "ip_address": ip(rng)}
+        client = {
+            "app_name": rng.choice(["1Password for Mac", "1Password Browser Extension", "1Password CLI"]),
+            "app_version": f"8{rng.randrange(10, 99)}0{rng.randrange(10, 99)}",
+            "platform_name": rng.choice(["Chrome", "macOS", "Windows"]),
+            "platform_version": str(rng.randrange(100, 132)),
+            "os_name": rng.choice(["MacOSX", "Windows", "Linux"]),
+            "os_version": f"{rng.randrange(10, 15)}.{rng.randrange(9)}",
+            "ip_address": ip(rng),
+        }
         stream = stream_of(event_id)
         if stream == "auditevents":
             action, object_type = rng.choice(_AUDIT_ACTIONS)
-            return {**common, "actor_uuid": user["uuid"], "actor_details": {k: user[k] for k in ("uuid", "name", "email")},
-                    "actor_type": "user", "account_uuid": account, "action": action, "object_type": object_type,
-                    "object_uuid": base32_id(f"{rng.getrandbits(128):032x}"), "aux_id": rng.randrange(1000), "aux_info": "",
-                    "session": {"uuid": base32_id(f"{rng.getrandbits(128):032x}"), "login_time": common["timestamp"],
-                                "device_uuid": base32_id(f"{rng.getrandbits(128):032x}"), "ip": client["ip_address"]},
-                    "location": location}
+            return {
+                **common,
+                "actor_uuid": user["uuid"],
+                "actor_details": {k: user[k] for k in ("uuid", "name", "email")},
+                "actor_type": "user",
+                "account_uuid": account,
+                "action": action,
+                "object_type": object_type,
+                "object_uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+                "aux_id": rng.randrange(1000),
+                "aux_info": "",
+                "session": {
+                    "uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+                    "login_time": common["timestamp"],
+                    "device_uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+                    "ip": client["ip_address"],
+                },
+                "location": location,
+            }
         if stream == "itemusages":
-            return {**common, "used_version": rng.randrange(1, 30), "vault_uuid": base32_id(f"{rng.getrandbits(128):032x}"),
-                    "item_uuid": base32_id(f"{rng.getrandbits(128):032x}"), "action": rng.choice(_USAGE_ACTIONS),
-                    "user": {**{k: user[k] for k in ("uuid", "name", "email")}, "user_type": "user", "user_account_uuid": account},
-                    "client": client, "location": location, "account_uuid": account}
+            return {
+                **common,
+                "used_version": rng.randrange(1, 30),
+                "vault_uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+                "item_uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+                "action": rng.choice(_USAGE_ACTIONS),
+                "user": {
+                    **{k: user[k] for k in ("uuid", "name", "email")},
+                    "user_type": "user",
+                    "user_account_uuid": account,
+                },
+                "client": client,
+                "location": location,
+                "account_uuid": account,
+            }
         category, kind = rng.choice(_SIGNIN)
-        return {**common, "session_uuid": base32_id(f"{rng.getrandbits(128):032x}"), "country": country, "category": category,
-                "type": kind, "details": None if category == "success" else {"value": kind},
-                "target_user": {k: user[k] for k in ("uuid", "name", "email")}, "client": client, "location": location,
-                "account_uuid": account}
+        return {
+            **common,
+            "session_uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+            "country": country,
+            "category": category,
+            "type": kind,
+            "details": None if category == "success" else {"value": kind},
+            "target_user": {k: user[k] for k in ("uuid", "name", "email")},
+            "client": client,
+            "location": location,
+            "account_uuid": account,
+        }
 
     return render
 
@@ -106,8 +173,15 @@ class OnePasswordApi(TokenApi):
         return None
 
     def introspect(self, req: Request) -> Response:
-        return self._authorized(req) or json_response(200, {"uuid": "SANDBOXTOKEN", "issued_at": "2026-01-01T00:00:00Z",
-                                                            "features": list(STREAMS), "account_uuid": "SANDBOXACCOUNT"})
+        return self._authorized(req) or json_response(
+            200,
+            {
+                "uuid": "SANDBOXTOKEN",
+                "issued_at": "2026-01-01T00:00:00Z",
+                "features": list(STREAMS),
+                "account_uuid": "SANDBOXACCOUNT",
+            },
+        )
 
     def _handler(self, stream: str):
         def handle(req: Request) -> Response:
@@ -136,8 +210,17 @@ class OnePasswordApi(TokenApi):
         last = items[-1] if items else None
         position = [last.ts, last.id] if last else state["after"]
         cursor = encode_token({**state, "stream": stream, "after": position})
-        payload = b"".join((b'{"cursor":', orjson.dumps(cursor), b',"has_more":', b"true" if more else b"false",
-                            b',"items":[', b",".join(e.payload for e in items), b"]}"))
+        payload = b"".join(
+            (
+                b'{"cursor":',
+                orjson.dumps(cursor),
+                b',"has_more":',
+                b"true" if more else b"false",
+                b',"items":[',
+                b",".join(e.payload for e in items),
+                b"]}",
+            )
+        )
         return Response(200, payload, {"Content-Type": "application/json"})
 
     def _matching(self, stream: str, start_ms: int, end_ms: int | None, now: float, after) -> Iterator[Event]:
@@ -156,8 +239,12 @@ class OnePasswordApi(TokenApi):
             start = (end if end is not None else self._clock.now()) - 3600
         if end is not None and end < start:
             raise _BadRequest("end_time is before start_time")
-        return {"limit": limit, "start_ms": math.ceil(start * 1000), "end_ms": None if end is None else math.floor(end * 1000),
-                "after": None}
+        return {
+            "limit": limit,
+            "start_ms": math.ceil(start * 1000),
+            "end_ms": None if end is None else math.floor(end * 1000),
+            "after": None,
+        }
 
     @staticmethod
     def _time(body: dict[str, Any], name: str) -> float | None:

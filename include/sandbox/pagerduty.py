@@ -18,15 +18,23 @@ from typing import Any
 
 import orjson
 
-from sandbox.vendor import TokenApi, scan_ms, People, decode_token, encode_token, ip, millis, parse_rfc3339, rfc3339_ms
+from sandbox.vendor import People, TokenApi, decode_token, encode_token, ip, millis, parse_rfc3339, rfc3339_ms, scan_ms
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "pagerduty"
 PATH = "/audit/records"
 DEFAULT_LIMIT, MAX_LIMIT = 10, 1000
 MEDIA_TYPE = "application/vnd.pagerduty+json;version=2"
-_ACTIONS = [("user", "create"), ("user", "update"), ("team", "update"), ("escalation_policy", "delete"),
-            ("service", "update"), ("api_key", "create"), ("schedule", "update"), ("business_service", "create")]
+_ACTIONS = [
+    ("user", "create"),
+    ("user", "update"),
+    ("team", "update"),
+    ("escalation_policy", "delete"),
+    ("service", "update"),
+    ("api_key", "create"),
+    ("schedule", "update"),
+    ("business_service", "create"),
+]
 
 
 def make_renderer(seed: int):
@@ -37,13 +45,15 @@ def make_renderer(seed: int):
         kind, action = rng.choice(_ACTIONS)
         record_id = "P" + event_id.replace("-", "")[:13].upper()
         return {
-            "id": record_id, "self": f"https://api.pagerduty.com/audit/records/{record_id}",
+            "id": record_id,
+            "self": f"https://api.pagerduty.com/audit/records/{record_id}",
             "execution_time": rfc3339_ms(millis(ts, event_id)),
             "execution_context": {"request_id": event_id, "remote_address": ip(rng)},
             "actors": [{"id": "PU" + actor["uuid"][:5], "summary": actor["name"], "type": "user_reference"}],
             "method": {"type": rng.choice(["browser", "api_token", "oauth"]), "truncated_token": "3xyz"},
             "root_resource": {"id": "PR" + event_id[-5:].upper(), "type": f"{kind}_reference", "summary": kind},
-            "action": action, "details": {"resource": {"id": "PR" + event_id[-5:].upper(), "type": kind}, "fields": []},
+            "action": action,
+            "details": {"resource": {"id": "PR" + event_id[-5:].upper(), "type": kind}, "fields": []},
         }
 
     return render
@@ -58,8 +68,12 @@ class PagerDutyApi(TokenApi):
             return _error(401, 2006, "Authentication failed")
         req.auth_ok = True
         if self._limiter.acquire(self._token) is not None:
-            return _error(429, 2020, "Rate Limit Exceeded", {"ratelimit-limit": "960", "ratelimit-remaining": "0",
-                                                            "ratelimit-reset": "30"})
+            return _error(
+                429,
+                2020,
+                "Rate Limit Exceeded",
+                {"ratelimit-limit": "960", "ratelimit-remaining": "0", "ratelimit-reset": "30"},
+            )
         since, until = parse_rfc3339(req.param("since")), parse_rfc3339(req.param("until"))
         if (req.param("since") and since is None) or (req.param("until") and until is None) or (until and not since):
             return _error(400, 2001, "Invalid Input Provided: since and until must be ISO 8601, until needs since")
@@ -83,8 +97,15 @@ class PagerDutyApi(TokenApi):
         page = list(islice(events, int(limit) + 1))
         more, page = len(page) > int(limit), page[: int(limit)]
         cursor = encode_token({"p": [page[-1].ts, page[-1].id], "b": binding}) if more else None
-        body = b'{"records":[' + b",".join(e.payload for e in page) + b'],"limit":' + limit.encode() + \
-            b',"next_cursor":' + orjson.dumps(cursor) + b"}"
+        body = (
+            b'{"records":['
+            + b",".join(e.payload for e in page)
+            + b'],"limit":'
+            + limit.encode()
+            + b',"next_cursor":'
+            + orjson.dumps(cursor)
+            + b"}"
+        )
         return Response(200, body, {"Content-Type": "application/json"})
 
 

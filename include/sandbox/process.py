@@ -61,7 +61,18 @@ class SandboxProcess:
         scenario_path = self._scenario_path()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (INCLUDE_DIR, env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "sandbox", "serve", "--host", self._host, "--port", str(self._port), "--scenario", scenario_path]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--host",
+            self._host,
+            "--port",
+            str(self._port),
+            "--scenario",
+            scenario_path,
+        ]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
         try:
             self.url = self._read_banner()

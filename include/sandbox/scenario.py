@@ -78,7 +78,9 @@ def _source_config(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         if not isinstance(lag, Mapping):
             raise ValueError(f"{where}.lag must be a mapping or null")
         _reject_unknown(lag, {"p_late", "max_lag_seconds"}, f"{where}.lag")
-        values["lag"] = LagProfile(p_late=float(lag.get("p_late", 0.0)), max_lag_seconds=int(lag.get("max_lag_seconds", 0)))
+        values["lag"] = LagProfile(
+            p_late=float(lag.get("p_late", 0.0)), max_lag_seconds=int(lag.get("max_lag_seconds", 0))
+        )
     cfg = SourceConfig(**values)
     if cfg.events_per_hour < 0:
         raise ValueError(f"{where}.events_per_hour must be >= 0")

@@ -26,16 +26,37 @@ NAME = "sendgrid"
 PATH = "/v3/access_settings/activity"
 DEFAULT_LIMIT = 20
 _METHODS = ["Web", "API", "Basic Auth"]
-_PLACES = ["Australia", "Mukilteo, Washington", "Berlin, Germany", "Sao Paulo, Brazil", "Mumbai, India", "Lagos, Nigeria",
-           "Dublin, Ireland", "Toronto, Canada", "Tokyo, Japan", "Denver, Colorado", "Amsterdam, Netherlands"]
+_PLACES = [
+    "Australia",
+    "Mukilteo, Washington",
+    "Berlin, Germany",
+    "Sao Paulo, Brazil",
+    "Mumbai, India",
+    "Lagos, Nigeria",
+    "Dublin, Ireland",
+    "Toronto, Canada",
+    "Tokyo, Japan",
+    "Denver, Colorado",
+    "Amsterdam, Netherlands",
+]
 
 
 def make_renderer(seed: int):
     pool_rng = random.Random(f"{seed}:{NAME}:pool")
     pool = [
-        (".".join(str(n) for n in (pool_rng.randrange(1, 224), pool_rng.randrange(256), pool_rng.randrange(256),
-                                   pool_rng.randrange(1, 255))),
-         pool_rng.random() < 0.7, pool_rng.choice(_PLACES))
+        (
+            ".".join(
+                str(n)
+                for n in (
+                    pool_rng.randrange(1, 224),
+                    pool_rng.randrange(256),
+                    pool_rng.randrange(256),
+                    pool_rng.randrange(1, 255),
+                )
+            ),
+            pool_rng.random() < 0.7,
+            pool_rng.choice(_PLACES),
+        )
         for _ in range(150)
     ]
 
@@ -55,8 +76,14 @@ def snapshot(store: EventStore, now: float, limit: int) -> list[dict[str, Any]]:
         key = (attempt["ip"], attempt["auth_method"])
         row = rows.get(key)
         if row is None:  # newest first: the first attempt seen is the most recent
-            rows[key] = {"allowed": attempt["allowed"], "auth_method": attempt["auth_method"], "first_at": event.ts,
-                         "ip": attempt["ip"], "last_at": event.ts, "location": attempt["location"]}
+            rows[key] = {
+                "allowed": attempt["allowed"],
+                "auth_method": attempt["auth_method"],
+                "first_at": event.ts,
+                "ip": attempt["ip"],
+                "last_at": event.ts,
+                "location": attempt["location"],
+            }
         else:
             row["first_at"] = event.ts
     ordered = sorted(rows.values(), key=lambda r: (-r["last_at"], r["ip"], r["auth_method"]))
@@ -86,8 +113,11 @@ class FixedWindowLimit:
             allowed = used < self.limit
             used += allowed
             self._windows[key] = (reset, used)
-        headers = {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.limit - used),
-                   "X-RateLimit-Reset": str(int(reset))}
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.limit - used),
+            "X-RateLimit-Reset": str(int(reset)),
+        }
         return allowed, headers
 
     def reset(self) -> None:

@@ -115,7 +115,10 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{self.port}", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"sandbox-{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -152,7 +155,9 @@ class SandboxServer:
             return json_response(404, {"ok": False, "error": "unknown_method"})
         handler = methods.get(req.method)
         if handler is None:
-            return json_response(405, {"ok": False, "error": "method_not_allowed"}, {"Allow": ", ".join(sorted(methods))})
+            return json_response(
+                405, {"ok": False, "error": "method_not_allowed"}, {"Allow": ", ".join(sorted(methods))}
+            )
         try:
             return handler(req)
         except Exception:
@@ -212,7 +217,9 @@ class SandboxServer:
             body = None
         now = body.get("now", False) if isinstance(body, dict) else False
         if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))):
-            return json_response(400, {"ok": False, "error": "invalid_clock", "detail": 'expected {"now": <unix seconds> | null}'})
+            return json_response(
+                400, {"ok": False, "error": "invalid_clock", "detail": 'expected {"now": <unix seconds> | null}'}
+            )
         self.clock.set(now)
         return json_response(200, self._clock_state())
 

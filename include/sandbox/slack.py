@@ -35,20 +35,49 @@ _LAST = (
     "Ibrahim Jensen Alvarez Mueller Sato Dubois Popescu Andersen Reyes Cohen Varga Lindqvist Mensah Ortiz "
     "Brennan"
 ).split()
-_ORGS = [("Northwind Traders", "northwind"), ("Globex", "globex"), ("Initech", "initech"), ("Umbrella Health", "umbrella")]
-_WORKSPACES = [("Engineering", "eng"), ("Sales", "sales"), ("Customer Support", "support"), ("HQ", "hq"), ("Contractors", "ext")]
+_ORGS = [
+    ("Northwind Traders", "northwind"),
+    ("Globex", "globex"),
+    ("Initech", "initech"),
+    ("Umbrella Health", "umbrella"),
+]
+_WORKSPACES = [
+    ("Engineering", "eng"),
+    ("Sales", "sales"),
+    ("Customer Support", "support"),
+    ("HQ", "hq"),
+    ("Contractors", "ext"),
+]
 _CHANNEL_PREFIX = "proj team help ext inc announce social ops sec data".split()
 _CHANNEL_WORD = (
     "apollo billing onboarding sre payments design q3-planning oncall mobile infra sales-emea hiring "
     "security launch analytics support legal finance"
 ).split()
-_FILES = [("pdf", "Q{q} board deck"), ("xlsx", "Forecast FY{y} v{v}"), ("docx", "Contract draft {v}"), ("png", "Screenshot {y}-{q:02d}-{v:02d}"),
-          ("csv", "export_users_{v}"), ("zip", "logs-bundle-{v}"), ("key", "Roadmap {y}"), ("mp4", "Recording standup {v}"), ("txt", "notes {v}")]
-_APPS = [("Google Drive", ["files:read", "links:read", "links:write"]), ("Jira Cloud", ["commands", "chat:write", "channels:read"]),
-         ("GitHub", ["chat:write", "links:read", "commands", "users:read"]), ("Zoom", ["calls:write", "commands", "users:read.email"]),
-         ("PagerDuty", ["chat:write", "channels:join", "incoming-webhook"]), ("Salesforce", ["chat:write", "users:read", "team:read"]),
-         ("Okta", ["admin", "users:read", "users:read.email"]), ("Polly", ["chat:write", "reactions:read"]), ("Workflow Builder", ["workflow.steps:execute"]),
-         ("Datadog", ["chat:write", "files:write", "channels:read"]), ("Loom", ["links:read", "links:write"]), ("Asana", ["chat:write", "commands", "im:history"])]
+_FILES = [
+    ("pdf", "Q{q} board deck"),
+    ("xlsx", "Forecast FY{y} v{v}"),
+    ("docx", "Contract draft {v}"),
+    ("png", "Screenshot {y}-{q:02d}-{v:02d}"),
+    ("csv", "export_users_{v}"),
+    ("zip", "logs-bundle-{v}"),
+    ("key", "Roadmap {y}"),
+    ("mp4", "Recording standup {v}"),
+    ("txt", "notes {v}"),
+]
+_APPS = [
+    ("Google Drive", ["files:read", "links:read", "links:write"]),
+    ("Jira Cloud", ["commands", "chat:write", "channels:read"]),
+    ("GitHub", ["chat:write", "links:read", "commands", "users:read"]),
+    ("Zoom", ["calls:write", "commands", "users:read.email"]),
+    ("PagerDuty", ["chat:write", "channels:join", "incoming-webhook"]),
+    ("Salesforce", ["chat:write", "users:read", "team:read"]),
+    ("Okta", ["admin", "users:read", "users:read.email"]),
+    ("Polly", ["chat:write", "reactions:read"]),
+    ("Workflow Builder", ["workflow.steps:execute"]),
+    ("Datadog", ["chat:write", "files:write", "channels:read"]),
+    ("Loom", ["links:read", "links:write"]),
+    ("Asana", ["chat:write", "commands", "im:history"]),
+]
 _UAS = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.41.105 "
     "Chrome/130.0.6723.137 Electron/33.2.1 Safari/537.36 Sonic Slack_SSB/4.41.105",
@@ -92,27 +121,52 @@ class _Org:
         name, domain = rng.choice(_ORGS)
         self.enterprise = {"id": _slack_id(rng, "E", 8), "name": name, "domain": f"{domain}-corp"}
         self.email_domain = f"{domain}.example.com"
-        self.workspaces = [{"id": _slack_id(rng, "T", 8), "name": f"{name} {ws}", "domain": f"{domain}-{sub}"} for ws, sub in _WORKSPACES]
+        self.workspaces = [
+            {"id": _slack_id(rng, "T", 8), "name": f"{name} {ws}", "domain": f"{domain}-{sub}"}
+            for ws, sub in _WORKSPACES
+        ]
         people = rng.sample([(f, last) for f in _FIRST for last in _LAST], 400)
         self.users = [
-            {"id": _slack_id(rng, "W", 8), "name": f"{f} {last}", "email": f"{f.lower()}.{last.lower()}@{self.email_domain}",
-             "team": rng.choice(self.workspaces)["id"]}
+            {
+                "id": _slack_id(rng, "W", 8),
+                "name": f"{f} {last}",
+                "email": f"{f.lower()}.{last.lower()}@{self.email_domain}",
+                "team": rng.choice(self.workspaces)["id"],
+            }
             for f, last in people
         ]
         self.slack_user = {"id": "USLACKUSER", "name": "Slack", "email": "", "team": self.enterprise["id"]}
-        self.slack_security = {"id": "USLACKSECURITY", "name": "Slack Security", "email": "", "team": self.enterprise["id"]}
+        self.slack_security = {
+            "id": "USLACKSECURITY",
+            "name": "Slack Security",
+            "email": "",
+            "team": self.enterprise["id"],
+        }
         names = rng.sample([f"{p}-{w}" for p in _CHANNEL_PREFIX for w in _CHANNEL_WORD], 150) + ["general", "random"]
         self.channels = []
         for channel_name in names:
             shared = rng.random() < 0.2
-            self.channels.append({
-                "id": _slack_id(rng, "C"), "privacy": "private" if rng.random() < 0.3 else "public", "name": channel_name,
-                "is_shared": shared, "is_org_shared": shared and rng.random() < 0.5,
-                "teams_shared_with": [w["id"] for w in rng.sample(self.workspaces, rng.randint(2, 4))] if shared else [],
-            })
+            self.channels.append(
+                {
+                    "id": _slack_id(rng, "C"),
+                    "privacy": "private" if rng.random() < 0.3 else "public",
+                    "name": channel_name,
+                    "is_shared": shared,
+                    "is_org_shared": shared and rng.random() < 0.5,
+                    "teams_shared_with": [w["id"] for w in rng.sample(self.workspaces, rng.randint(2, 4))]
+                    if shared
+                    else [],
+                }
+            )
         self.apps = [
-            {"id": _slack_id(rng, "A"), "name": app, "is_distributed": rng.random() < 0.8, "is_directory_approved": rng.random() < 0.6,
-             "is_workflow_app": app == "Workflow Builder", "scopes": scopes}
+            {
+                "id": _slack_id(rng, "A"),
+                "name": app,
+                "is_distributed": rng.random() < 0.8,
+                "is_directory_approved": rng.random() < 0.6,
+                "is_workflow_app": app == "Workflow Builder",
+                "scopes": scopes,
+            }
             for app, scopes in _APPS
         ]
 
@@ -130,7 +184,10 @@ def _pref_details(action: str) -> Details:
 
 
 def _role_details(new_role: str) -> Details:
-    return lambda rng, org, ts: {"previous_role": rng.choice([r for r in _ROLES if r != new_role]), "new_role": new_role}
+    return lambda rng, org, ts: {
+        "previous_role": rng.choice([r for r in _ROLES if r != new_role]),
+        "new_role": new_role,
+    }
 
 
 def _login_details(rng: random.Random, org: _Org, ts: int) -> dict[str, Any]:
@@ -150,39 +207,78 @@ def _file_share_details(rng: random.Random, org: _Org, ts: int) -> dict[str, Any
 
 def _app_install_details(rng: random.Random, org: _Org, ts: int) -> dict[str, Any]:
     app_name, scopes = rng.choice(_APPS)
-    return {"app_owner_id": rng.choice(org.users)["id"], "is_internal_integration": rng.random() < 0.2, "is_token_rotation_enabled_app": rng.random() < 0.3,
-            "scopes": scopes, "bot_scopes": ["chat:write", "commands"], "granular_bot_token": True, "name": app_name}
+    return {
+        "app_owner_id": rng.choice(org.users)["id"],
+        "is_internal_integration": rng.random() < 0.2,
+        "is_token_rotation_enabled_app": rng.random() < 0.3,
+        "scopes": scopes,
+        "bot_scopes": ["chat:write", "commands"],
+        "granular_bot_token": True,
+        "name": app_name,
+    }
 
 
 def _scope_details(rng: random.Random, org: _Org, ts: int) -> dict[str, Any]:
     _, scopes = rng.choice(_APPS)
-    return {"previous_scopes": scopes[:1], "new_scopes": scopes, "granular_bot_token": True, "is_internal_integration": False}
+    return {
+        "previous_scopes": scopes[:1],
+        "new_scopes": scopes,
+        "granular_bot_token": True,
+        "is_internal_integration": False,
+    }
 
 
 def _anomaly_details(rng: random.Random, org: _Org, ts: int) -> dict[str, Any]:
-    return {"action_timestamp": (ts - rng.randint(0, 600)) * 1000, "reason": rng.sample(["asn", "ip_address", "session_fingerprint", "tor", "user_agent"], rng.randint(1, 3)),
-            "is_internal": False, "previous_ip_address": _ip(rng), "previous_ua": rng.choice(_UAS), "location": rng.choice(["US", "DE", "BR", "IN", "SG", "NL"])}
+    return {
+        "action_timestamp": (ts - rng.randint(0, 600)) * 1000,
+        "reason": rng.sample(["asn", "ip_address", "session_fingerprint", "tor", "user_agent"], rng.randint(1, 3)),
+        "is_internal": False,
+        "previous_ip_address": _ip(rng),
+        "previous_ua": rng.choice(_UAS),
+        "location": rng.choice(["US", "DE", "BR", "IN", "SG", "NL"]),
+    }
 
 
 # (action, entity type, relative weight, details)
 _ACTIONS: list[tuple[str, str, float, Details]] = [
-    ("user_login", "user", 30, _login_details), ("user_logout", "user", 8, _no_details),
-    ("user_session_invalidated", "user", 1, _no_details), ("user_session_reset_by_admin", "user", 0.4, _no_details),
-    ("user_created", "user", 0.5, _no_details), ("user_deactivated", "user", 0.3, _no_details), ("user_reactivated", "user", 0.1, _no_details),
-    ("guest_created", "user", 0.2, _no_details), ("guest_deactivated", "user", 0.1, _no_details), ("custom_tos_accepted", "user", 0.3, _no_details),
-    ("role_change_to_admin", "user", 0.1, _role_details("admin")), ("role_change_to_owner", "user", 0.05, _role_details("owner")),
-    ("role_change_to_user", "user", 0.1, _role_details("user")), ("role_change_to_guest", "user", 0.05, _role_details("guest")),
-    ("user_email_updated", "user", 0.2, _no_details), ("anomaly", "user", 0.2, _anomaly_details),
-    ("file_downloaded", "file", 20, _no_details), ("file_uploaded", "file", 8, _no_details), ("file_shared", "file", 4, _file_share_details),
-    ("file_public_link_created", "file", 0.5, _no_details), ("file_public_link_revoked", "file", 0.2, _no_details),
+    ("user_login", "user", 30, _login_details),
+    ("user_logout", "user", 8, _no_details),
+    ("user_session_invalidated", "user", 1, _no_details),
+    ("user_session_reset_by_admin", "user", 0.4, _no_details),
+    ("user_created", "user", 0.5, _no_details),
+    ("user_deactivated", "user", 0.3, _no_details),
+    ("user_reactivated", "user", 0.1, _no_details),
+    ("guest_created", "user", 0.2, _no_details),
+    ("guest_deactivated", "user", 0.1, _no_details),
+    ("custom_tos_accepted", "user", 0.3, _no_details),
+    ("role_change_to_admin", "user", 0.1, _role_details("admin")),
+    ("role_change_to_owner", "user", 0.05, _role_details("owner")),
+    ("role_change_to_user", "user", 0.1, _role_details("user")),
+    ("role_change_to_guest", "user", 0.05, _role_details("guest")),
+    ("user_email_updated", "user", 0.2, _no_details),
+    ("anomaly", "user", 0.2, _anomaly_details),
+    ("file_downloaded", "file", 20, _no_details),
+    ("file_uploaded", "file", 8, _no_details),
+    ("file_shared", "file", 4, _file_share_details),
+    ("file_public_link_created", "file", 0.5, _no_details),
+    ("file_public_link_revoked", "file", 0.2, _no_details),
     ("file_downloaded_blocked", "file", 0.3, _no_details),
-    ("user_channel_join", "channel", 10, _channel_join_details), ("user_channel_leave", "channel", 3, _no_details),
-    ("public_channel_created", "channel", 1, _no_details), ("private_channel_created", "channel", 0.8, _no_details),
-    ("public_channel_archive", "channel", 0.4, _no_details), ("private_channel_archive", "channel", 0.2, _no_details),
-    ("channel_renamed", "channel", 0.2, _no_details), ("guest_channel_added", "channel", 0.1, _no_details), ("channel_moved", "channel", 0.05, _no_details),
-    ("app_installed", "app", 0.3, _app_install_details), ("app_uninstalled", "app", 0.1, _no_details),
-    ("app_scopes_expanded", "app", 0.1, _scope_details), ("app_approved", "app", 0.1, _no_details), ("app_restricted", "app", 0.05, _no_details),
-    ("app_token_preserved", "app", 0.05, _no_details), ("bot_token_upgraded", "app", 0.02, _no_details),
+    ("user_channel_join", "channel", 10, _channel_join_details),
+    ("user_channel_leave", "channel", 3, _no_details),
+    ("public_channel_created", "channel", 1, _no_details),
+    ("private_channel_created", "channel", 0.8, _no_details),
+    ("public_channel_archive", "channel", 0.4, _no_details),
+    ("private_channel_archive", "channel", 0.2, _no_details),
+    ("channel_renamed", "channel", 0.2, _no_details),
+    ("guest_channel_added", "channel", 0.1, _no_details),
+    ("channel_moved", "channel", 0.05, _no_details),
+    ("app_installed", "app", 0.3, _app_install_details),
+    ("app_uninstalled", "app", 0.1, _no_details),
+    ("app_scopes_expanded", "app", 0.1, _scope_details),
+    ("app_approved", "app", 0.1, _no_details),
+    ("app_restricted", "app", 0.05, _no_details),
+    ("app_token_preserved", "app", 0.05, _no_details),
+    ("bot_token_upgraded", "app", 0.02, _no_details),
     *((pref, "workspace", 0.05, _pref_details(pref)) for pref in _PREFS),
 ]
 _CUM_WEIGHTS = list(accumulate(w for _, _, w, _ in _ACTIONS))
@@ -199,7 +295,12 @@ def _ip(rng: random.Random) -> str:
 def _file(rng: random.Random) -> dict[str, Any]:
     filetype, template = rng.choice(_FILES)
     title = template.format(q=rng.randint(1, 4), y=rng.randint(2023, 2026), v=rng.randint(1, 40))
-    return {"id": _slack_id(rng, "F"), "name": f"{title.replace(' ', '_')}.{filetype}", "filetype": filetype, "title": title}
+    return {
+        "id": _slack_id(rng, "F"),
+        "name": f"{title.replace(' ', '_')}.{filetype}",
+        "filetype": filetype,
+        "title": title,
+    }
 
 
 def make_renderer(seed: int) -> Callable[[random.Random, int, str], dict[str, Any]]:
@@ -214,7 +315,9 @@ def make_renderer(seed: int) -> Callable[[random.Random, int, str], dict[str, An
         else:
             actor = org.slack_user if rng.random() < 0.03 else rng.choice(org.users)
         if entity_type == "user":
-            target: dict[str, Any] = rng.choice(org.users) if rng.random() < 0.7 or actor["id"].startswith("U") else actor
+            target: dict[str, Any] = (
+                rng.choice(org.users) if rng.random() < 0.7 or actor["id"].startswith("U") else actor
+            )
         elif entity_type == "channel":
             target = rng.choice(org.channels)
         elif entity_type == "file":
@@ -230,7 +333,9 @@ def make_renderer(seed: int) -> Callable[[random.Random, int, str], dict[str, An
             "ua": rng.choice(_UAS),
             "ip_address": _ip(rng),
             # Slack documents an int, but strings and nulls show up in the wild.
-            "session_id": rng.randrange(10**12, 10**13) if session < 0.7 else (str(rng.randrange(10**12, 10**13)) if session < 0.85 else None),
+            "session_id": rng.randrange(10**12, 10**13)
+            if session < 0.7
+            else (str(rng.randrange(10**12, 10**13)) if session < 0.85 else None),
         }
         if action in _APP_ACTIONS or rng.random() < 0.08:
             context["app"] = rng.choice(org.apps)
@@ -257,14 +362,38 @@ def _actions_body() -> bytes:
     return orjson.dumps({"actions": groups})
 
 
-_SCHEMAS_BODY = orjson.dumps({"schemas": [
-    {"type": "workspace", "workspace": {"id": "", "name": "", "domain": ""}},
-    {"type": "enterprise", "enterprise": {"id": "", "name": "", "domain": ""}},
-    {"type": "user", "user": {"id": "", "name": "", "email": "", "team": ""}},
-    {"type": "file", "file": {"id": "", "name": "", "filetype": "", "title": ""}},
-    {"type": "channel", "channel": {"id": "", "name": "", "privacy": "", "is_shared": False, "is_org_shared": False, "teams_shared_with": []}},
-    {"type": "app", "app": {"id": "", "name": "", "is_distributed": False, "is_directory_approved": False, "is_workflow_app": False, "scopes": []}},
-]})
+_SCHEMAS_BODY = orjson.dumps(
+    {
+        "schemas": [
+            {"type": "workspace", "workspace": {"id": "", "name": "", "domain": ""}},
+            {"type": "enterprise", "enterprise": {"id": "", "name": "", "domain": ""}},
+            {"type": "user", "user": {"id": "", "name": "", "email": "", "team": ""}},
+            {"type": "file", "file": {"id": "", "name": "", "filetype": "", "title": ""}},
+            {
+                "type": "channel",
+                "channel": {
+                    "id": "",
+                    "name": "",
+                    "privacy": "",
+                    "is_shared": False,
+                    "is_org_shared": False,
+                    "teams_shared_with": [],
+                },
+            },
+            {
+                "type": "app",
+                "app": {
+                    "id": "",
+                    "name": "",
+                    "is_distributed": False,
+                    "is_directory_approved": False,
+                    "is_workflow_app": False,
+                    "scopes": [],
+                },
+            },
+        ]
+    }
+)
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 
@@ -333,7 +462,9 @@ class SlackApi:
         before = decode_cursor(cursor) if cursor else None
         matches = _filter(req)
         now = self._clock.now()
-        events = self._store.iter_desc(0 if oldest is None else oldest, int(now) if latest is None else latest, now, before)
+        events = self._store.iter_desc(
+            0 if oldest is None else oldest, int(now) if latest is None else latest, now, before
+        )
         page = []
         more = False
         for event in events:
@@ -345,10 +476,15 @@ class SlackApi:
                 break
             page.append(event)
         next_cursor = encode_cursor(page[-1].ts, page[-1].id) if more else ""
-        body = b"".join((
-            b'{"ok":true,"entries":[', b",".join(e.payload for e in page),
-            b'],"response_metadata":{"next_cursor":', orjson.dumps(next_cursor), b"}}",
-        ))
+        body = b"".join(
+            (
+                b'{"ok":true,"entries":[',
+                b",".join(e.payload for e in page),
+                b'],"response_metadata":{"next_cursor":',
+                orjson.dumps(next_cursor),
+                b"}}",
+            )
+        )
         return Response(200, body, dict(_JSON))
 
 

@@ -10,22 +10,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sandbox import slack
-from sandbox import onepassword
-from sandbox import github
-from sandbox import okta
-from sandbox import twilio
-from sandbox import sendgrid
-from sandbox import google_workspace
-from sandbox import microsoft365
-from sandbox import entra_id
-from sandbox import zoom
-from sandbox import gitlab
-from sandbox import atlassian
-from sandbox import box
-from sandbox import dropbox
-from sandbox import pagerduty
-from sandbox import duo, zendesk, cloudflare
+from sandbox import (
+    atlassian,
+    box,
+    cloudflare,
+    dropbox,
+    duo,
+    entra_id,
+    github,
+    gitlab,
+    google_workspace,
+    microsoft365,
+    okta,
+    onepassword,
+    pagerduty,
+    sendgrid,
+    slack,
+    twilio,
+    zendesk,
+    zoom,
+)
 from sandbox.events import Clock, EventStore, Renderer
 from sandbox.scenario import Scenario, SourceConfig
 from sandbox.web import Route
@@ -71,4 +75,6 @@ def event_store(scenario: Scenario, source: str) -> EventStore:
         raise ValueError(f"unknown source {source!r}; known: {sorted(SOURCE_TYPES)}")
     if source not in scenario.sources:
         raise ValueError(f"source {source!r} is not configured in the scenario")
-    return EventStore(scenario.seed, source, scenario.sources[source], SOURCE_TYPES[source].make_renderer(scenario.seed))
+    return EventStore(
+        scenario.seed, source, scenario.sources[source], SOURCE_TYPES[source].make_renderer(scenario.seed)
+    )

@@ -27,14 +27,29 @@ NAME = "twilio"
 PATH = "/v1/Events"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
-FILTERS = {"ActorSid": "actor_sid", "EventType": "event_type", "ResourceSid": "resource_sid", "SourceIpAddress": "source_ip_address"}
+FILTERS = {
+    "ActorSid": "actor_sid",
+    "EventType": "event_type",
+    "ResourceSid": "resource_sid",
+    "SourceIpAddress": "source_ip_address",
+}
 
 _EVENT_TYPES = [
-    ("account.updated", "account"), ("phone-number.created", "phone-number"), ("phone-number.deleted", "phone-number"),
-    ("phone-number.updated", "phone-number"), ("api-key.created", "api-key"), ("api-key.deleted", "api-key"),
-    ("user.logged-in", "user"), ("user.logged-out", "user"), ("user.failed-login", "user"),
-    ("user.password-changed", "user"), ("user.two-factor-updated", "user"), ("role.assigned", "user"),
-    ("subaccount.created", "account"), ("webhook.updated", "application"), ("application.created", "application"),
+    ("account.updated", "account"),
+    ("phone-number.created", "phone-number"),
+    ("phone-number.deleted", "phone-number"),
+    ("phone-number.updated", "phone-number"),
+    ("api-key.created", "api-key"),
+    ("api-key.deleted", "api-key"),
+    ("user.logged-in", "user"),
+    ("user.logged-out", "user"),
+    ("user.failed-login", "user"),
+    ("user.password-changed", "user"),
+    ("user.two-factor-updated", "user"),
+    ("role.assigned", "user"),
+    ("subaccount.created", "account"),
+    ("webhook.updated", "application"),
+    ("application.created", "application"),
 ]
 
 
@@ -46,15 +61,25 @@ def make_renderer(seed: int):
     org = random.Random(f"{seed}:{NAME}:org")
     account = _sid(org, "AC")
     users = [_sid(org, "US") for _ in range(40)]
-    resources = {kind: [_sid(org, prefix) for _ in range(30)] for kind, prefix in
-                 (("account", "AC"), ("phone-number", "PN"), ("api-key", "SK"), ("user", "US"), ("application", "AP"))}
+    resources = {
+        kind: [_sid(org, prefix) for _ in range(30)]
+        for kind, prefix in (
+            ("account", "AC"),
+            ("phone-number", "PN"),
+            ("api-key", "SK"),
+            ("user", "US"),
+            ("application", "AP"),
+        )
+    }
 
     def render(rng: random.Random, ts: int, event_id: str) -> dict[str, Any]:
         sid = "AE" + event_id.replace("-", "")
         event_type, resource_type = rng.choice(_EVENT_TYPES)
         source = rng.choices(["web", "api", "twilio"], [5, 4, 1])[0]
         actor_type = "twilio-admin" if source == "twilio" else rng.choice(["user", "user", "account"])
-        actor_sid = None if actor_type == "twilio-admin" else (account if actor_type == "account" else rng.choice(users))
+        actor_sid = (
+            None if actor_type == "twilio-admin" else (account if actor_type == "account" else rng.choice(users))
+        )
         resource_sid = account if resource_type == "account" else rng.choice(resources[resource_type])
         return {
             "sid": sid,
@@ -62,17 +87,27 @@ def make_renderer(seed: int):
             "actor_sid": actor_sid,
             "actor_type": actor_type,
             "description": rng.choice([None, None, f"{event_type} via {source}"]),
-            "event_data": {"friendly_name": {"previous": f"Resource {rng.randrange(1000)}", "updated": f"Resource {rng.randrange(1000)}"}}
-            if event_type.endswith("updated") else {},
+            "event_data": {
+                "friendly_name": {
+                    "previous": f"Resource {rng.randrange(1000)}",
+                    "updated": f"Resource {rng.randrange(1000)}",
+                }
+            }
+            if event_type.endswith("updated")
+            else {},
             "event_date": _iso(ts),
             "event_type": event_type,
             "resource_sid": resource_sid,
             "resource_type": resource_type,
             "source": source,
-            "source_ip_address": None if source == "twilio" else f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "source_ip_address": None
+            if source == "twilio"
+            else f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
             "url": f"https://monitor.twilio.com/v1/Events/{sid}",
-            "links": {"actor": f"https://api.twilio.com/2010-04-01/Accounts/{actor_sid}" if actor_sid else None,
-                      "resource": f"https://api.twilio.com/2010-04-01/Accounts/{resource_sid}"},
+            "links": {
+                "actor": f"https://api.twilio.com/2010-04-01/Accounts/{actor_sid}" if actor_sid else None,
+                "resource": f"https://api.twilio.com/2010-04-01/Accounts/{resource_sid}",
+            },
         }
 
     return render
@@ -83,7 +118,12 @@ def _iso(ts: int) -> str:
 
 
 def error(status: int, code: int, message: str, detail: str | None = None) -> Response:
-    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
     if detail:
         body["detail"] = detail
     return json_response(status, body)
@@ -173,13 +213,30 @@ class TwilioApi:
             page.append(event)
         filters = [(name, req.param(name)) for name in ("StartDate", "EndDate", *FILTERS) if req.param(name)]
         base = f"http://{req.headers.get('host', 'monitor.twilio.com')}{PATH}?"
-        url = base + urlencode([*filters, ("PageSize", size), ("Page", page_number)] + ([("PageToken", token)] if token else []))
-        next_url = base + urlencode([*filters, ("PageSize", size), ("Page", page_number + 1),
-                                     ("PageToken", encode_token(page[-1].ts, page[-1].id))]) if more else None
+        url = base + urlencode(
+            [*filters, ("PageSize", size), ("Page", page_number)] + ([("PageToken", token)] if token else [])
+        )
+        next_url = (
+            base
+            + urlencode(
+                [
+                    *filters,
+                    ("PageSize", size),
+                    ("Page", page_number + 1),
+                    ("PageToken", encode_token(page[-1].ts, page[-1].id)),
+                ]
+            )
+            if more
+            else None
+        )
         meta = {
             "first_page_url": base + urlencode([*filters, ("PageSize", size), ("Page", 0)]),
-            "key": "events", "next_page_url": next_url, "page": page_number, "page_size": size,
-            "previous_page_url": None, "url": url,
+            "key": "events",
+            "next_page_url": next_url,
+            "page": page_number,
+            "page_size": size,
+            "previous_page_url": None,
+            "url": url,
         }
         body = b"".join((b'{"events":[', b",".join(e.payload for e in page), b'],"meta":', orjson.dumps(meta), b"}"))
         return Response(200, body, {"Content-Type": "application/json; charset=utf-8"})

@@ -26,17 +26,23 @@ _LAST = (
     "Okafor Schmidt Tanaka Rossi Novak Haddad Silva Kim Larsen Moreau Patel Nguyen Kowalski Fischer Costa Ibrahim"
 ).split()
 PLACES = [
-    ("CA", "Ontario", "Toronto", 43.64, -79.43), ("US", "California", "San Francisco", 37.77, -122.42),
-    ("DE", "Berlin", "Berlin", 52.52, 13.40), ("GB", "England", "London", 51.51, -0.13),
-    ("BR", "Sao Paulo", "Sao Paulo", -23.55, -46.63), ("IN", "Karnataka", "Bengaluru", 12.97, 77.59),
-    ("SG", "Singapore", "Singapore", 1.35, 103.82), ("NL", "North Holland", "Amsterdam", 52.37, 4.90),
+    ("CA", "Ontario", "Toronto", 43.64, -79.43),
+    ("US", "California", "San Francisco", 37.77, -122.42),
+    ("DE", "Berlin", "Berlin", 52.52, 13.40),
+    ("GB", "England", "London", 51.51, -0.13),
+    ("BR", "Sao Paulo", "Sao Paulo", -23.55, -46.63),
+    ("IN", "Karnataka", "Bengaluru", 12.97, 77.59),
+    ("SG", "Singapore", "Singapore", 1.35, 103.82),
+    ("NL", "North Holland", "Amsterdam", 52.37, 4.90),
 ]
 USER_AGENTS = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
     "Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-    "git/2.47.1", "python-requests/2.32.3", "okta-sdk-python/2.9.0",
+    "git/2.47.1",
+    "python-requests/2.32.3",
+    "okta-sdk-python/2.9.0",
 ]
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 
@@ -48,7 +54,11 @@ def millis(ts: int, event_id: str) -> int:
 
 def rfc3339_ms(ms: int, offset_minutes: int = 0) -> str:
     zone = timezone(timedelta(minutes=offset_minutes))
-    text = datetime.fromtimestamp(ms // 1000, zone).replace(microsecond=ms % 1000 * 1000).isoformat(timespec="milliseconds")
+    text = (
+        datetime.fromtimestamp(ms // 1000, zone)
+        .replace(microsecond=ms % 1000 * 1000)
+        .isoformat(timespec="milliseconds")
+    )
     return text.replace("+00:00", "Z")
 
 
@@ -104,8 +114,12 @@ class People:
         names = rng.sample([(f, last) for f in _FIRST for last in _LAST], count)
         self.domain = domain
         self.people = [
-            {"uuid": base32_id(f"{rng.getrandbits(128):032x}"), "name": f"{f} {last}",
-             "email": f"{f.lower()}.{last.lower()}@{domain}", "login": f"{f.lower()}{last.lower()[:3]}"}
+            {
+                "uuid": base32_id(f"{rng.getrandbits(128):032x}"),
+                "name": f"{f} {last}",
+                "email": f"{f.lower()}.{last.lower()}@{domain}",
+                "login": f"{f.lower()}{last.lower()[:3]}",
+            }
             for f, last in names
         ]
 
@@ -118,8 +132,14 @@ def ip(rng: random.Random) -> str:
     return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
-def scan_ms(store: EventStore, lo_ms: int, hi_ms: int | None, now: float, position: tuple[int, str] | None,
-            ascending: bool = True) -> Iterator[Event]:
+def scan_ms(
+    store: EventStore,
+    lo_ms: int,
+    hi_ms: int | None,
+    now: float,
+    position: tuple[int, str] | None,
+    ascending: bool = True,
+) -> Iterator[Event]:
     """Visible events whose millisecond time is in [lo_ms, hi_ms] (None: up to now), resuming past `position`."""
     hi = int(now) if hi_ms is None else min(int(now), hi_ms // 1000)
     scan = store.iter_asc if ascending else store.iter_desc

@@ -22,7 +22,7 @@ import orjson
 
 from sandbox.events import Clock, EventStore
 from sandbox.scenario import SourceConfig
-from sandbox.vendor import TokenApi, People, decode_token, encode_token, ip
+from sandbox.vendor import People, TokenApi, decode_token, encode_token, ip
 from sandbox.web import Request, Response, Route, json_response
 
 NAME = "zendesk"

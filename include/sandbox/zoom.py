@@ -35,8 +35,13 @@ ACCOUNT = "zAcc0untSandb0x42"
 REPORTS = {"/v2/report/activities": "activity_logs", "/v2/report/operationlogs": "operation_logs"}
 MAX_PAGE_SIZE = 300
 TOKEN_MINUTES = 15
-_OPERATIONS = [("Update", "User", "Activate User {}"), ("Add", "User", "Add User {}"), ("Delete", "Role", "Remove {} from role Admin"),
-               ("Update", "Account", "Changed setting for {}"), ("Update", "Billing", "Updated billing contact {}")]
+_OPERATIONS = [
+    ("Update", "User", "Activate User {}"),
+    ("Add", "User", "Add User {}"),
+    ("Delete", "Role", "Remove {} from role Admin"),
+    ("Update", "Account", "Changed setting for {}"),
+    ("Update", "Billing", "Updated billing contact {}"),
+]
 
 
 def report_of(event: dict[str, Any]) -> str:
@@ -51,8 +56,13 @@ def make_renderer(seed: int):
         if part_of(event_id, 2) == 0:
             record = {"email": rng.choice(users), "time": when, "type": rng.choice(["Sign in", "Sign out"])}
             if rng.random() < 0.8:
-                record.update({"ip_address": ip(rng), "client_type": rng.choice(["Browser", "Windows", "Mac", "iOS"]),
-                               "version": rng.choice(["6.0.0.1000", "5.17.11.34827", "-"])})
+                record.update(
+                    {
+                        "ip_address": ip(rng),
+                        "client_type": rng.choice(["Browser", "Windows", "Mac", "iOS"]),
+                        "version": rng.choice(["6.0.0.1000", "5.17.11.34827", "-"]),
+                    }
+                )
             return record
         action, category, detail = rng.choice(_OPERATIONS)
         record = {"category_type": category, "operation_detail": detail.format(rng.choice(users)), "time": when}
@@ -76,7 +86,8 @@ class ZoomApi:
 
     def routes(self) -> list[Route]:
         return [Route("POST", "/oauth/token", self.issuer.token)] + [
-            Route("GET", path, lambda req, key=key: self.report(req, key)) for path, key in REPORTS.items()]
+            Route("GET", path, lambda req, key=key: self.report(req, key)) for path, key in REPORTS.items()
+        ]
 
     def reset(self) -> None:
         self.issuer.reset()
@@ -89,15 +100,24 @@ class ZoomApi:
         now = self._clock.now()
         if self._limiter.acquire(ACCOUNT) is not None:
             reset = datetime.fromtimestamp(now + 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return zoom_error(429, 429, "You have reached the maximum per-second rate limit for this API. Try again later.",
-                              {"Retry-After": reset, "X-RateLimit-Category": "Heavy"})
+            return zoom_error(
+                429,
+                429,
+                "You have reached the maximum per-second rate limit for this API. Try again later.",
+                {"Retry-After": reset, "X-RateLimit-Category": "Heavy"},
+            )
         try:
             first, last = date.fromisoformat(req.param("from") or ""), date.fromisoformat(req.param("to") or "")
             size = int(req.param("page_size") or 30)
         except ValueError:
             return zoom_error(400, 300, "Invalid from, to or page_size.")
         today = datetime.fromtimestamp(now, timezone.utc).date()
-        if last < first or (last - first).days > 30 or first < today - timedelta(days=180) or not 1 <= size <= MAX_PAGE_SIZE:
+        if (
+            last < first
+            or (last - first).days > 30
+            or first < today - timedelta(days=180)
+            or not 1 <= size <= MAX_PAGE_SIZE
+        ):
             return zoom_error(400, 300, "The date range should be within one month and the last six months.")
         position = None
         token = req.param("next_page_token")
@@ -114,8 +134,11 @@ class ZoomApi:
         part = 0 if key == "activity_logs" else 1  # as the renderer split them
         scan = (e for e in self._store.iter_desc(lo, hi, now, position) if part_of(e.id, 2) == part)
         page, more = take_page(scan, size)
-        next_token = encode_token({"q": [first.isoformat(), last.isoformat(), key], "p": [page[-1].ts, page[-1].id],
-                                   "at": now}) if more else ""
+        next_token = (
+            encode_token({"q": [first.isoformat(), last.isoformat(), key], "p": [page[-1].ts, page[-1].id], "at": now})
+            if more
+            else ""
+        )
         head = {"from": first.isoformat(), "to": last.isoformat(), "page_size": size, "next_page_token": next_token}
         body = orjson.dumps(head)[:-1] + b',"' + key.encode() + b'":[' + b",".join(e.payload for e in page) + b"]}"
         return Response(200, body, {"Content-Type": "application/json;charset=UTF-8"})

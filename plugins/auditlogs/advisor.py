@@ -61,9 +61,16 @@ def publish(advice: Advice) -> None:
             log.exception("delay advice hook %r failed", hook)
 
 
-def advise(source: str, stream: str, delay: timedelta, schedule_interval: timedelta, recent: list[dict],
-           run_figures: dict, documented_lateness: timedelta | None = None,
-           sweep: timedelta | None = None) -> Advice | None:
+def advise(
+    source: str,
+    stream: str,
+    delay: timedelta,
+    schedule_interval: timedelta,
+    recent: list[dict],
+    run_figures: dict,
+    documented_lateness: timedelta | None = None,
+    sweep: timedelta | None = None,
+) -> Advice | None:
     """Advice from the recent runs' late-arrival histograms, or None when the delay looks right.
 
     `run_figures` are this run's `events_in_window`, `window_seconds`, `requests`, `bytes_written` and
@@ -79,11 +86,14 @@ def advise(source: str, stream: str, delay: timedelta, schedule_interval: timede
     return measured
 
 
-def _below_documented(source: str, stream: str, delay: timedelta, schedule_interval: timedelta,
-                      lateness: timedelta, runs: int) -> Advice:
+def _below_documented(
+    source: str, stream: str, delay: timedelta, schedule_interval: timedelta, lateness: timedelta, runs: int
+) -> Advice:
     per_run = (schedule_interval + lateness) / schedule_interval if schedule_interval else 0
     return Advice(
-        "delay_below_documented_lateness", source, stream,
+        "delay_below_documented_lateness",
+        source,
+        stream,
         f"source '{source}' stream '{stream}': the API documents events up to {format_duration(lateness)} late, "
         f"and the delay is {format_duration(delay)}: an event that reaches the API later than the delay is never "
         f"fetched, and lateness past the delay cannot be measured, so this advice cannot come from the runs' "
@@ -91,12 +101,23 @@ def _below_documented(source: str, stream: str, delay: timedelta, schedule_inter
         f"plus {format_duration(lateness)}: {per_run:.0f}x the interval's own requests at this schedule, 2x at "
         f"'@daily'). Or keep the delay and set 'sweep: {format_duration(lateness)}': the sweep recovers and counts "
         "late events (its miss_rate), but an event near the end of a sweep's range is only covered up to the delay.",
-        delay.total_seconds(), lateness.total_seconds(), None, runs, 0,
+        delay.total_seconds(),
+        lateness.total_seconds(),
+        None,
+        runs,
+        0,
     )
 
 
-def _measured(source: str, stream: str, delay: timedelta, schedule_interval: timedelta, recent: list[dict],
-              run_figures: dict, documented_lateness: timedelta | None) -> Advice | None:
+def _measured(
+    source: str,
+    stream: str,
+    delay: timedelta,
+    schedule_interval: timedelta,
+    recent: list[dict],
+    run_figures: dict,
+    documented_lateness: timedelta | None,
+) -> Advice | None:
     """The advice the late arrivals measured by recent runs give."""
     if delay <= timedelta(0) or not recent:
         return None
@@ -108,12 +129,18 @@ def _measured(source: str, stream: str, delay: timedelta, schedule_interval: tim
     if p99 is not None and p99 > TOO_SHORT * delay_s:
         suggested = _round_up(max(2 * p99, 1.5 * delay_s))
         return Advice(
-            "delay_too_short", source, stream,
+            "delay_too_short",
+            source,
+            stream,
             f"{where}: over the last {len(recent)} runs, {late} events arrived late and the 99th percentile of "
             f"their lateness ({format_duration(timedelta(seconds=round(p99)))}) exceeds {TOO_SHORT:.0%} of the "
             f"delay ({format_duration(delay)}): events later than the delay are likely being missed. "
             f"Set 'delay: {format_duration(suggested)}' (or enable 'sweep' to recover and count them).",
-            delay_s, suggested.total_seconds(), p99, len(recent), late,
+            delay_s,
+            suggested.total_seconds(),
+            p99,
+            len(recent),
+            late,
         )
     if len(recent) < MIN_RUNS_FOR_SHORTER:
         return None
@@ -127,13 +154,20 @@ def _measured(source: str, stream: str, delay: timedelta, schedule_interval: tim
         return None
     savings = _savings(delay - suggested, schedule_interval, run_figures)
     return Advice(
-        "delay_too_long", source, stream,
+        "delay_too_long",
+        source,
+        stream,
         f"{where}: over the last {len(recent)} runs no event arrived later than "
         f"{format_duration(timedelta(seconds=math.ceil(longest)))}, far below the delay of {format_duration(delay)}. "
         f"'delay: {format_duration(suggested)}' would fetch about {savings['events_per_day']} fewer events and "
         f"{savings['requests_per_day']} fewer requests a day, and store {savings['bytes_per_day']} fewer bytes a day "
         "where de-duplication is off (with it on, stored volume does not depend on the delay).",
-        delay_s, suggested.total_seconds(), p99, len(recent), late, savings,
+        delay_s,
+        suggested.total_seconds(),
+        p99,
+        len(recent),
+        late,
+        savings,
     )
 
 

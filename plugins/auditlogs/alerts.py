@@ -48,14 +48,19 @@ def deadline_alerts(source: SourceConfig) -> list:
     after_end = source.deadline_after_end
     if after_end is None:
         return []
-    kwargs = {"source": source.name, "deadline": format_duration(after_end),
-              "notify": source.notify.model_dump(mode="json")}
-    return [DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=source.period + after_end,
-        callback=AsyncCallback(AuditLogNotifier, kwargs=kwargs),
-        name="logs_in_gcs",
-    )]
+    kwargs = {
+        "source": source.name,
+        "deadline": format_duration(after_end),
+        "notify": source.notify.model_dump(mode="json"),
+    }
+    return [
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=source.period + after_end,
+            callback=AsyncCallback(AuditLogNotifier, kwargs=kwargs),
+            name="logs_in_gcs",
+        )
+    ]
 
 
 class AuditLogNotifier(BaseNotifier):
@@ -67,8 +72,9 @@ class AuditLogNotifier(BaseNotifier):
     `AsyncCallback(AuditLogNotifier, kwargs={"source": ..., "deadline": "1h", "notify": {...}})`.
     """
 
-    def __init__(self, *, source: str | None = None, deadline: str | None = None, notify: dict | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self, *, source: str | None = None, deadline: str | None = None, notify: dict | None = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.source, self.deadline, self.notify_config = source, deadline, notify
 
@@ -76,13 +82,19 @@ class AuditLogNotifier(BaseNotifier):
         if "deadline" in context and "dag_run" in context:
             notification, reason = deadline_notification(context, self.source or "", self.deadline or "")
             if notification is None:
-                log.info("auditlogs: deadline notification for %s suppressed: %s",
-                         context["dag_run"].get("dag_run_id"), reason)
+                log.info(
+                    "auditlogs: deadline notification for %s suppressed: %s",
+                    context["dag_run"].get("dag_run_id"),
+                    reason,
+                )
                 return
         else:
             notification = failure_notification(context)
-        notify = NotifyConfig.model_validate(self.notify_config) if self.notify_config is not None \
+        notify = (
+            NotifyConfig.model_validate(self.notify_config)
+            if self.notify_config is not None
             else context["task"].source.notify
+        )
         deliver(notification, notify, context)
 
     async def async_notify(self, context: Any) -> None:
@@ -103,8 +115,11 @@ def deadline_notification(context: dict, source: str, deadline: str) -> tuple[No
     if run.get("state") == "failed":
         return None, "the run had already failed; its failure notification covers it"
     deadline_time = _moment(context["deadline"]["deadline_time"])
-    details: dict[str, Any] = {"deadline": f"{deadline} after the interval ends ({deadline_time.isoformat()})",
-                               "run_state": run.get("state"), "run_type": run.get("run_type")}
+    details: dict[str, Any] = {
+        "deadline": f"{deadline} after the interval ends ({deadline_time.isoformat()})",
+        "run_state": run.get("state"),
+        "run_type": run.get("run_type"),
+    }
     queued_at = run.get("queued_at")
     if queued_at and _moment(queued_at) > deadline_time:
         details["note"] = "this run was created after its deadline had passed (catch-up or a rerun of an old interval)"
@@ -155,14 +170,15 @@ def silent_streak_starts_now(manifests: list[dict | None], events: int, silence_
     """
     if events:
         return False
-    earlier, before = manifests[: silence_after - 1], manifests[silence_after - 1:silence_after]
+    earlier, before = manifests[: silence_after - 1], manifests[silence_after - 1 : silence_after]
     if not all(m is not None and m.get("events") == 0 for m in earlier):
         return False
     return not before or before[0] is None or before[0].get("events") != 0
 
 
-def notify_if_silent(source: SourceConfig, stream: str, start: datetime, events: int, read_manifest,
-                     context: Any) -> Notification | None:
+def notify_if_silent(
+    source: SourceConfig, stream: str, start: datetime, events: int, read_manifest, context: Any
+) -> Notification | None:
     """After an interval is published: notify when it completes a silent streak of `silence_after`.
 
     `read_manifest(start, end)` returns an earlier interval's manifest or None: silence is read from the
@@ -179,7 +195,7 @@ def notify_if_silent(source: SourceConfig, stream: str, start: datetime, events:
     notification = Notification(
         kind="source_silent",
         summary=f"'{source.name}' stream '{stream}' returned zero events for {source.silence_after} "
-                "consecutive intervals",
+        "consecutive intervals",
         source=source.name,
         dag_id=source.dag_id,
         run_id=run_id,
@@ -191,7 +207,7 @@ def notify_if_silent(source: SourceConfig, stream: str, start: datetime, events:
             "silent_intervals": source.silence_after,
             "silent_since": _iso(first_silent),
             "what_to_check": f"a revoked token or a disabled audit feature looks like success with no events: "
-                             f"check connection '{source.conn_id}' and the audit settings of the account",
+            f"check connection '{source.conn_id}' and the audit settings of the account",
         },
     )
     deliver(notification, source.notify, context)
@@ -207,4 +223,3 @@ def _moment(value: Any) -> datetime | None:
 def _iso(value: Any) -> str | None:
     moment = _moment(value)
     return moment.isoformat() if moment else None
-

@@ -56,8 +56,9 @@ class CollectResult:
         values = {f.name: data[f.name] for f in fields(cls) if f.name != "window_ids"}
         for name in times:
             values[name] = values[name] and datetime.fromisoformat(values[name])
-        if any(not isinstance(value, int) or isinstance(value, bool)
-               for name, value in values.items() if name not in times):
+        if any(
+            not isinstance(value, int) or isinstance(value, bool) for name, value in values.items() if name not in times
+        ):
             raise ValueError("a count is not an integer")
         return cls(**values)
 
@@ -129,8 +130,12 @@ def request_json(request: ApiRequest | None) -> dict | None:
 
 def request_from(data: dict) -> ApiRequest:
     request = ApiRequest(data["method"], data["url"], data["params"], data["json"])
-    if not (isinstance(request.method, str) and isinstance(request.url, str)
-            and isinstance(request.params, (dict, type(None))) and isinstance(request.json, (dict, type(None)))):
+    if not (
+        isinstance(request.method, str)
+        and isinstance(request.url, str)
+        and isinstance(request.params, (dict, type(None)))
+        and isinstance(request.json, (dict, type(None)))
+    ):
         raise TypeError("the saved request is not a request")
     return request
 
@@ -166,18 +171,27 @@ def collect(
     # An unsorted API (Dropbox) has no edge to de-duplicate at: its repeats are dropped window-wide as well.
     unsorted = spec.order_for(config) is Order.UNSORTED
     with WindowIds(writer.staging_dir) if spec.repeats_anywhere or unsorted else nullcontext() as anywhere:
-        _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere,
-                        progress)
+        _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere, progress)
         if anywhere is not None:
             result.window_ids = anywhere.stats()
             log.info("%s: window de-duplication: %s", client.where, result.window_ids)
     return result
 
 
-def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client: ApiClient, window: Window,
-                    writer: EventWriter, max_pages: int, now: datetime | None,
-                    admit: Callable[[str, datetime], bool] | None, result: CollectResult,
-                    anywhere: WindowIds | None, progress: Progress) -> None:
+def _collect_window(
+    spec: SourceSpec,
+    config: SourceConfig,
+    stream: str,
+    client: ApiClient,
+    window: Window,
+    writer: EventWriter,
+    max_pages: int,
+    now: datetime | None,
+    admit: Callable[[str, datetime], bool] | None,
+    result: CollectResult,
+    anywhere: WindowIds | None,
+    progress: Progress,
+) -> None:
     start = progress.start
     if spec.snapshot is not None:
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
@@ -201,20 +215,33 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
             if dedup is not None:
                 dedup.restore(start["edge"])
 
-        def between(following: ApiRequest | None, state: PagingState, index: int = index,
-                    dedup: EdgeDeduplicator | None = dedup) -> None:
+        def between(
+            following: ApiRequest | None, state: PagingState, index: int = index, dedup: EdgeDeduplicator | None = dedup
+        ) -> None:
             positions, counts = len(state.sent), (state.pages, state.stalled)
             edge = dedup.to_json() if dedup is not None else None
             done = following is None
-            progress.at(lambda: {  # read when a checkpoint is made: nothing changes while the position is clean
-                "piece": index + 1 if done else index, "request": request_json(following),
-                "paging": {**PagingState(state.sent, *counts).to_json(positions)}, "edge": edge,
-                "result": result.to_json(), "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
-            })
+            progress.at(
+                lambda: {  # read when a checkpoint is made: nothing changes while the position is clean
+                    "piece": index + 1 if done else index,
+                    "request": request_json(following),
+                    "paging": {**PagingState(state.sent, *counts).to_json(positions)},
+                    "edge": edge,
+                    "result": result.to_json(),
+                    "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
+                }
+            )
 
         between(request, paging)
-        for response in paginate(client, spec.paginator, request, max_pages, new_events=lambda: result.new,
-                                 state=paging, between_pages=between):
+        for response in paginate(
+            client,
+            spec.paginator,
+            request,
+            max_pages,
+            new_events=lambda: result.new,
+            state=paging,
+            between_pages=between,
+        ):
             progress.clean = False
             result.pages += 1
             kept = listed = 0
@@ -231,8 +258,10 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
                     timed_before = timed
                 except BadEventError as exc:
                     raise MalformedEventError(
-                        f"page {result.pages}, event {result.fetched}: {exc}", where=client.where,
-                        status=response.status, body_excerpt=excerpt(exact_json.line(event), client.secrets),
+                        f"page {result.pages}, event {result.fetched}: {exc}",
+                        where=client.where,
+                        status=response.status,
+                        body_excerpt=excerpt(exact_json.line(event), client.secrets),
                     ) from None
                 oldest = moment if oldest is None or moment < oldest else oldest
                 if not piece.contains(moment):
@@ -257,7 +286,11 @@ def _collect_window(spec: SourceSpec, config: SourceConfig, stream: str, client:
             result.written += kept
             log.info(
                 "%s: page %d: %d events, %d kept (%d written so far)",
-                client.where, result.pages, listed, kept, result.written,
+                client.where,
+                result.pages,
+                listed,
+                kept,
+                result.written,
             )
             # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
             response = event = timed = timed_before = None  # type: ignore[assignment]
@@ -273,14 +306,19 @@ def _wait_until_visible(buffer: timedelta, window: Window, now: datetime, client
     minutes empty, and the interval would be written short but complete."""
     wait = (window.end + buffer - now).total_seconds()
     if wait > 0:
-        log.info("%s: the API shows events only %.0fs after they happen; waiting %.0fs before asking for the window",
-                 client.where, buffer.total_seconds(), wait)
+        log.info(
+            "%s: the API shows events only %.0fs after they happen; waiting %.0fs before asking for the window",
+            client.where,
+            buffer.total_seconds(),
+            wait,
+        )
         client.sleep(wait)
         client.stats.waited_seconds += wait
 
 
-def _events(spec: SourceSpec, config: SourceConfig, client: ApiClient,
-            response: ApiResponse) -> Iterator[tuple[dict, dict]]:
+def _events(
+    spec: SourceSpec, config: SourceConfig, client: ApiClient, response: ApiResponse
+) -> Iterator[tuple[dict, dict]]:
     """(event, what its time is read from) for each event of a page: the event itself, or, for an API that
     lists content blobs, each record of each listed blob with its listing entry (one blob held at a time)."""
     try:
@@ -294,4 +332,3 @@ def _events(spec: SourceSpec, config: SourceConfig, client: ApiClient,
     for entry in listed:
         for record in spec.blob(client, config, entry):
             yield record, entry
-

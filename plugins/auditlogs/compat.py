@@ -46,8 +46,12 @@ def patch_deadline_dags_test() -> bool:
     @functools.wraps(get_by_id)
     def get_by_id_or_decode(cls, deadline_alert_id, *args, **kwargs):
         if isinstance(deadline_alert_id, dict):  # an encoded alert from DAG.test(), never a row id
-            return cls(name=deadline_alert_id.get("name"), reference=deadline_alert_id["reference"],
-                       interval=deadline_alert_id.get("interval"), callback_def=deadline_alert_id.get("callback"))
+            return cls(
+                name=deadline_alert_id.get("name"),
+                reference=deadline_alert_id["reference"],
+                interval=deadline_alert_id.get("interval"),
+                callback_def=deadline_alert_id.get("callback"),
+            )
         return get_by_id(cls, deadline_alert_id, *args, **kwargs)
 
     get_by_id_or_decode.auditlogs_73428 = True  # type: ignore[attr-defined]  # marks it installed

@@ -290,8 +290,9 @@ class SourceConfig(BaseModel):
             raise ValueError(f"{value.isoformat()} must be between 1970-01-01 and 9000-01-01")
         return value
 
-    @field_validator("delay", "retry_delay", "max_retry_delay", "request_timeout", "page_max_wait",
-                     "checkpoint_every", mode="before")
+    @field_validator(
+        "delay", "retry_delay", "max_retry_delay", "request_timeout", "page_max_wait", "checkpoint_every", mode="before"
+    )
     @classmethod
     def _durations(cls, value: Any) -> timedelta:
         return parse_duration(value)
@@ -396,8 +397,10 @@ def check_schedule(value: str) -> str:
             raise ValueError(f"{value!r} is not a preset; use one of {presets} or a cron expression")
         return text.lower()
     if len(text.split()) != 5 or not croniter.is_valid(text):
-        raise ValueError(f"{value!r} is not a cron expression or preset such as '@hourly' or '*/15 * * * *' "
-                         "(cron has 5 fields: minute hour day month weekday)")
+        raise ValueError(
+            f"{value!r} is not a cron expression or preset such as '@hourly' or '*/15 * * * *' "
+            "(cron has 5 fields: minute hour day month weekday)"
+        )
     try:
         cron = croniter(text, datetime(2000, 1, 1, tzinfo=timezone.utc))
         cron.get_next(datetime), cron.get_next(datetime)
@@ -500,8 +503,10 @@ class DuplicateKey:
 
     def __str__(self) -> str:
         where = ".".join(str(part) for part in self.path)
-        return (f"key '{self.key}' appears twice in '{where}' (lines {self.first_line} and {self.second_line}): "
-                "YAML would silently keep the second; remove or rename one")
+        return (
+            f"key '{self.key}' appears twice in '{where}' (lines {self.first_line} and {self.second_line}): "
+            "YAML would silently keep the second; remove or rename one"
+        )
 
 
 _FastestSafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -587,8 +592,9 @@ def _parse(path: Path) -> tuple[Any, _KeyCheckingLoader]:
         loader.dispose()
 
 
-def load_config(path: Path | str | None = None,
-                select: Callable[[dict[str, Any]], Collection[str] | None] | None = None) -> LoadedConfig:
+def load_config(
+    path: Path | str | None = None, select: Callable[[dict[str, Any]], Collection[str] | None] | None = None
+) -> LoadedConfig:
     """Read and validate the config. Raises ConfigError only when the file as a whole is unusable.
 
     `select` gets every entry merged with the defaults (None for an entry that is not a mapping) and names
@@ -621,8 +627,16 @@ def load_config(path: Path | str | None = None,
         keys_by_name.setdefault(str(key), []).append(key)
         loaded.lines.setdefault(str(key), loader.lines.get(("sources", key), 0))
     in_defaults = [str(d) for d in loader.duplicates if d.path[:1] == ("defaults",)]
-    chosen = select({name: {**defaults, **entry} if isinstance(entry := document["sources"][keys[0]], dict) else None
-                     for name, keys in keys_by_name.items()}) if select else None
+    chosen = (
+        select(
+            {
+                name: {**defaults, **entry} if isinstance(entry := document["sources"][keys[0]], dict) else None
+                for name, keys in keys_by_name.items()
+            }
+        )
+        if select
+        else None
+    )
     for name, keys in keys_by_name.items():
         if chosen is not None and name not in chosen:
             continue

@@ -24,7 +24,9 @@ _TOKEN_PATTERNS = [
     re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub
     re.compile(r"ya29\.[A-Za-z0-9_-]{10,}"),  # Google OAuth access tokens
     # A credential after its scheme word; it must hold a digit or be long, so prose ("token endpoint") survives.
-    re.compile(r"(?i)\b(bearer|ssws|basic|token)\s+(?:(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}|[A-Za-z0-9._~+/=-]{20,})"),
+    re.compile(
+        r"(?i)\b(bearer|ssws|basic|token)\s+(?:(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}|[A-Za-z0-9._~+/=-]{20,})"
+    ),
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWTs (1Password)
 ]
 

@@ -16,10 +16,17 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from auditlogs import alerts, compat, manual
 from auditlogs.assets import stream_asset
-from auditlogs.config import COVERAGE_AUDIT_DAG_ID, LoadedConfig, SourceConfig, format_duration, is_source_name, load_config
+from auditlogs.config import (
+    COVERAGE_AUDIT_DAG_ID,
+    LoadedConfig,
+    SourceConfig,
+    format_duration,
+    is_source_name,
+    load_config,
+)
 from auditlogs.operators.collect import AuditLogToGCSOperator
-from auditlogs.operators.sweep import SweepOperator
 from auditlogs.operators.retry import AuditLogRetryPolicy
+from auditlogs.operators.sweep import SweepOperator
 from auditlogs.sink.gcs import MANIFEST_NAME
 
 log = logging.getLogger(__name__)

@@ -48,13 +48,22 @@ def stream_dataset(bucket: str, prefix: str, source: str, stream: str) -> Datase
     return Dataset(namespace=f"gs://{bucket}", name="/".join(part for part in (prefix, source, stream) if part))
 
 
-def operator_lineage(api_url: str | None, output: Dataset, interval: Any = None, window: Any = None,
-                     manifest: dict | None = None, manifest_uri: str | None = None) -> OperatorLineage:
+def operator_lineage(
+    api_url: str | None,
+    output: Dataset,
+    interval: Any = None,
+    window: Any = None,
+    manifest: dict | None = None,
+    manifest_uri: str | None = None,
+) -> OperatorLineage:
     run_facets = {}
     if interval is not None:
         run_facets[FACET_NAME] = IntervalRunFacet(
-            start=interval.start.isoformat(), end=interval.end.isoformat(),
-            windowStart=window and window.start.isoformat(), windowEnd=window and window.end.isoformat(),
-            events=manifest["events"] if manifest else None, manifest=manifest_uri if manifest else None,
+            start=interval.start.isoformat(),
+            end=interval.end.isoformat(),
+            windowStart=window and window.start.isoformat(),
+            windowEnd=window and window.end.isoformat(),
+            events=manifest["events"] if manifest else None,
+            manifest=manifest_uri if manifest else None,
         )
     return OperatorLineage(inputs=[api_dataset(api_url)] if api_url else [], outputs=[output], run_facets=run_facets)

@@ -39,12 +39,16 @@ def params(source: SourceConfig) -> dict:
     """The DAG's params: `interval_start`, empty by default, shown in the trigger form."""
     from airflow.sdk import Param
 
-    return {INTERVAL_START: Param(
-        None, type=["null", "string"], title="Interval start (UTC), to re-collect one past interval",
-        description=f"Leave empty to collect the latest complete interval. Or the start of one interval of the "
-        f"schedule `{source.schedule}` (UTC), e.g. 2026-12-01T15:00:00+00:00: that interval is collected again "
-        "into its usual folder and replaces what is there.",
-    )}
+    return {
+        INTERVAL_START: Param(
+            None,
+            type=["null", "string"],
+            title="Interval start (UTC), to re-collect one past interval",
+            description=f"Leave empty to collect the latest complete interval. Or the start of one interval of the "
+            f"schedule `{source.schedule}` (UTC), e.g. 2026-12-01T15:00:00+00:00: that interval is collected again "
+            "into its usual folder and replaces what is there.",
+        )
+    }
 
 
 def doc(source: SourceConfig) -> str:
@@ -64,8 +68,11 @@ def run_interval(source: SourceConfig, context: Any) -> tuple[Window, str]:
     run_type = getattr(dag_run, "run_type", None)
     if getattr(run_type, "value", run_type) != "manual":
         if start is None or end is None or start == end:
-            raise RunIntervalError("this run has no data interval, so there is no window to collect",
-                                   where=source.dag_id, hint="trigger it manually or use airflow backfill create")
+            raise RunIntervalError(
+                "this run has no data interval, so there is no window to collect",
+                where=source.dag_id,
+                hint="trigger it manually or use airflow backfill create",
+            )
         return Window(start, end), "the run's data interval"
     run_after = utc(getattr(dag_run, "run_after", None) or datetime.now().astimezone())
     chosen = (context.get("params") or {}).get(INTERVAL_START)
@@ -75,10 +82,16 @@ def run_interval(source: SourceConfig, context: Any) -> tuple[Window, str]:
         interval, logical = Window(start, end), context.get("logical_date")
         picked = logical is not None and on_grid(source.schedule, utc(logical))  # `dags test` alone passes now
         if picked and utc(logical) not in (interval.start, interval.end):
-            log.warning("%s: the logical date %s does not choose the interval in Airflow 3.3: it collects %s, "
-                        "inferred from the trigger time. To re-collect the interval starting at %s, trigger "
-                        "with the param %s instead.", source.dag_id, utc(logical).isoformat(), interval,
-                        utc(logical).isoformat(), INTERVAL_START)
+            log.warning(
+                "%s: the logical date %s does not choose the interval in Airflow 3.3: it collects %s, "
+                "inferred from the trigger time. To re-collect the interval starting at %s, trigger "
+                "with the param %s instead.",
+                source.dag_id,
+                utc(logical).isoformat(),
+                interval,
+                utc(logical).isoformat(),
+                INTERVAL_START,
+            )
         return interval, "the data interval Airflow gave the manual run"
     latest = latest_complete(source.schedule, run_after)
     return latest, f"no logical date: the latest complete interval before {run_after.isoformat()}"
@@ -90,12 +103,14 @@ def chosen_interval(source: SourceConfig, value: str, run_after: datetime) -> Wi
         start = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         start = utc(start)
     except ValueError as exc:
-        raise RunIntervalError(f"not a timezone-aware ISO date-time ({exc})", where=where,
-                                  hint="give e.g. 2026-12-01T15:00:00+00:00") from None
+        raise RunIntervalError(
+            f"not a timezone-aware ISO date-time ({exc})", where=where, hint="give e.g. 2026-12-01T15:00:00+00:00"
+        ) from None
     if not on_grid(source.schedule, start):
         before = latest_complete(source.schedule, start).end
         raise RunIntervalError(
-            f"not the start of an interval of the schedule `{source.schedule}` (UTC)", where=where,
+            f"not the start of an interval of the schedule `{source.schedule}` (UTC)",
+            where=where,
             hint=f"the nearest earlier start is {before.isoformat()}",
         )
     return interval_from(source, start, run_after, where)
@@ -104,12 +119,18 @@ def chosen_interval(source: SourceConfig, value: str, run_after: datetime) -> Wi
 def interval_from(source: SourceConfig, start: datetime, run_after: datetime, where: str = "") -> Window:
     where = where or f"{source.dag_id}: interval starting {start.isoformat()}"
     if start < utc(source.start_date):
-        raise RunIntervalError(f"before the source's start_date {utc(source.start_date).isoformat()}",
-                                  where=where, hint="pick an interval on or after start_date")
+        raise RunIntervalError(
+            f"before the source's start_date {utc(source.start_date).isoformat()}",
+            where=where,
+            hint="pick an interval on or after start_date",
+        )
     window = Window(start, next_start(source.schedule, start))
     if window.end > run_after:
-        raise RunIntervalError(f"the interval {window} has not ended yet (now {run_after.isoformat()})",
-                                  where=where, hint="pick an interval that has ended, or leave it empty")
+        raise RunIntervalError(
+            f"the interval {window} has not ended yet (now {run_after.isoformat()})",
+            where=where,
+            hint="pick an interval that has ended, or leave it empty",
+        )
     return window
 
 

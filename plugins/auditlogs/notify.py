@@ -87,19 +87,23 @@ def deliver(notification: Notification, notify: NotifyConfig, context: Any = Non
     """Sends to every configured channel and stock notifier; returns those that accepted it. `context` is the
     Airflow context the notification came from (task, or a Deadline Alert's), for the stock notifiers."""
     if not notify.channels and not notify.notifiers:
-        log.warning("auditlogs: %s (no notify channels configured for source '%s')", notification.summary,
-                    notification.source)
+        log.warning(
+            "auditlogs: %s (no notify channels configured for source '%s')", notification.summary, notification.source
+        )
         return []
     sends = [(channel, lambda channel=channel: _CHANNELS[channel](notification, notify)) for channel in notify.channels]
-    sends += [(stock.notifier.rpartition(".")[2], lambda stock=stock: _send_stock(stock, notification, context))
-              for stock in notify.notifiers]
+    sends += [
+        (stock.notifier.rpartition(".")[2], lambda stock=stock: _send_stock(stock, notification, context))
+        for stock in notify.notifiers
+    ]
     sent = []
     for name, send in sends:
         try:
             send()
         except Exception as exc:  # one broken channel must not silence the others
-            log.error("auditlogs: could not send the %s notification through %s: %s", notification.kind,
-                      name, _describe(exc))
+            log.error(
+                "auditlogs: could not send the %s notification through %s: %s", notification.kind, name, _describe(exc)
+            )
         else:
             sent.append(name)
             log.info("auditlogs: sent the %s notification through %s", notification.kind, name)
@@ -153,8 +157,7 @@ def _send_email(notification: Notification, notify: NotifyConfig) -> None:
 
     body = "<pre>" + html.escape(notification.text()) + "</pre>"
     with SmtpHook(smtp_conn_id=notify.smtp_conn_id) as smtp:
-        smtp.send_email_smtp(to=list(notify.email), subject=f"[auditlogs] {notification.summary}",
-                             html_content=body)
+        smtp.send_email_smtp(to=list(notify.email), subject=f"[auditlogs] {notification.summary}", html_content=body)
 
 
 _CHANNELS = {"slack": _send_slack, "webhook": _send_webhook, "email": _send_email}
@@ -181,12 +184,17 @@ class _Refused(Exception):
 
 def _worth_retrying(exc: BaseException) -> bool:
     return isinstance(exc, requests.RequestException) or (
-        isinstance(exc, _Refused) and (exc.status >= 500 or exc.status == 429))
+        isinstance(exc, _Refused) and (exc.status >= 500 or exc.status == 429)
+    )
 
 
 # tenacity, not urllib3's Retry: urllib3 logs every retry with the URL, and a Slack webhook URL is the secret.
-@tenacity.retry(retry=tenacity.retry_if_exception(_worth_retrying), stop=tenacity.stop_after_attempt(SEND_ATTEMPTS),
-                wait=tenacity.wait_exponential(multiplier=0.5, max=MAX_SEND_WAIT), reraise=True)
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_worth_retrying),
+    stop=tenacity.stop_after_attempt(SEND_ATTEMPTS),
+    wait=tenacity.wait_exponential(multiplier=0.5, max=MAX_SEND_WAIT),
+    reraise=True,
+)
 def _post(connection: Any, url: str, body: dict, headers: dict) -> None:
     """Through the connection's proxies and CA bundle (its extras, as for the APIs); retried on network errors,
     429 and 5xx; never redirected (the body would follow)."""

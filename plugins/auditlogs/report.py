@@ -28,8 +28,18 @@ def overhead(hook, source: SourceConfig, first: date, last: date) -> dict:
     """Totals per stream and overall for the intervals (and sweeps) whose `dt=` is in [first, last]."""
     streams = {}
     for stream in source.stream_names():
-        totals = {"intervals": 0, "sweeps": 0, "fetched": 0, "in_window": 0, "written": 0,
-                  "written_again": 0, "recovered": 0, "late_arrivals": 0, "bytes_written": 0, "requests": 0}
+        totals = {
+            "intervals": 0,
+            "sweeps": 0,
+            "fetched": 0,
+            "in_window": 0,
+            "written": 0,
+            "written_again": 0,
+            "recovered": 0,
+            "late_arrivals": 0,
+            "bytes_written": 0,
+            "requests": 0,
+        }
         day = first
         while day <= last:
             for sub in ("", "sweep/"):
@@ -40,8 +50,13 @@ def overhead(hook, source: SourceConfig, first: date, last: date) -> dict:
             day += timedelta(days=1)
         streams[stream] = _ratios(totals)
     overall = {key: sum(s[key] for s in streams.values()) for key in next(iter(streams.values())) if key not in _RATIOS}
-    return {"source": source.name, "from": first.isoformat(), "to": last.isoformat(), "streams": streams,
-            "total": _ratios(overall)}
+    return {
+        "source": source.name,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "streams": streams,
+        "total": _ratios(overall),
+    }
 
 
 _RATIOS = ("unique_stored", "overhead_fetched_per_unique", "stored_per_unique")
@@ -85,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
     command.add_argument("--to", dest="last", required=True, type=date.fromisoformat, help="inclusive")
     command.add_argument("--format", choices=("text", "json"), default="text")
-    command.add_argument("--no-airflow", action="store_true",
-                         help="GCS only: do not read run states from Airflow's metadata database")
+    command.add_argument(
+        "--no-airflow", action="store_true", help="GCS only: do not read run states from Airflow's metadata database"
+    )
     command.add_argument("--config", default=None)
     args = parser.parse_args(argv)
 
@@ -117,13 +133,24 @@ def coverage(loaded, args) -> int:
     last = datetime.combine(args.last + timedelta(days=1), time(), timezone.utc)
     now = datetime.now(timezone.utc)
     gcs_only = "--no-airflow given" if args.no_airflow else metadata.unreachable()
-    result = model.build(sources, first, last, now, model.ManifestIndex(model.gcs_client),
-                         runs=(lambda source, stream: {}) if gcs_only else
-                         (lambda source, stream: metadata.runs(source, stream, first, last)))
+    result = model.build(
+        sources,
+        first,
+        last,
+        now,
+        model.ManifestIndex(model.gcs_client),
+        runs=(lambda source, stream: {})
+        if gcs_only
+        else (lambda source, stream: metadata.runs(source, stream, first, last)),
+    )
     missing = sum(len(stream.missing) for stream in result.streams)
     if args.format == "json":
-        print(json.dumps({**result.record(), "run_states": "airflow" if not gcs_only else None,
-                          "gcs_only_because": gcs_only}, indent=2))
+        print(
+            json.dumps(
+                {**result.record(), "run_states": "airflow" if not gcs_only else None, "gcs_only_because": gcs_only},
+                indent=2,
+            )
+        )
     else:
         print(coverage_text(result, gcs_only))
     return 1 if missing else 0
@@ -134,9 +161,14 @@ def coverage_text(result, gcs_only: str | None = None) -> str:
     missing, failed or running (with its run)."""
     from auditlogs.coverage import model
 
-    lines = [f"coverage of intervals starting in [{result.first}, {result.last}), as of {result.now}; " + (
-        f"GCS only, failed and running intervals show as missing ({gcs_only})" if gcs_only
-        else "run states from Airflow's metadata database")]
+    lines = [
+        f"coverage of intervals starting in [{result.first}, {result.last}), as of {result.now}; "
+        + (
+            f"GCS only, failed and running intervals show as missing ({gcs_only})"
+            if gcs_only
+            else "run states from Airflow's metadata database"
+        )
+    ]
     for stream in result.streams:
         counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in stream.counts.items() if n)
         lines.append(f"{stream.source}/{stream.stream}: {counts or 'no intervals'}")
@@ -147,8 +179,11 @@ def coverage_text(result, gcs_only: str | None = None) -> str:
                 lines.append(f"  {cell.state.upper()} [{cell.start}, {cell.end}) {where}{run}")
     missing = sum(len(stream.missing) for stream in result.streams)
     failed = sum(stream.counts[model.FAILED] for stream in result.streams)
-    lines.append(f"{missing} due interval(s) without a manifest" + (f" ({failed} failed)" if failed else "")
-                 if missing else "every due interval is complete")
+    lines.append(
+        f"{missing} due interval(s) without a manifest" + (f" ({failed} failed)" if failed else "")
+        if missing
+        else "every due interval is complete"
+    )
     return "\n".join(lines)
 
 

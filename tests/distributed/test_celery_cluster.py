@@ -16,6 +16,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from auditlogs.sources import SPECS
 from harness import assert_interval_holds, connection_env, interval_folder, read_manifest, write_config
 from sandbox import SandboxProcess, ground_truth
 from sandbox.cluster import AirflowCluster, PostgresDatabase, services_missing, wait_for
@@ -24,20 +26,25 @@ from sandbox.github import ORG
 from sandbox.onepassword import stream_of_item
 from webhook_receiver import WebhookReceiver
 
-from auditlogs.sources import SPECS
-
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(2400)]
 
 UTC = timezone.utc
 BUCKET = "auditlogs-cluster"
 TWILIO_SID, TWILIO_SECRET = "ACc1u5ter000000000000000000000000", "twilio-cluster-secret"
-TOKENS = {"okta": "00clusterOktaToken0123456789", "github": "ghp_clusterToken0123456789abc",
-          "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJjbHVzdGVyIjp0cnVlfQ.c2ln", "slack": "xoxp-cluster-token",
-          "twilio": f"{TWILIO_SID}:{TWILIO_SECRET}"}
-SCENARIO = {"seed": 41, "sources": {
-    kind: {"events_per_hour": 240, "burst_fraction": 0.2, "token": token, "rate_limit_per_minute": 0}
-    for kind, token in TOKENS.items()
-}}
+TOKENS = {
+    "okta": "00clusterOktaToken0123456789",
+    "github": "ghp_clusterToken0123456789abc",
+    "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJjbHVzdGVyIjp0cnVlfQ.c2ln",
+    "slack": "xoxp-cluster-token",
+    "twilio": f"{TWILIO_SID}:{TWILIO_SECRET}",
+}
+SCENARIO = {
+    "seed": 41,
+    "sources": {
+        kind: {"events_per_hour": 240, "burst_fraction": 0.2, "token": token, "rate_limit_per_minute": 0}
+        for kind, token in TOKENS.items()
+    },
+}
 #: Source name -> (type, stream, path its API requests start with: the sandbox faults match on it).
 SOURCES = {
     "okta_a": ("okta", "systemlog", "/api/v1/logs"),
@@ -56,26 +63,52 @@ TIMEOUT = 900
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     if os.environ.get("AUDITLOGS_DISTRIBUTED") != "1":
-        pytest.skip("distributed tier (PostgreSQL + Redis + CeleryExecutor, a few minutes): "
-                    "run `make test-distributed` or set AUDITLOGS_DISTRIBUTED=1")
+        pytest.skip(
+            "distributed tier (PostgreSQL + Redis + CeleryExecutor, a few minutes): "
+            "run `make test-distributed` or set AUDITLOGS_DISTRIBUTED=1"
+        )
     missing = services_missing()
     if missing:
         pytest.skip(f"distributed tier needs PostgreSQL and Redis: {missing}")
     home = tmp_path_factory.mktemp("cluster")
-    config = write_config(home / "sources.yaml", {
-        "okta_a": {"type": "okta", "conn_id": "okta_api"},
-        "github_a": {"type": "github", "conn_id": "github_api", "org": ORG, "include": "all"},
-        "onepassword_a": {"type": "onepassword", "conn_id": "onepassword_api", "streams": ["signinattempts"]},
-        "slack_bf": {"type": "slack", "conn_id": "slack_api", "pool": BACKFILL_POOL, "pool_slots": BACKFILL_SLOTS},
-        "onepassword_k": {"type": "onepassword", "conn_id": "onepassword_api", "streams": ["auditevents"],
-                          "request_timeout": "10m"},
-        "twilio_late": {"type": "twilio", "conn_id": "twilio_api", "deadline": "1s",
-                        "notify": {"webhook": "alerts_webhook"}},
-    }, bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="0s", deadline="off",
-        retries=2, retry_delay="5s", max_active_runs=4)
-    with WebhookReceiver() as webhook, PostgresDatabase() as db, SandboxProcess(SCENARIO) as api, GcsEmulatorProcess((BUCKET,)) as gcs:
+    config = write_config(
+        home / "sources.yaml",
+        {
+            "okta_a": {"type": "okta", "conn_id": "okta_api"},
+            "github_a": {"type": "github", "conn_id": "github_api", "org": ORG, "include": "all"},
+            "onepassword_a": {"type": "onepassword", "conn_id": "onepassword_api", "streams": ["signinattempts"]},
+            "slack_bf": {"type": "slack", "conn_id": "slack_api", "pool": BACKFILL_POOL, "pool_slots": BACKFILL_SLOTS},
+            "onepassword_k": {
+                "type": "onepassword",
+                "conn_id": "onepassword_api",
+                "streams": ["auditevents"],
+                "request_timeout": "10m",
+            },
+            "twilio_late": {
+                "type": "twilio",
+                "conn_id": "twilio_api",
+                "deadline": "1s",
+                "notify": {"webhook": "alerts_webhook"},
+            },
+        },
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="0s",
+        deadline="off",
+        retries=2,
+        retry_delay="5s",
+        max_active_runs=4,
+    )
+    with (
+        WebhookReceiver() as webhook,
+        PostgresDatabase() as db,
+        SandboxProcess(SCENARIO) as api,
+        GcsEmulatorProcess((BUCKET,)) as gcs,
+    ):
         env = {
-            "AUDITLOGS_CONFIG": str(config), **gcs.connection_env(),
+            "AUDITLOGS_CONFIG": str(config),
+            **gcs.connection_env(),
             **connection_env("okta_api", host=api.url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"}),
             **connection_env("github_api", host=api.url + "/api/v3", password=TOKENS["github"]),
             **connection_env("onepassword_api", host=api.url, password=TOKENS["onepassword"]),
@@ -86,8 +119,9 @@ def cluster(tmp_path_factory):
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         }
-        with AirflowCluster(home / "airflow", db.sqlalchemy_url, executor="CeleryExecutor", workers=len(WORKERS),
-                            extra_env=env) as airflow:
+        with AirflowCluster(
+            home / "airflow", db.sqlalchemy_url, executor="CeleryExecutor", workers=len(WORKERS), extra_env=env
+        ) as airflow:
             airflow.db, airflow.sandbox, airflow.gcs, airflow.webhook = db, api, gcs, webhook
             airflow.start([f"auditlogs_{name}" for name in SOURCES], timeout=TIMEOUT)
             yield airflow
@@ -104,13 +138,27 @@ def live(cluster):
 
 # --- reading the outcome -------------------------------------------------------------------------------
 
+
 def task_instances(cluster, dag_id: str) -> list[dict]:
     rows = cluster.db.query(
         "SELECT ti.run_id, ti.task_id, ti.state, ti.hostname, ti.try_number, ti.pool, ti.start_date, ti.end_date, "
         "dr.run_type, dr.data_interval_start, dr.data_interval_end FROM task_instance ti "
-        "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = %s", (dag_id,))
-    keys = ("run_id", "task_id", "state", "hostname", "try_number", "pool", "start", "end", "run_type",
-            "interval_start", "interval_end")
+        "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = %s",
+        (dag_id,),
+    )
+    keys = (
+        "run_id",
+        "task_id",
+        "state",
+        "hostname",
+        "try_number",
+        "pool",
+        "start",
+        "end",
+        "run_type",
+        "interval_start",
+        "interval_end",
+    )
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -120,6 +168,7 @@ def wait_until_finished(cluster, dag_id: str, runs: int, what: str, run_type: st
         tis = [t for t in task_instances(cluster, dag_id) if run_type is None or t["run_type"] == run_type]
         done = [t for t in tis if t["state"] in ("success", "failed", "upstream_failed")]
         return tis if len(tis) >= runs and len(done) == len(tis) else None
+
     tis = wait_for(what, finished, TIMEOUT, poll=2)
     failed = [t for t in tis if t["state"] != "success"]
     assert not failed, f"{failed}\n" + cluster.log_tail("scheduler") + "\n".join(cluster.log_tail(w) for w in WORKERS)
@@ -155,6 +204,7 @@ def slow_down(cluster, source: str, seconds: float, count: int = 1) -> None:
 
 # --- the tests -----------------------------------------------------------------------------------------
 
+
 def test_several_sources_run_at_once_across_both_workers_and_write_exact_intervals(live):
     sources = ["okta_a", "github_a", "onepassword_a"]
     for source in sources:
@@ -173,8 +223,9 @@ def test_several_sources_run_at_once_across_both_workers_and_write_exact_interva
 
 def test_a_backfill_is_spread_over_both_workers_within_the_sources_pool(live):
     # The documented set-up step: a task whose pool does not exist is never scheduled.
-    subprocess.run([sys.executable, "-m", "auditlogs.setup", "pools"], env=live.env, check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "auditlogs.setup", "pools"], env=live.env, check=True, capture_output=True, timeout=600
+    )
     assert live.db.query("SELECT slots FROM slot_pool WHERE pool = %s", (BACKFILL_POOL,)) == [(BACKFILL_SLOTS,)]
 
     dag_id = "auditlogs_slack_bf"
@@ -202,9 +253,13 @@ def test_killing_a_worker_mid_task_loses_nothing_the_task_is_retried_on_the_othe
     def running():
         live.check_alive()
         return next((t for t in task_instances(live, dag_id) if t["state"] == "running" and t["hostname"]), None)
+
     first = wait_for("the task to start on a worker", running, TIMEOUT, poll=1)
-    wait_for("the first attempt's request to reach the API (its delay fault taken)",
-             lambda: not live.sandbox.admin.pending_faults(), TIMEOUT)
+    wait_for(
+        "the first attempt's request to reach the API (its delay fault taken)",
+        lambda: not live.sandbox.admin.pending_faults(),
+        TIMEOUT,
+    )
     victim = first["hostname"]
     live.kill_worker(victim)
 
@@ -215,7 +270,9 @@ def test_killing_a_worker_mid_task_loses_nothing_the_task_is_retried_on_the_othe
     assert manifest["try_number"] == ti["try_number"]
     folder = interval_folder("raw", "onepassword_k", "auditevents", ti["interval_start"], ti["interval_end"])
     objects = live.gcs.list(BUCKET, folder + "/")
-    assert sorted(objects) == sorted([f"{folder}/{p['name']}" for p in manifest["parts"]] + [f"{folder}/_manifest.json"])
+    assert sorted(objects) == sorted(
+        [f"{folder}/{p['name']}" for p in manifest["parts"]] + [f"{folder}/_manifest.json"]
+    )
     assert read_manifest(live.gcs, BUCKET, folder)["run_id"] == ti["run_id"]
 
 
@@ -224,18 +281,24 @@ def test_a_missed_deadline_fires_its_callback_through_the_triggerer(live):
     slow_down(live, "twilio_late", 30, count=2)  # the runs are still running when their deadline is checked
     live.unpause(dag_id)
     # An interval that ended hours ago: its deadline (end + 1s) has passed when the run is created.
-    run_id = live.trigger(dag_id, (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
-                          .isoformat(), run_id="late_interval")
+    run_id = live.trigger(
+        dag_id,
+        (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0).isoformat(),
+        run_id="late_interval",
+    )
 
     notification = wait_for(
         "the deadline notification",
         lambda: live.check_alive() or next((n for n in live.webhook.bodies() if n["run_id"] == run_id), None),
-        TIMEOUT)
+        TIMEOUT,
+    )
     assert notification["kind"] == "deadline_missed" and notification["dag_id"] == dag_id
     assert notification["details"]["deadline"].startswith("1s after the interval ends")
     assert "created after its deadline had passed" in notification["details"]["note"]
     callbacks = live.db.query(
         "SELECT c.type, c.state, c.trigger_id IS NOT NULL FROM deadline d JOIN dag_run dr ON dr.id = d.dagrun_id "
-        "JOIN callback c ON c.id = d.callback_id WHERE dr.run_id = %s", (run_id,))
+        "JOIN callback c ON c.id = d.callback_id WHERE dr.run_id = %s",
+        (run_id,),
+    )
     assert callbacks and callbacks[0][0] == "triggerer" and callbacks[0][2], callbacks
     wait_until_finished(live, dag_id, 1, "the late run", run_type="manual")

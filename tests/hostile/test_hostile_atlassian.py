@@ -7,11 +7,11 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.errors import IncompleteWindowError, PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 TOKEN = "ATATT3xHostileKey0123456789"
 UTC = timezone.utc
@@ -21,10 +21,15 @@ TIMES = [int(WINDOW.start.timestamp()) + offset for offset in (3000, 2000, 10)] 
 
 
 def body(events: list[int], next_url: str | None = None) -> Reply:
-    data = [{"id": f"e{t}", "attributes": {"time": datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
-            for t in events]
-    return Reply(200, body=json.dumps({"data": data, "links": {"next": next_url}, "meta": {}}).encode(),
-                 headers={"Content-Type": "application/json"})
+    data = [
+        {"id": f"e{t}", "attributes": {"time": datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+        for t in events
+    ]
+    return Reply(
+        200,
+        body=json.dumps({"data": data, "links": {"next": next_url}, "meta": {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def reads_seconds(request: HostileRequest) -> Reply:

@@ -9,12 +9,12 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.client.pagination import MAX_PAGES_WITHOUT_PROGRESS, MAX_RESTARTS
 from auditlogs.errors import MalformedResponseError, PaginationError, RequestRejectedError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 BOX_ID, BOX_SECRET = "boxHostileClient", "box-hostile-secret-Hb6~value"
 DBX_KEY, DBX_SECRET, REFRESH = "dbxHostileKey", "dropbox-hostile-secret-Hd7~value", "dropbox-hostile-refresh-Hr8"
@@ -26,7 +26,12 @@ TOKEN = Reply(200, b'{"access_token": "hostile-access-token-abcdef", "expires_in
 
 def box_event(n: int) -> dict:
     """An event inside WINDOW, its time in Box's Pacific offset (20:1n on the day before is 04:1n UTC)."""
-    return {"type": "event", "event_id": f"ev{n:038d}", "event_type": "LOGIN", "created_at": f"2026-02-28T20:1{n % 10}:00-08:00"}
+    return {
+        "type": "event",
+        "event_id": f"ev{n:038d}",
+        "event_type": "LOGIN",
+        "created_at": f"2026-02-28T20:1{n % 10}:00-08:00",
+    }
 
 
 def run_box(url: str, tmp_path):
@@ -49,7 +54,10 @@ def box_script(pages: list[bytes]):
 
 
 def test_a_box_position_that_went_through_a_float_fails_the_page_instead_of_skipping_events(tmp_path):
-    page = b'{"chunk_size": 1, "next_stream_position": 1.1529229762522909e18, "entries": [%s]}' % json.dumps(box_event(1)).encode()
+    page = (
+        b'{"chunk_size": 1, "next_stream_position": 1.1529229762522909e18, "entries": [%s]}'
+        % json.dumps(box_event(1)).encode()
+    )
     with HostileServer(box_script([page])) as api:
         with pytest.raises(MalformedResponseError, match="not a string or an exact integer"):
             run_box(api.url, tmp_path)
@@ -57,14 +65,21 @@ def test_a_box_position_that_went_through_a_float_fails_the_page_instead_of_skip
 
 
 def test_a_box_chunk_shorter_than_the_limit_is_not_the_end_only_an_empty_one_is(tmp_path):
-    pages = [b'{"chunk_size": 1, "next_stream_position": 1152922976252290886, "entries": [%s]}' % json.dumps(box_event(1)).encode(),
-             b'{"chunk_size": 1, "next_stream_position": "1152922976252290887", "entries": [%s]}' % json.dumps(box_event(2)).encode(),
-             b'{"chunk_size": 0, "next_stream_position": "1152922976252290887", "entries": []}']
+    pages = [
+        b'{"chunk_size": 1, "next_stream_position": 1152922976252290886, "entries": [%s]}'
+        % json.dumps(box_event(1)).encode(),
+        b'{"chunk_size": 1, "next_stream_position": "1152922976252290887", "entries": [%s]}'
+        % json.dumps(box_event(2)).encode(),
+        b'{"chunk_size": 0, "next_stream_position": "1152922976252290887", "entries": []}',
+    ]
     with HostileServer(box_script(pages)) as api:
         got = run_box(api.url, tmp_path)
         assert [e["event_id"] for e in got.events] == [box_event(1)["event_id"], box_event(2)["event_id"]]
         assert [r.query.get("stream_position") for r in api.requests[1:]] == [
-            None, ["1152922976252290886"], ["1152922976252290887"]]
+            None,
+            ["1152922976252290886"],
+            ["1152922976252290887"],
+        ]
         token_form = api.requests[0].body.decode()
         assert "box_subject_type=enterprise" in token_form and "box_subject_id=42" in token_form
 
@@ -79,8 +94,12 @@ def test_a_box_position_that_repeats_while_events_keep_coming_stops_the_task(tmp
 
 
 def dropbox_event(n: int) -> dict:
-    return {"timestamp": f"2026-03-01T04:1{n % 10}:0{n % 7}Z", "event_category": {".tag": "logins"},
-            "event_type": {".tag": "login_fail"}, "details": {".tag": "login_fail_details", "n": n}}
+    return {
+        "timestamp": f"2026-03-01T04:1{n % 10}:0{n % 7}Z",
+        "event_category": {".tag": "logins"},
+        "event_type": {".tag": "login_fail"},
+        "details": {".tag": "login_fail_details", "n": n},
+    }
 
 
 def dropbox_script(continuation: Reply | None, more: bool = True, events: bool = True):
@@ -90,22 +109,31 @@ def dropbox_script(continuation: Reply | None, more: bool = True, events: bool =
             return TOKEN
         if request.path.endswith("/continue") and continuation is not None:
             return continuation
-        page = {"events": [dropbox_event(request.number)] if events else [], "cursor": f"c{request.number}",
-                "has_more": more}
+        page = {
+            "events": [dropbox_event(request.number)] if events else [],
+            "cursor": f"c{request.number}",
+            "has_more": more,
+        }
         return Reply(200, json.dumps(page).encode(), JSON)
 
     return script
 
 
 def test_a_dropbox_api_that_resets_every_cursor_is_given_up_after_a_bounded_number_of_restarts(tmp_path):
-    reset = Reply(409, b'{"error_summary": "reset/..", "error": {".tag": "reset", "reset": "2026-03-01T04:10:00Z"}}', JSON)
+    reset = Reply(
+        409, b'{"error_summary": "reset/..", "error": {".tag": "reset", "reset": "2026-03-01T04:10:00Z"}}', JSON
+    )
     with HostileServer(dropbox_script(reset)) as api:
-        with pytest.raises(PaginationError, match=f"invalidated the window's cursor {MAX_RESTARTS + 1} times") as raised:
+        with pytest.raises(
+            PaginationError, match=f"invalidated the window's cursor {MAX_RESTARTS + 1} times"
+        ) as raised:
             run_dropbox(api.url, tmp_path)
         assert DBX_SECRET not in str(raised.value) and REFRESH not in str(raised.value)
         paths = [r.path.rsplit("/", 1)[-1] for r in api.requests]
         assert paths == ["token"] + ["get_events", "continue"] * (MAX_RESTARTS + 1)
-        assert all(json.loads(r.body) == {"cursor": f"c{r.number - 1}"} for r in api.requests if r.path.endswith("/continue"))
+        assert all(
+            json.loads(r.body) == {"cursor": f"c{r.number - 1}"} for r in api.requests if r.path.endswith("/continue")
+        )
 
 
 def test_a_refused_dropbox_cursor_is_not_taken_for_a_reset(tmp_path):
@@ -117,8 +145,11 @@ def test_a_refused_dropbox_cursor_is_not_taken_for_a_reset(tmp_path):
 
 
 def test_a_dropbox_400_in_plain_text_is_the_rejected_request_with_its_text(tmp_path):
-    text = Reply(400, b'Error in call to API function "team_log/get_events/continue": bad cursor format',
-                 {"Content-Type": "text/plain; charset=utf-8"})
+    text = Reply(
+        400,
+        b'Error in call to API function "team_log/get_events/continue": bad cursor format',
+        {"Content-Type": "text/plain; charset=utf-8"},
+    )
     with HostileServer(dropbox_script(text)) as api:
         with pytest.raises(RequestRejectedError, match="HTTP status 400.*bad cursor format"):
             run_dropbox(api.url, tmp_path)

@@ -9,22 +9,24 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, api_client, assert_interval_holds, gcs_fixtures, sandbox_fixtures, source_config
-from sandbox import ground_truth
-from sandbox.hostile import HostileServer, Reply
 
 from auditlogs.operators.collect import collect_interval
 from auditlogs.sink.checkpoint import checkpoint_name
 from auditlogs.sink.gcs import IntervalLocation
 from auditlogs.sources import spec_for
 from auditlogs.window import Window
+from harness import Connection, api_client, assert_interval_holds, gcs_fixtures, sandbox_fixtures, source_config
+from sandbox import ground_truth
+from sandbox.hostile import HostileServer, Reply
 
 TOKEN = "xoxp-hostile-checkpoint-token-7c7c"
 BUCKET = "checkpoint-bucket"
 UTC = timezone.utc
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
-SCENARIO = {"seed": 8, "sources": {"slack": {"events_per_hour": 600, "burst_fraction": 0.3, "token": TOKEN,
-                                             "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 8,
+    "sources": {"slack": {"events_per_hour": 600, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
 DELAY = timedelta(minutes=10)
 _hours = iter(range(1, 200))
 
@@ -45,8 +47,17 @@ def config():
 def run_try(api, gcs, hook_for, interval: Window, run_id: str, try_number: int) -> dict:
     source = config()
     client = api_client(spec_for(source), Connection("slack_audit", api.url + "/", TOKEN), config=source)
-    return collect_interval(source, "audit", interval, client, hook_for(gcs.url), dag_id="auditlogs_test",
-                            run_id=run_id, try_number=try_number, clock=lambda: NOW)
+    return collect_interval(
+        source,
+        "audit",
+        interval,
+        client,
+        hook_for(gcs.url),
+        dag_id="auditlogs_test",
+        run_id=run_id,
+        try_number=try_number,
+        clock=lambda: NOW,
+    )
 
 
 def location(interval: Window) -> IntervalLocation:
@@ -77,26 +88,33 @@ def overwrite(gcs, interval: Window, content: bytes) -> None:
     gcs.write(BUCKET, location(interval).object_name(checkpoint_name("manual__hostile")), content)
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"\x1f\x8b\x08 not json at all", "it is not JSON"),
-    (b'["a", "list"]', "it is of another format"),
-    (b'{"version": 1, "run_id": "manual__hostile"}', "it is malformed (KeyError)"),
-])
-def test_a_garbage_checkpoint_is_ignored_and_the_window_fetched_from_its_first_page(api, gcs, hook_for, interval,
-                                                                                    caplog, content, reason):
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"\x1f\x8b\x08 not json at all", "it is not JSON"),
+        (b'["a", "list"]', "it is of another format"),
+        (b'{"version": 1, "run_id": "manual__hostile"}', "it is malformed (KeyError)"),
+    ],
+)
+def test_a_garbage_checkpoint_is_ignored_and_the_window_fetched_from_its_first_page(
+    api, gcs, hook_for, interval, caplog, content, reason
+):
     failed_first_try(api, gcs, hook_for, interval)
     overwrite(gcs, interval, content)
     second_try_starts_fresh(api, gcs, hook_for, interval, caplog, reason)
 
 
-@pytest.mark.parametrize("tamper, reason", [
-    (lambda c: c.update(run_id="scheduled__someone_else"), "it belongs to another run"),
-    (lambda c: c.update(fingerprint="0" * 64), "it was made with another config"),
-    (lambda c: c.update(base_generation=12345), "another run published this interval since"),
-    (lambda c: c["collector"]["result"].update(pages="7"), "it is malformed (ValueError)"),
-    (lambda c: c["parts"][0].update(name="../../other/part-00000.ndjson.gz"), "it lists a part outside this run's"),
-    (lambda c: c["parts"][0].update(bytes=c["parts"][0]["bytes"] + 1), "is missing or changed"),
-])
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        (lambda c: c.update(run_id="scheduled__someone_else"), "it belongs to another run"),
+        (lambda c: c.update(fingerprint="0" * 64), "it was made with another config"),
+        (lambda c: c.update(base_generation=12345), "another run published this interval since"),
+        (lambda c: c["collector"]["result"].update(pages="7"), "it is malformed (ValueError)"),
+        (lambda c: c["parts"][0].update(name="../../other/part-00000.ndjson.gz"), "it lists a part outside this run's"),
+        (lambda c: c["parts"][0].update(bytes=c["parts"][0]["bytes"] + 1), "is missing or changed"),
+    ],
+)
 def test_a_foreign_or_tampered_checkpoint_is_never_continued_from(api, gcs, hook_for, interval, caplog, tamper, reason):
     checkpoint = failed_first_try(api, gcs, hook_for, interval)
     tamper(checkpoint)

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-from harness import Connection, collect_window
 
 from auditlogs.errors import RateLimitedError, RedirectError, ResponseTooLargeError, TransientError
 from auditlogs.operators.retry import AuditLogRetryPolicy
 from auditlogs.window import Window
+from harness import Connection, collect_window
 from sandbox.hostile import HostileServer, Reply
 
 pytestmark = pytest.mark.hostile
@@ -30,14 +30,26 @@ START = datetime(2026, 3, 1, 3, tzinfo=UTC)
 WINDOW = Window(START, START + timedelta(hours=1))
 JSON_HEADERS = {"Content-Type": "application/json"}
 MIB = 1024**2
-PAGE = json.dumps({"ok": True, "entries": [{"id": "e1", "date_create": START.timestamp() + 60}],
-                   "response_metadata": {"next_cursor": ""}}).encode()
+PAGE = json.dumps(
+    {
+        "ok": True,
+        "entries": [{"id": "e1", "date_create": START.timestamp() + 60}],
+        "response_metadata": {"next_cursor": ""},
+    }
+).encode()
 
 
 def collect(api, tmp_path, sleeps=None, **options):
     connection = Connection("slack_audit", host=api.url, password=TOKEN)
-    return collect_window("slack", {"page_attempts": 1, **options}, "audit", connection, WINDOW, tmp_path,
-                          **({"sleep": sleeps.append} if sleeps is not None else {}))
+    return collect_window(
+        "slack",
+        {"page_attempts": 1, **options},
+        "audit",
+        connection,
+        WINDOW,
+        tmp_path,
+        **({"sleep": sleeps.append} if sleeps is not None else {}),
+    )
 
 
 def gzipped(pieces) -> bytes:
@@ -136,8 +148,10 @@ def test_a_compressed_page_within_the_caps_is_collected_over_one_connection(tmp_
     first = json.loads(PAGE)
     first["response_metadata"]["next_cursor"] = "c2"
     gzip_headers = {**JSON_HEADERS, "Content-Encoding": "gzip"}
-    pages = [Reply(200, body=gzipped([json.dumps(first).encode()]), headers=gzip_headers),
-             Reply(200, body=PAGE.replace(b'"e1"', b'"e2"'), headers=JSON_HEADERS)]
+    pages = [
+        Reply(200, body=gzipped([json.dumps(first).encode()]), headers=gzip_headers),
+        Reply(200, body=PAGE.replace(b'"e1"', b'"e2"'), headers=JSON_HEADERS),
+    ]
     with HostileServer(lambda request: pages[min(request.number, 2) - 1]) as api:
         collected = collect(api, tmp_path, max_response_bytes="4KiB")
         assert len(api.requests) == 2 and api.requests[0].peer == api.requests[1].peer
@@ -158,8 +172,10 @@ def test_an_unreadable_retry_after_falls_back_to_the_backoff_with_a_warning(valu
 
 def test_a_retry_after_http_date_is_waited_for(tmp_path):
     at = datetime.now(UTC) + timedelta(seconds=40)
-    replies = [Reply(429, body=b"{}", headers={"Retry-After": format_datetime(at, usegmt=True)}),
-               Reply(200, body=PAGE, headers=JSON_HEADERS)]
+    replies = [
+        Reply(429, body=b"{}", headers={"Retry-After": format_datetime(at, usegmt=True)}),
+        Reply(200, body=PAGE, headers=JSON_HEADERS),
+    ]
     sleeps: list[float] = []
     with HostileServer(lambda request: replies[min(request.number, 2) - 1]) as api:
         collect(api, tmp_path, sleeps, page_attempts=2)

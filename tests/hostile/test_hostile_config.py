@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import write_config
-
 from airflow.dag_processing.dagbag import DagBag
+
+from harness import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = {"bucket": "sec-logs", "start_date": "2026-01-01", "delay": "30m"}
@@ -35,15 +35,32 @@ def placeholders(bag: DagBag) -> dict[str, str]:
 @pytest.mark.parametrize(
     "name, entry, dag_id, message",
     [
-        (LONG_NAME, SLACK, "auditlogs_" + LONG_NAME[:64] + "-",
-         f"source '{LONG_NAME[:64]}...' (257 characters, line 9): field 'name'"),
-        ("delay_huge", {**SLACK, "delay": "99999999999d"}, "auditlogs_delay_huge",
-         "source 'delay_huge': field 'delay': invalid duration '99999999999d': longer than 3650d"),
-        ("delay_inf", {**SLACK, "delay": float("inf")}, "auditlogs_delay_inf",
-         "source 'delay_inf': field 'delay': invalid duration inf: not a finite number of seconds"),
+        (
+            LONG_NAME,
+            SLACK,
+            "auditlogs_" + LONG_NAME[:64] + "-",
+            f"source '{LONG_NAME[:64]}...' (257 characters, line 9): field 'name'",
+        ),
+        (
+            "delay_huge",
+            {**SLACK, "delay": "99999999999d"},
+            "auditlogs_delay_huge",
+            "source 'delay_huge': field 'delay': invalid duration '99999999999d': longer than 3650d",
+        ),
+        (
+            "delay_inf",
+            {**SLACK, "delay": float("inf")},
+            "auditlogs_delay_inf",
+            "source 'delay_inf': field 'delay': invalid duration inf: not a finite number of seconds",
+        ),
         ("bogus", {**SLACK, "schedule": "@bogus"}, "auditlogs_bogus", "field 'schedule': '@bogus' is not a preset"),
         ("feb30", {**SLACK, "schedule": "0 0 30 2 *"}, "auditlogs_feb30", "field 'schedule': '0 0 30 2 *' never fires"),
-        ("listed_type", {**SLACK, "type": ["slack"]}, "auditlogs_listed_type", "field 'type': ['slack'] is not a known"),
+        (
+            "listed_type",
+            {**SLACK, "type": ["slack"]},
+            "auditlogs_listed_type",
+            "field 'type': ['slack'] is not a known",
+        ),
         ("Odd Name!", SLACK, "auditlogs_odd_name_-", "source 'Odd Name!': field 'name'"),
     ],
 )
@@ -65,8 +82,9 @@ def test_a_timetable_that_raises_is_that_sources_error(tmp_path, monkeypatch):
 
     real = auditlogs.factory.CronDataIntervalTimetable
     monkeypatch.setattr(auditlogs.factory, "CronDataIntervalTimetable", refuse)
-    config = write_config(tmp_path / "sources.yaml", {"good": SLACK, "odd": {**SLACK, "schedule": "*/5 * * * *"}},
-                          **DEFAULTS)
+    config = write_config(
+        tmp_path / "sources.yaml", {"good": SLACK, "odd": {**SLACK, "schedule": "*/5 * * * *"}}, **DEFAULTS
+    )
     bag = dagbag(monkeypatch, config)
     assert_good_still_collects(bag)
     assert placeholders(bag) == {
@@ -89,8 +107,10 @@ def test_a_broken_name_that_reads_like_a_valid_one_does_not_replace_it(tmp_path,
     "sources, dag_id",
     [
         ({"slack": {**SLACK, "sweep": "1d"}, "slack_sweep": SLACK}, "auditlogs_slack_sweep"),
-        ({"slack": {**SLACK, "bigquery_dataset": "proj.ds"}, "slack_audit_to_bigquery": SLACK},
-         "auditlogs_slack_audit_to_bigquery"),
+        (
+            {"slack": {**SLACK, "bigquery_dataset": "proj.ds"}, "slack_audit_to_bigquery": SLACK},
+            "auditlogs_slack_audit_to_bigquery",
+        ),
         ({"slack": {**SLACK, "sweep": "1d"}, "slack_sweep": {**SLACK, "delay": "soon"}}, "auditlogs_slack_sweep"),
     ],
 )
@@ -108,10 +128,14 @@ def test_two_entries_yielding_one_dag_id_are_both_errors_naming_each_other(tmp_p
 
 def test_a_source_given_twice_is_an_error_naming_both_lines(tmp_path, monkeypatch):
     config = tmp_path / "sources.yaml"
-    config.write_text(yaml.safe_dump({"defaults": DEFAULTS}) + "sources:\n  good: {type: slack, conn_id: a}\n"
-                      "  slack: {type: slack, conn_id: a}\n  slack: {type: slack, conn_id: b}\n")
+    config.write_text(
+        yaml.safe_dump({"defaults": DEFAULTS}) + "sources:\n  good: {type: slack, conn_id: a}\n"
+        "  slack: {type: slack, conn_id: a}\n  slack: {type: slack, conn_id: b}\n"
+    )
     bag = dagbag(monkeypatch, config)
     assert_good_still_collects(bag)
-    assert placeholders(bag) == {"auditlogs_slack": f"CONFIG ERROR: {config}: source 'slack': key 'slack' appears "
-                                 "twice in 'sources' (lines 7 and 8): YAML would silently keep the second; "
-                                 "remove or rename one"}
+    assert placeholders(bag) == {
+        "auditlogs_slack": f"CONFIG ERROR: {config}: source 'slack': key 'slack' appears "
+        "twice in 'sources' (lines 7 and 8): YAML would silently keep the second; "
+        "remove or rename one"
+    }

@@ -8,11 +8,11 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.errors import AuthError, MalformedResponseError, PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 UTC = timezone.utc
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))

@@ -7,11 +7,11 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.errors import PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 TOKEN = "glpat-hostile-0123456789abcdef"
 UTC = timezone.utc
@@ -30,8 +30,9 @@ def page(events: list[dict], next_url: str | None = None, **reply) -> Reply:
 
 def collect(url: str, tmp_path, **client_options):
     connection = Connection("gitlab_audit", url, TOKEN)
-    return collect_window("gitlab", {"group": "4242", "per_page": 2}, "audit_events", connection, WINDOW, tmp_path,
-                          **client_options)
+    return collect_window(
+        "gitlab", {"group": "4242", "per_page": 2}, "audit_events", connection, WINDOW, tmp_path, **client_options
+    )
 
 
 def test_a_next_link_to_another_host_is_refused_and_the_token_never_leaves(tmp_path):
@@ -48,8 +49,12 @@ def test_a_page_cut_mid_array_is_fetched_again_and_nothing_is_lost_or_doubled(tm
         if "cursor" not in request.query:
             return page([event(0), event(1)], f"http://{request.headers['host']}{PATH}?cursor=2&per_page=2")
         body = json.dumps([event(2)]).encode()
-        return Reply(200, body=body, headers={"Content-Type": "application/json"},
-                     **({"cut_after": len(body) // 2, "content_length": len(body)} if request.number == 2 else {}))
+        return Reply(
+            200,
+            body=body,
+            headers={"Content-Type": "application/json"},
+            **({"cut_after": len(body) // 2, "content_length": len(body)} if request.number == 2 else {}),
+        )
 
     with HostileServer(script) as api:
         collected = collect(api.url, tmp_path, sleep=lambda seconds: None)
@@ -58,8 +63,9 @@ def test_a_page_cut_mid_array_is_fetched_again_and_nothing_is_lost_or_doubled(tm
 
 
 def test_a_link_that_points_back_at_the_same_page_stops_instead_of_looping(tmp_path):
-    with HostileServer(lambda request: page(
-            [event(0), event(1)], f"http://{request.headers['host']}{PATH}?cursor=same")) as api:
+    with HostileServer(
+        lambda request: page([event(0), event(1)], f"http://{request.headers['host']}{PATH}?cursor=same")
+    ) as api:
         with pytest.raises(PaginationError, match="same next-page position twice"):
             collect(api.url, tmp_path)
     assert len(api.requests) == 2

@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.errors import AuthError, PaginationError, TransientError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT_ID, SECRET = "hostile-app-id", "hostile-client-secret-Kk2~value"
@@ -30,8 +30,9 @@ def token_reply() -> Reply:
 
 
 def run(url: str, source_type: str, stream: str, tmp_path, options: dict | None = None):
-    connection = Connection("ms_hostile", url, SECRET, login=CLIENT_ID,
-                            extra_dejson={"tenant_id": TENANT, "authority": url})
+    connection = Connection(
+        "ms_hostile", url, SECRET, login=CLIENT_ID, extra_dejson={"tenant_id": TENANT, "authority": url}
+    )
     return collect_window(source_type, options or {}, stream, connection, WINDOW, tmp_path)
 
 
@@ -39,8 +40,11 @@ def run(url: str, source_type: str, stream: str, tmp_path, options: dict | None 
 def test_a_token_endpoint_echoing_the_secret_fails_once_and_the_error_never_shows_it(tmp_path, status):
     def script(request: HostileRequest) -> Reply:
         form = parse_qs(request.body.decode())
-        echoed = {"error": "invalid_client", "trace": form,
-                  "error_description": f"AADSTS7000215: bad secret {form['client_secret'][0]}"}
+        echoed = {
+            "error": "invalid_client",
+            "trace": form,
+            "error_description": f"AADSTS7000215: bad secret {form['client_secret'][0]}",
+        }
         return Reply(status, json.dumps(echoed).encode(), JSON)
 
     with HostileServer(script) as api:
@@ -61,13 +65,19 @@ def test_a_redirecting_token_endpoint_is_not_followed_with_the_secret(tmp_path):
 
 def test_an_o365_content_uri_on_another_host_is_refused_before_the_token_goes_there(tmp_path):
     with HostileServer(lambda request: Reply(200, b"[]", JSON)) as elsewhere:
+
         def script(request: HostileRequest) -> Reply:
             if request.path == TOKEN_PATH:
                 return token_reply()
             if request.path.endswith("subscriptions/list"):
                 return Reply(200, json.dumps([{"contentType": "Audit.Exchange", "status": "enabled"}]).encode(), JSON)
-            blob = {"contentType": "Audit.Exchange", "contentId": "1$2$3", "contentUri": f"{elsewhere.url}/audit/1$2$3",
-                    "contentCreated": "2026-03-01T04:05:00.000Z", "contentExpiration": "2026-03-08T04:05:00.000Z"}
+            blob = {
+                "contentType": "Audit.Exchange",
+                "contentId": "1$2$3",
+                "contentUri": f"{elsewhere.url}/audit/1$2$3",
+                "contentCreated": "2026-03-01T04:05:00.000Z",
+                "contentExpiration": "2026-03-08T04:05:00.000Z",
+            }
             return Reply(200, json.dumps([blob]).encode(), JSON)
 
         with HostileServer(script) as api:
@@ -80,6 +90,7 @@ def test_an_o365_content_uri_on_another_host_is_refused_before_the_token_goes_th
 
 def test_a_graph_next_link_on_another_host_is_refused_before_the_token_goes_there(tmp_path):
     with HostileServer(lambda request: Reply(200, b'{"value": []}', JSON)) as elsewhere:
+
         def script(request: HostileRequest) -> Reply:
             if request.path == TOKEN_PATH:
                 return token_reply()

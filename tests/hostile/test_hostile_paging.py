@@ -12,19 +12,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from harness import Connection, collect_window, source_config
-from sandbox.hostile import HostileServer, Reply
 
 from auditlogs.client.pagination import MAX_PAGES_WITHOUT_PROGRESS
 from auditlogs.errors import MalformedEventError, PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window, source_config
+from sandbox.hostile import HostileServer, Reply
 
 UTC = timezone.utc
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 START, END = int(WINDOW.start.timestamp()), int(WINDOW.end.timestamp())
 TOKEN = "hostile-paging-token-0001"
-STREAMS = {"slack": "audit", "onepassword": "signinattempts", "github": "audit", "okta": "systemlog",
-           "google_workspace": "login", "twilio": "events"}
+STREAMS = {
+    "slack": "audit",
+    "onepassword": "signinattempts",
+    "github": "audit",
+    "okta": "systemlog",
+    "google_workspace": "login",
+    "twilio": "events",
+}
 OPTIONS = {"github": {"org": "acme"}, "google_workspace": {"applications": ["login"]}}
 
 
@@ -58,8 +64,10 @@ def test_a_fresh_cursor_on_every_page_that_only_repeats_seen_events_stops_withou
 
     with HostileServer(script) as api, pytest.raises(PaginationError) as raised:
         collect(api, tmp_path, "onepassword", max_pages=200)
-    assert f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but " \
-           "brought no new event" in str(raised.value)
+    assert (
+        f"the API answered {MAX_PAGES_WITHOUT_PROGRESS} pages in a row that each said there is more but "
+        "brought no new event" in str(raised.value)
+    )
     assert len(api.requests) == 1 + MAX_PAGES_WITHOUT_PROGRESS  # the first page was progress, then 20 without
     assert TOKEN not in str(raised.value)
 
@@ -81,8 +89,9 @@ def test_new_events_behind_fresh_cursors_page_on_to_the_end(tmp_path):
 
     def script(request):
         number = request.number
-        return json_reply({"cursor": f"c{number}", "has_more": number < pages,
-                           "items": [signin(f"E{number}", START + number)]})
+        return json_reply(
+            {"cursor": f"c{number}", "has_more": number < pages, "items": [signin(f"E{number}", START + number)]}
+        )
 
     with HostileServer(script) as api:
         collected = collect(api, tmp_path, "onepassword")
@@ -99,8 +108,13 @@ def test_a_posted_cursor_growing_every_page_does_not_grow_the_loops_memory(tmp_p
         number = request.number
         if number > 1:
             assert len(json.loads(request.body)["cursor"]) == (number - 1) * step
-        return json_reply({"cursor": "x" * (number * step), "has_more": number < pages,
-                           "items": [signin(f"E{number}", START + number)]})
+        return json_reply(
+            {
+                "cursor": "x" * (number * step),
+                "has_more": number < pages,
+                "items": [signin(f"E{number}", START + number)],
+            }
+        )
 
     tracemalloc.start()
     try:
@@ -118,8 +132,17 @@ def test_a_posted_cursor_growing_every_page_does_not_grow_the_loops_memory(tmp_p
 
 def test_integers_beyond_64_bits_floats_unicode_and_nesting_are_stored_exactly(tmp_path):
     sent = [
-        {"id": "big", "date_create": START + 1, "n": 2**70, "m": -(2**80), "u": 2**64, "f": 0.1, "e": 1.5e300,
-         "text": "ünïcødé ☃ 𝄞", "nested": {"list": [2**100, {"deep": [-(2**65), 3.0, None, True]}]}},
+        {
+            "id": "big",
+            "date_create": START + 1,
+            "n": 2**70,
+            "m": -(2**80),
+            "u": 2**64,
+            "f": 0.1,
+            "e": 1.5e300,
+            "text": "ünïcødé ☃ 𝄞",
+            "nested": {"list": [2**100, {"deep": [-(2**65), 3.0, None, True]}]},
+        },
         {"id": 2**70, "date_create": START + 2, "action": "user_login"},
         {"id": "small", "date_create": START + 3, "n": 2**63 - 1},
     ]
@@ -132,8 +155,11 @@ def test_integers_beyond_64_bits_floats_unicode_and_nesting_are_stored_exactly(t
 
 
 def test_ids_of_two_json_types_at_the_same_millisecond_are_two_events(tmp_path):
-    sent = [{"id": 1, "date_create": START + 5, "action": "a"}, {"id": "1", "date_create": START + 5, "action": "b"},
-            {"id": 1, "date_create": START + 5, "action": "a"}]
+    sent = [
+        {"id": 1, "date_create": START + 5, "action": "a"},
+        {"id": "1", "date_create": START + 5, "action": "b"},
+        {"id": 1, "date_create": START + 5, "action": "a"},
+    ]
     with HostileServer(lambda request: json_reply({"ok": True, "entries": sent})) as api:
         collected = collect(api, tmp_path, "slack")
     assert collected.events == sent[:2]
@@ -147,8 +173,11 @@ def test_the_sweep_reads_stored_events_back_with_the_keys_the_collector_compared
     from auditlogs.sink.overlap import digest, epoch_ms
     from auditlogs.sources import SPECS
 
-    sent = [{"id": 2**70, "date_create": START + 2}, {"id": "1", "date_create": START + 1},
-            {"id": 1, "date_create": START + 1}]
+    sent = [
+        {"id": 2**70, "date_create": START + 2},
+        {"id": "1", "date_create": START + 1},
+        {"id": 1, "date_create": START + 1},
+    ]
     with HostileServer(lambda request: json_reply({"ok": True, "entries": sent})) as api:
         collected = collect(api, tmp_path / "staged", "slack")
     parts = sorted((tmp_path / "staged").glob("*.ndjson.gz"))
@@ -169,30 +198,76 @@ def test_the_sweep_reads_stored_events_back_with_the_keys_the_collector_compared
 # --- Times no calendar holds: a clear error, at once -----------------------------------------------------
 
 OUT_OF_RANGE = {
-    "github": ("GET", lambda: [{"_document_id": "ok", "@timestamp": START * 1000 + 5},
-                               {"_document_id": "bad", "@timestamp": 10**18}],
-               "'@timestamp' is 1000000000000000000"),
-    "slack": ("GET", lambda: {"ok": True, "entries": [{"id": "ok", "date_create": START + 5},
-                                                      {"id": "bad", "date_create": 1e300}]},
-              "'date_create' is 1e+300"),
-    "okta": ("GET", lambda: [{"uuid": "ok", "published": iso(START + 5)},
-                             {"uuid": "bad", "published": "0001-01-01T00:00:00.000+01:00"}],
-             "'published' is '0001-01-01T00:00:00.000+01:00'"),
-    "onepassword": ("POST", lambda: {"cursor": "c", "has_more": False,
-                                     "items": [signin("ok", START + 5), signin("bad", 0) | {
-                                         "timestamp": "9999-12-31T23:59:59-01:00"}]},
-                    "'timestamp' is '9999-12-31T23:59:59-01:00'"),
-    "google_workspace": ("GET", lambda: {"items": [
-        {"id": {"time": iso(START + 5), "uniqueQualifier": "1", "applicationName": "login", "customerId": "C1"}},
-        {"id": {"time": "0001-01-01T00:00:00Z", "uniqueQualifier": "2", "applicationName": "login",
-                "customerId": "C1"}},
-        {"id": {"time": "0001-01-01T00:00:00+00:01", "uniqueQualifier": "3", "applicationName": "login",
-                "customerId": "C1"}}]},
-        "'id.time' is '0001-01-01T00:00:00+00:01'"),
-    "twilio": ("GET", lambda: {"events": [{"sid": "AE1", "event_date": iso(START + 5)},
-                                          {"sid": "AE2", "event_date": "9999-12-31T23:59:59-00:30"}],
-                               "meta": {"next_page_url": None}},
-               "'event_date' is '9999-12-31T23:59:59-00:30'"),
+    "github": (
+        "GET",
+        lambda: [{"_document_id": "ok", "@timestamp": START * 1000 + 5}, {"_document_id": "bad", "@timestamp": 10**18}],
+        "'@timestamp' is 1000000000000000000",
+    ),
+    "slack": (
+        "GET",
+        lambda: {"ok": True, "entries": [{"id": "ok", "date_create": START + 5}, {"id": "bad", "date_create": 1e300}]},
+        "'date_create' is 1e+300",
+    ),
+    "okta": (
+        "GET",
+        lambda: [
+            {"uuid": "ok", "published": iso(START + 5)},
+            {"uuid": "bad", "published": "0001-01-01T00:00:00.000+01:00"},
+        ],
+        "'published' is '0001-01-01T00:00:00.000+01:00'",
+    ),
+    "onepassword": (
+        "POST",
+        lambda: {
+            "cursor": "c",
+            "has_more": False,
+            "items": [signin("ok", START + 5), signin("bad", 0) | {"timestamp": "9999-12-31T23:59:59-01:00"}],
+        },
+        "'timestamp' is '9999-12-31T23:59:59-01:00'",
+    ),
+    "google_workspace": (
+        "GET",
+        lambda: {
+            "items": [
+                {
+                    "id": {
+                        "time": iso(START + 5),
+                        "uniqueQualifier": "1",
+                        "applicationName": "login",
+                        "customerId": "C1",
+                    }
+                },
+                {
+                    "id": {
+                        "time": "0001-01-01T00:00:00Z",
+                        "uniqueQualifier": "2",
+                        "applicationName": "login",
+                        "customerId": "C1",
+                    }
+                },
+                {
+                    "id": {
+                        "time": "0001-01-01T00:00:00+00:01",
+                        "uniqueQualifier": "3",
+                        "applicationName": "login",
+                        "customerId": "C1",
+                    }
+                },
+            ]
+        },
+        "'id.time' is '0001-01-01T00:00:00+00:01'",
+    ),
+    "twilio": (
+        "GET",
+        lambda: {
+            "events": [
+                {"sid": "AE1", "event_date": iso(START + 5)},
+                {"sid": "AE2", "event_date": "9999-12-31T23:59:59-00:30"},
+            ],
+            "meta": {"next_page_url": None},
+        },
+        "'event_date' is '9999-12-31T23:59:59-00:30'",
+    ),
 }
 
 
@@ -233,8 +308,13 @@ def test_okta_since_is_sent_early_enough_to_include_an_event_at_the_window_start
 
 
 def test_onepassword_start_time_is_sent_early_enough_to_include_an_event_at_the_window_start(tmp_path):
-    script = exclusive_bounds("start_time", "end_time", EDGES, where="body", render=lambda kept: {
-        "cursor": "c", "has_more": False, "items": [signin(k, t) for k, t in kept]})
+    script = exclusive_bounds(
+        "start_time",
+        "end_time",
+        EDGES,
+        where="body",
+        render=lambda kept: {"cursor": "c", "has_more": False, "items": [signin(k, t) for k, t in kept]},
+    )
     with HostileServer(script) as api:
         collected = collect(api, tmp_path, "onepassword")
     assert [e["uuid"] for e in collected.events] == ["at-start", "inside", "last-ms"]
@@ -247,8 +327,14 @@ def test_google_end_time_is_sent_late_enough_to_include_the_last_millisecond(tmp
         lo = datetime.fromisoformat(request.query["startTime"][0].replace("Z", "+00:00")).timestamp()
         hi = datetime.fromisoformat(request.query["endTime"][0].replace("Z", "+00:00")).timestamp()
         kept = [(k, t) for k, t in EDGES if lo <= t < hi]
-        return json_reply({"items": [{"id": {"time": iso(t), "uniqueQualifier": k, "applicationName": "login",
-                                             "customerId": "C1"}} for k, t in reversed(kept)]})
+        return json_reply(
+            {
+                "items": [
+                    {"id": {"time": iso(t), "uniqueQualifier": k, "applicationName": "login", "customerId": "C1"}}
+                    for k, t in reversed(kept)
+                ]
+            }
+        )
 
     with HostileServer(script) as api:
         collected = collect(api, tmp_path, "google_workspace")

@@ -11,8 +11,14 @@ from datetime import datetime, timezone
 import pytest
 
 from auditlogs.errors import ShrinkingRerunError
-from auditlogs.sink.gcs import MANIFEST_NAME, ConcurrentPublishError, IntervalLocation, IntervalStore, SinkError, \
-    new_attempt
+from auditlogs.sink.gcs import (
+    MANIFEST_NAME,
+    ConcurrentPublishError,
+    IntervalLocation,
+    IntervalStore,
+    SinkError,
+    new_attempt,
+)
 from auditlogs.sink.parts import PartWriter
 from auditlogs.window import Window
 from harness import Connection, api_client, gcs_fixtures, source_config
@@ -46,12 +52,18 @@ class Attempt:
         self.parts = writer.close()
         attempt = new_attempt(run_id, 1)
         self.ids = {f"{run_id}-{n}" for n in ids}
-        self.manifest = {"events": len(ids), "run_id": run_id, "try_number": 1, "attempt": attempt,
-                         "parts": where.part_entries(attempt, self.parts)}
+        self.manifest = {
+            "events": len(ids),
+            "run_id": run_id,
+            "try_number": 1,
+            "attempt": attempt,
+            "parts": where.part_entries(attempt, self.parts),
+        }
 
     def publish(self, hook, where: IntervalLocation, **options) -> None:
         IntervalStore(hook, where=f"run {self.manifest['run_id']}", sleep=lambda s: None).publish(
-            where, self.parts, self.manifest, **options)
+            where, self.parts, self.manifest, **options
+        )
 
 
 def holding(gcs, where: IntervalLocation) -> tuple[dict, set[str]]:
@@ -81,8 +93,9 @@ def is_manifest_upload(request) -> bool:
     return request.is_upload and f'/{MANIFEST_NAME}"'.encode() in request.body
 
 
-def test_a_manifest_upload_failing_after_the_parts_keeps_the_old_result_for_the_shrink_guard(gcs, where, tmp_path,
-                                                                                             hook_for):
+def test_a_manifest_upload_failing_after_the_parts_keeps_the_old_result_for_the_shrink_guard(
+    gcs, where, tmp_path, hook_for
+):
     old = Attempt(tmp_path / "old", "old", range(40), where)
     old.publish(hook_for(gcs.url), where)
     before = {name: gcs.read(BUCKET, name) for name in objects(gcs, where)}
@@ -104,7 +117,8 @@ def test_a_manifest_upload_failing_after_the_parts_keeps_the_old_result_for_the_
 
 
 def test_through_the_operator_a_failed_manifest_upload_then_an_api_answering_empty_pages_keeps_40_events(
-        gcs, where, hook_for):
+    gcs, where, hook_for
+):
     """The issue's case end to end through `collect_interval`: run 1 stores 40 events; its rerun's manifest
     upload answers 503 (after the parts went up); the next try meets an API that answers empty pages."""
     from auditlogs.operators.collect import collect_interval
@@ -115,17 +129,30 @@ def test_through_the_operator_a_failed_manifest_upload_then_an_api_answering_emp
     answer = {"entries": entries}
 
     def slack(request):
-        return Reply(200, body=json.dumps({**answer, "response_metadata": {"next_cursor": ""}}).encode(),
-                     headers={"Content-Type": "application/json"})
+        return Reply(
+            200,
+            body=json.dumps({**answer, "response_metadata": {"next_cursor": ""}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
 
     config = source_config("slack", "api", bucket=BUCKET, prefix="raw", name="hostile")
     location = IntervalLocation(BUCKET, "raw", "hostile", "audit", where.interval)
 
     def run(hook, try_number):
-        client = api_client(SPECS["slack"], Connection("api", host=api.url, password="xoxp-publish-test"),
-                            config=config)
-        return collect_interval(config, "audit", where.interval, client, hook, dag_id="auditlogs_hostile",
-                                run_id="rerun", try_number=try_number, clock=lambda: where.interval.end)
+        client = api_client(
+            SPECS["slack"], Connection("api", host=api.url, password="xoxp-publish-test"), config=config
+        )
+        return collect_interval(
+            config,
+            "audit",
+            where.interval,
+            client,
+            hook,
+            dag_id="auditlogs_hostile",
+            run_id="rerun",
+            try_number=try_number,
+            clock=lambda: where.interval.end,
+        )
 
     with HostileServer(slack) as api:
         assert run(hook_for(gcs.url), 1)["events"] == 40
@@ -152,8 +179,11 @@ def test_a_manifest_write_that_landed_but_whose_answers_were_lost_is_a_success(g
 
     def land_then_lose_the_answer(request):
         if is_manifest_upload(request) and not landed:
-            landed.append(requests.post(gcs.url + request.path, data=request.body, headers=request.headers,
-                                        timeout=30).status_code)
+            landed.append(
+                requests.post(
+                    gcs.url + request.path, data=request.body, headers=request.headers, timeout=30
+                ).status_code
+            )
             return 503
         return None
 
@@ -242,14 +272,21 @@ def test_a_leftover_already_gone_when_deleted_is_success(gcs, where, tmp_path, h
     assert manifest["run_id"] == "new" and ids == new.ids
 
 
-def test_gcs_failing_from_any_step_of_a_publish_leaves_the_old_result_or_the_new_one_never_a_mix(gcs, tmp_path,
-                                                                                                hook_for):
+def test_gcs_failing_from_any_step_of_a_publish_leaves_the_old_result_or_the_new_one_never_a_mix(
+    gcs, tmp_path, hook_for
+):
     """GCS goes down (503 to everything) from the k-th request of a publish on, for every k: afterwards a reader
     sees the old interval whole or the new one whole, and the next publish leaves no stray object."""
+
     def fresh(name: str) -> IntervalLocation:
         start = datetime(2026, 5, 1, tzinfo=UTC).timestamp() + 3600 * next(_hours)
-        return IntervalLocation(BUCKET, "raw", "outage", name, Window(datetime.fromtimestamp(start, UTC),
-                                                                      datetime.fromtimestamp(start + 3600, UTC)))
+        return IntervalLocation(
+            BUCKET,
+            "raw",
+            "outage",
+            name,
+            Window(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + 3600, UTC)),
+        )
 
     probe = fresh("probe")
     Attempt(tmp_path / "probe-old", "old", range(30), probe).publish(hook_for(gcs.url), probe)

@@ -7,23 +7,33 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.errors import MalformedEventError, PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 KEY = "hostile-rest-key-0123456789"
 UTC = timezone.utc
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
-DECLARED = {"stream": "audit", "path": "v1/audit", "auth": {"scheme": "header", "header": "X-Api-Key"},
-            "window": {"start_param": "from", "end_param": "to", "format": "unix_millis", "end": "inclusive"},
-            "events": "data.items", "id": ["actor", "seq"], "time": {"field": "at", "format": "unix_millis"},
-            "order": "oldest_first"}
+DECLARED = {
+    "stream": "audit",
+    "path": "v1/audit",
+    "auth": {"scheme": "header", "header": "X-Api-Key"},
+    "window": {"start_param": "from", "end_param": "to", "format": "unix_millis", "end": "inclusive"},
+    "events": "data.items",
+    "id": ["actor", "seq"],
+    "time": {"field": "at", "format": "unix_millis"},
+    "order": "oldest_first",
+}
 
 
 def page(items: list[dict], **paging) -> Reply:
-    return Reply(200, body=json.dumps({"data": {"items": items}, **paging}).encode(), headers={"Content-Type": "application/json"})
+    return Reply(
+        200,
+        body=json.dumps({"data": {"items": items}, **paging}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def collect(url: str, tmp_path, **options):
@@ -56,5 +66,7 @@ def test_a_time_in_the_wrong_declared_format_fails_naming_the_field(tmp_path):
         return page([{"actor": "ana", "seq": 1, "at": "2026-03-01T04:10:00Z"}])
 
     with HostileServer(script) as api:
-        with pytest.raises(MalformedEventError, match="'at' is '2026-03-01T04:10:00Z', expected integer epoch milliseconds"):
+        with pytest.raises(
+            MalformedEventError, match="'at' is '2026-03-01T04:10:00Z', expected integer epoch milliseconds"
+        ):
             collect(api.url, tmp_path, paging={"strategy": "single_page"})

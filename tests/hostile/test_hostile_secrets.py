@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
-from harness import Connection, collect_window
 
 from auditlogs.errors import AuthError, RequestRejectedError, TransientError
+from harness import Connection, collect_window
 from sandbox.hostile import HostileServer, Reply
 
 pytestmark = pytest.mark.hostile
@@ -35,8 +35,15 @@ def json_escaped(secret: str) -> str:
 
 def forms(secret: str) -> list[str]:
     """What a reader could recognise the secret by: itself, most of it, its encodings."""
-    return [secret, secret[:len(secret) * 2 // 3], secret[-len(secret) * 2 // 3:], json_escaped(secret),
-            quote(secret, safe=""), json.dumps(secret)[1:-1], secret.replace("/", "\\/")]
+    return [
+        secret,
+        secret[: len(secret) * 2 // 3],
+        secret[-len(secret) * 2 // 3 :],
+        json_escaped(secret),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        secret.replace("/", "\\/"),
+    ]
 
 
 def collect(source_type: str, connection: Connection, caplog, staging, **options):
@@ -81,8 +88,15 @@ def test_an_error_body_echoing_the_token_shows_no_form_of_it(echo, caplog, tmp_p
 
 def test_twilio_echoing_the_basic_credential_shows_neither_it_nor_its_parts(caplog, tmp_path):
     basic = base64.b64encode(f"{SID}:{SECRET}".encode()).decode()
-    body = json.dumps({"code": 20003, "message": "Authenticate", "received": f"Basic {basic}", "raw": basic,
-                       "escaped": json_escaped(SECRET)})
+    body = json.dumps(
+        {
+            "code": 20003,
+            "message": "Authenticate",
+            "received": f"Basic {basic}",
+            "raw": basic,
+            "escaped": json_escaped(SECRET),
+        }
+    )
     with HostileServer(lambda request: echo_401(body)) as api:
         with pytest.raises(AuthError) as raised:
             collect("twilio", Connection("twilio_monitor", host=api.url, login=SID, password=SECRET), caplog, tmp_path)
@@ -92,23 +106,35 @@ def test_twilio_echoing_the_basic_credential_shows_neither_it_nor_its_parts(capl
 
 
 def test_a_token_saved_with_a_newline_is_sent_trimmed_and_the_log_says_so_without_it(caplog, tmp_path):
-    page = json.dumps({"ok": True, "entries": [{"id": "e1", "date_create": START.timestamp() + 60}],
-                       "response_metadata": {"next_cursor": ""}})
+    page = json.dumps(
+        {
+            "ok": True,
+            "entries": [{"id": "e1", "date_create": START.timestamp() + 60}],
+            "response_metadata": {"next_cursor": ""},
+        }
+    )
     with HostileServer(lambda request: Reply(200, body=page.encode(), headers=JSON_HEADERS)) as api:
-        collected = collect("slack", Connection("slack_audit", host=api.url, password=f"\n{TOKEN}\n"), caplog,
-                            staging=tmp_path)
+        collected = collect(
+            "slack", Connection("slack_audit", host=api.url, password=f"\n{TOKEN}\n"), caplog, staging=tmp_path
+        )
         assert [r.headers["authorization"] for r in api.requests] == [f"Bearer {TOKEN}"]
     assert [e["id"] for e in collected.events] == ["e1"]
-    assert ("test slack: the password of Airflow connection 'slack_audit' has surrounding whitespace or a newline; "
-            "using it trimmed") in caplog.text
+    assert (
+        "test slack: the password of Airflow connection 'slack_audit' has surrounding whitespace or a newline; "
+        "using it trimmed"
+    ) in caplog.text
     assert_nowhere([TOKEN], caplog.text)
 
 
 def test_a_token_that_no_header_can_carry_fails_at_once_with_our_error_and_without_the_token(caplog, tmp_path):
     with HostileServer(lambda request: Reply(500)) as api:
         with pytest.raises(RequestRejectedError) as raised:
-            collect("slack", Connection("slack_audit", host=api.url, password=f"{TOKEN[:12]}\n{TOKEN[12:]}"),
-                    caplog, tmp_path)
+            collect(
+                "slack",
+                Connection("slack_audit", host=api.url, password=f"{TOKEN[:12]}\n{TOKEN[12:]}"),
+                caplog,
+                tmp_path,
+            )
         assert api.requests == []
     message = str(raised.value)
     assert message.startswith("test slack: the HTTP library refused to send the request (InvalidHeader: ")
@@ -121,8 +147,7 @@ def test_a_retried_failure_echoing_the_token_logs_no_form_of_it(caplog, tmp_path
     body = json.dumps({"error": "upstream", "debug": {"auth": f"Bearer {TOKEN}", "esc": json_escaped(TOKEN)}})
     with HostileServer(lambda request: Reply(503, body=body.encode(), headers=JSON_HEADERS)) as api:
         with pytest.raises(TransientError) as raised:
-            collect("slack", Connection("slack_audit", host=api.url, password=TOKEN), caplog, tmp_path,
-                    page_attempts=3)
+            collect("slack", Connection("slack_audit", host=api.url, password=TOKEN), caplog, tmp_path, page_attempts=3)
         assert len(api.requests) == 3
     assert "gave up on this page after 3 attempts" in str(raised.value)
     assert caplog.text.count("retrying the same page") == 2

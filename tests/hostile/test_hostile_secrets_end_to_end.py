@@ -15,23 +15,27 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from webhook_receiver import WebhookReceiver
-from harness import assert_interval_holds, connection_env, dags_test, running_stack, write_config
 
+from harness import assert_interval_holds, connection_env, dags_test, running_stack, write_config
 from sandbox import ground_truth
+from webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
 
 TOKEN = "canary5Rk2pSECRETvalue8x"
 BUCKET = "hostile-secrets"
 DELAY = timedelta(minutes=30)
-SCENARIO = {"seed": 12, "sources": {"slack": {"events_per_hour": 300, "burst_fraction": 0.3, "token": TOKEN,
-                                              "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 12,
+    "sources": {"slack": {"events_per_hour": 300, "burst_fraction": 0.3, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 ESCAPED = "".join(f"\\u{ord(c):04x}" for c in TOKEN)
-ECHO = ('{"ok": false, "error": "invalid_auth",' + " " * 1170 + f'"token": "{TOKEN}", "escaped": "{ESCAPED}", '
-        f'"url": "/a?t={quote(TOKEN)}", "auth": "Bearer {TOKEN}\\n", "raw": "{TOKEN}\\n"}}')
+ECHO = (
+    '{"ok": false, "error": "invalid_auth",' + " " * 1170 + f'"token": "{TOKEN}", "escaped": "{ESCAPED}", '
+    f'"url": "/a?t={quote(TOKEN)}", "auth": "Bearer {TOKEN}\\n", "raw": "{TOKEN}\\n"}}'
+)
 FORMS = [TOKEN, TOKEN[:16], TOKEN[-16:], ESCAPED, base64.b64encode(TOKEN.encode()).decode()[:20]]
 
 
@@ -54,10 +58,24 @@ def run(stack, hour: int, faults: list[dict], name: str):
     stack.api.admin.add_faults(*faults)
     config = write_config(
         stack.config_dir / f"{name}.yaml",
-        {"slack": {"type": "slack", "conn_id": "slack_audit", "limit": 100, "page_attempts": 3,
-                   "requests_per_minute": 6000, "dedup": False, "notify": {"webhook": "alerts_webhook"}}},
-        bucket=BUCKET, prefix="raw", start_date="2026-01-01T00:00:00Z", delay="30m", retries=1,
-        retry_delay="1s", max_retry_delay="2s",
+        {
+            "slack": {
+                "type": "slack",
+                "conn_id": "slack_audit",
+                "limit": 100,
+                "page_attempts": 3,
+                "requests_per_minute": 6000,
+                "dedup": False,
+                "notify": {"webhook": "alerts_webhook"},
+            }
+        },
+        bucket=BUCKET,
+        prefix="raw",
+        start_date="2026-01-01T00:00:00Z",
+        delay="30m",
+        retries=1,
+        retry_delay="1s",
+        max_retry_delay="2s",
     )
     end = datetime(2026, 3, 1, hour + 1, tzinfo=UTC)
     return dags_test("auditlogs_slack", end.isoformat(), {**stack.env, "AUDITLOGS_CONFIG": str(config)})
@@ -65,7 +83,7 @@ def run(stack, hour: int, faults: list[dict], name: str):
 
 def assert_no_form(text: str, where: str) -> None:
     for form in FORMS:
-        assert form not in text, f"{form!r} in {where}: ...{text[max(0, text.find(form) - 300):][:600]}"
+        assert form not in text, f"{form!r} in {where}: ...{text[max(0, text.find(form) - 300) :][:600]}"
 
 
 def test_a_token_saved_with_a_newline_works_and_leaks_nowhere(stack):

@@ -8,11 +8,11 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from harness import Connection, collect_window
-from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 from auditlogs.errors import AuthError, ConfigError, PaginationError
 from auditlogs.window import Window
+from harness import Connection, collect_window
+from sandbox.hostile import HostileRequest, HostileServer, Reply
 
 CLIENT_ID, SECRET = "zoomHostileClient", "zoom-hostile-secret-Hh5~value"
 UTC = timezone.utc
@@ -21,8 +21,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 def run(url: str, tmp_path, token_url: str | None = None):
-    connection = Connection("zoom_hostile", url, SECRET, login=CLIENT_ID,
-                            extra_dejson={"account_id": "acc1", "token_url": token_url or f"{url}/oauth/token"})
+    connection = Connection(
+        "zoom_hostile",
+        url,
+        SECRET,
+        login=CLIENT_ID,
+        extra_dejson={"account_id": "acc1", "token_url": token_url or f"{url}/oauth/token"},
+    )
     return collect_window("zoom", {"streams": ["activities"]}, "activities", connection, WINDOW, tmp_path)
 
 
@@ -52,8 +57,10 @@ def test_a_next_page_token_that_repeats_stops_the_task_instead_of_looping(tmp_pa
     def script(request: HostileRequest) -> Reply:
         if request.path == "/oauth/token":
             return Reply(200, b'{"access_token": "zoom-access-token-abcdef", "expires_in": 3599}', JSON)
-        page = {"next_page_token": "same-token", "activity_logs": [
-            {"email": "a@example.com", "time": "2026-03-01T04:10:00Z", "type": "Sign in"}]}
+        page = {
+            "next_page_token": "same-token",
+            "activity_logs": [{"email": "a@example.com", "time": "2026-03-01T04:10:00Z", "type": "Sign in"}],
+        }
         return Reply(200, json.dumps(page).encode(), JSON)
 
     with HostileServer(script) as api:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
-from harness import source_config
 
 from auditlogs.operators.collect import rate_budget
 from auditlogs.sources import SPECS
+from harness import source_config
 
 pytestmark = pytest.mark.hostile
 

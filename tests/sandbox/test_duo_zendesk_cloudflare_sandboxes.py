@@ -5,11 +5,11 @@ from __future__ import annotations
 import email.utils
 
 import requests
+
+from auditlogs.sources.duo import DuoSignature
 from harness import sandbox_fixtures
 from sandbox.cloudflare import ACCOUNT_ID
 from sandbox.duo import stream_of
-
-from auditlogs.sources.duo import DuoSignature
 
 NOW = 1772323200  # 2026-03-01T00:00:00Z
 IKEY, SKEY = "DISANDBOXTESTIKEY001", "sandboxTestDuoSecret0123456789abcdefghij"

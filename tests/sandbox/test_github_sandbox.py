@@ -32,7 +32,9 @@ def follow(http, url, params):
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
 def test_link_next_pages_cover_the_window_in_order(api, http, order):
-    pages = follow(http, f"{api.url}/orgs/{ORG}/audit-log", {"phrase": PHRASE, "include": "all", "order": order, "per_page": 100})
+    pages = follow(
+        http, f"{api.url}/orgs/{ORG}/audit-log", {"phrase": PHRASE, "include": "all", "order": order, "per_page": 100}
+    )
     events = [e for p in pages for e in p]
     stamps = [e["@timestamp"] for e in events]
     assert len(pages) > 3 and stamps == sorted(stamps, reverse=order == "desc")
@@ -53,7 +55,9 @@ def test_include_defaults_to_web_and_order_to_desc_and_per_page_to_30(api, http)
 def test_ghes_prefix_and_fractional_seconds_refused(api, http):
     ok = http.get(f"{api.url}/api/v3/orgs/{ORG}/audit-log", params={"phrase": PHRASE}, headers=AUTH)
     assert ok.status_code == 200 and ok.links["next"]["url"].startswith(f"{api.url}/api/v3/")
-    bad = http.get(f"{api.url}/orgs/{ORG}/audit-log", params={"phrase": "created:>=2026-02-28T20:00:00.5Z"}, headers=AUTH)
+    bad = http.get(
+        f"{api.url}/orgs/{ORG}/audit-log", params={"phrase": "created:>=2026-02-28T20:00:00.5Z"}, headers=AUTH
+    )
     assert bad.status_code == 422 and "whole seconds" in bad.json()["message"]
 
 

@@ -16,7 +16,10 @@ TOKEN = "ya29.static-sandbox-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime(2025, 6, 2, 12, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
-SCENARIO = {"seed": 8, "sources": {"google_workspace": {"events_per_hour": 600, "token": TOKEN, "rate_limit_per_minute": 0}}}
+SCENARIO = {
+    "seed": 8,
+    "sources": {"google_workspace": {"events_per_hour": 600, "token": TOKEN, "rate_limit_per_minute": 0}},
+}
 
 
 def rfc(moment: datetime) -> str:
@@ -37,12 +40,16 @@ def all_pages(http, url, params, headers=AUTH):
 
 
 def truth(app, start, end):
-    return [e for e in ground_truth("google_workspace", start, end, SCENARIO, now=NOW) if e["id"]["applicationName"] == app]
+    return [
+        e for e in ground_truth("google_workspace", start, end, SCENARIO, now=NOW) if e["id"]["applicationName"] == app
+    ]
 
 
 def test_paging_returns_one_applications_inclusive_window_newest_first(api, http):
     start, end = NOW - 2 * HOUR, NOW - HOUR
-    pages = all_pages(http, api.url + PREFIX + "login", {"startTime": rfc(start), "endTime": rfc(end), "maxResults": 40})
+    pages = all_pages(
+        http, api.url + PREFIX + "login", {"startTime": rfc(start), "endTime": rfc(end), "maxResults": 40}
+    )
     items = [i for p in pages for i in p.get("items", [])]
     assert items == truth("login", start, end + timedelta(seconds=1)) and len(pages) > 3
     assert [i["id"]["time"] for i in items] == sorted((i["id"]["time"] for i in items), reverse=True)
@@ -50,7 +57,11 @@ def test_paging_returns_one_applications_inclusive_window_newest_first(api, http
 
 
 def test_empty_answer_omits_items(api, http):
-    body = http.get(api.url + PREFIX + "groups", params={"startTime": rfc(NOW - timedelta(seconds=1)), "endTime": rfc(NOW - timedelta(seconds=1))}, headers=AUTH).json()
+    body = http.get(
+        api.url + PREFIX + "groups",
+        params={"startTime": rfc(NOW - timedelta(seconds=1)), "endTime": rfc(NOW - timedelta(seconds=1))},
+        headers=AUTH,
+    ).json()
     assert body == {"kind": "admin#reports#activities", "etag": '"sandbox"'}
 
 
@@ -66,8 +77,13 @@ def test_page_token_only_works_with_the_same_parameters(api, http):
 
 @pytest.mark.parametrize(
     "params",
-    [{"startTime": "2025-06-01"}, {"startTime": rfc(NOW + HOUR)}, {"startTime": rfc(NOW - HOUR), "endTime": rfc(NOW - 2 * HOUR)},
-     {"maxResults": 1001}, {"maxResults": 0}],
+    [
+        {"startTime": "2025-06-01"},
+        {"startTime": rfc(NOW + HOUR)},
+        {"startTime": rfc(NOW - HOUR), "endTime": rfc(NOW - 2 * HOUR)},
+        {"maxResults": 1001},
+        {"maxResults": 0},
+    ],
 )
 def test_bad_parameters_are_google_400s(api, http, params):
     resp = http.get(api.url + PREFIX + "admin", params=params, headers=AUTH)
@@ -76,7 +92,9 @@ def test_bad_parameters_are_google_400s(api, http, params):
     assert error["code"] == 400 and error["status"] == "INVALID_ARGUMENT" and error["errors"][0]["reason"] == "invalid"
 
 
-@pytest.mark.parametrize(("headers", "reason"), [({}, "required"), ({"Authorization": "Bearer ya29.other"}, "authError")])
+@pytest.mark.parametrize(
+    ("headers", "reason"), [({}, "required"), ({"Authorization": "Bearer ya29.other"}, "authError")]
+)
 def test_bearer_token_is_required(api, http, headers, reason):
     resp = http.get(api.url + PREFIX + "admin", headers=headers)
     assert resp.status_code == 401
@@ -90,17 +108,24 @@ def jwt(claims: dict) -> str:
 
 def test_token_endpoint_issues_tokens_for_the_reports_scope_and_a_subject(api, http):
     grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-    good = http.post(api.url + "/token", data={"grant_type": grant, "assertion": jwt({"scope": SCOPE, "sub": "admin@example.com"})})
+    good = http.post(
+        api.url + "/token", data={"grant_type": grant, "assertion": jwt({"scope": SCOPE, "sub": "admin@example.com"})}
+    )
     assert good.status_code == 200 and good.json()["token_type"] == "Bearer"
     issued = {"Authorization": "Bearer " + good.json()["access_token"]}
     assert http.get(api.url + PREFIX + "admin", params={"maxResults": 1}, headers=issued).status_code == 200
     no_subject = http.post(api.url + "/token", data={"grant_type": grant, "assertion": jwt({"scope": SCOPE})})
-    wrong_scope = http.post(api.url + "/token", data={"grant_type": grant, "assertion": jwt({"scope": "openid", "sub": "a@b.c"})})
+    wrong_scope = http.post(
+        api.url + "/token", data={"grant_type": grant, "assertion": jwt({"scope": "openid", "sub": "a@b.c"})}
+    )
     assert no_subject.json()["error"] == wrong_scope.json()["error"] == "unauthorized_client"
 
 
 def test_rate_limit_is_a_google_429(http):
-    scenario = {"seed": 1, "sources": {"google_workspace": {"token": TOKEN, "rate_limit_per_minute": 1, "events_per_hour": 5}}}
+    scenario = {
+        "seed": 1,
+        "sources": {"google_workspace": {"token": TOKEN, "rate_limit_per_minute": 1, "events_per_hour": 5}},
+    }
     with SandboxServer(scenario) as srv:
         first = http.get(srv.url + PREFIX + "login", headers=AUTH)
         second = http.get(srv.url + PREFIX + "login", headers=AUTH)

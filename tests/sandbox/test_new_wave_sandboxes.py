@@ -8,8 +8,12 @@ from sandbox.vendor import parse_rfc3339
 
 NOW = 1772323200  # 2026-03-01T00:00:00Z
 TOKENS = {"gitlab": "glpat-sandbox-test", "atlassian": "atlassian-sandbox-test", "pagerduty": "pd-sandbox-test"}
-SCENARIO = {"seed": 5, "sources": {name: {"events_per_hour": 600, "token": token, "rate_limit_per_minute": 0}
-                                   for name, token in TOKENS.items()}}
+SCENARIO = {
+    "seed": 5,
+    "sources": {
+        name: {"events_per_hour": 600, "token": token, "rate_limit_per_minute": 0} for name, token in TOKENS.items()
+    },
+}
 GITLAB = {"PRIVATE-TOKEN": TOKENS["gitlab"]}
 WINDOW = {"created_after": "2026-02-28T20:00:00Z", "created_before": "2026-02-28T21:00:00Z"}
 
@@ -56,7 +60,8 @@ def test_atlassian_reads_milliseconds_and_a_cursor_without_filters_widens_the_qu
 def test_pagerduty_until_is_exclusive_and_needs_since(api, http):
     url, auth = f"{api.url}/audit/records", {"Authorization": f"Token token={TOKENS['pagerduty']}"}
     assert http.get(url, params={"until": "2026-02-28T21:00:00Z"}, headers=auth).status_code == 400
-    body = http.get(url, params={"since": "2026-02-28T20:00:00Z", "until": "2026-02-28T21:00:00Z", "limit": 1000},
-                    headers=auth).json()
+    body = http.get(
+        url, params={"since": "2026-02-28T20:00:00Z", "until": "2026-02-28T21:00:00Z", "limit": 1000}, headers=auth
+    ).json()
     times = [parse_rfc3339(r["execution_time"]) for r in body["records"]]
     assert body["next_cursor"] is None and times == sorted(times, reverse=True) and max(times) < 1772312400

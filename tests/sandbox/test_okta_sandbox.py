@@ -41,10 +41,15 @@ def test_polling_request_always_has_a_next_link(api, http):
     assert response.json() == [] and "next" in response.links
 
 
-@pytest.mark.parametrize(("params", "code"), [
-    ({"since": "yesterday"}, "E0000001"), ({"limit": 1001}, "E0000001"),
-    ({"since": "2025-06-01T00:00:00Z"}, "E0000053"), ({"since": "2026-02-28T20:00:00Z", "after": "x"}, "E0000001"),
-])
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"since": "yesterday"}, "E0000001"),
+        ({"limit": 1001}, "E0000001"),
+        ({"since": "2025-06-01T00:00:00Z"}, "E0000053"),
+        ({"since": "2026-02-28T20:00:00Z", "after": "x"}, "E0000001"),
+    ],
+)
 def test_bad_parameters_are_400_with_okta_error_codes(api, http, params, code):
     response = http.get(f"{api.url}/api/v1/logs", params=params, headers={"Authorization": f"SSWS {TOKEN}"})
     assert response.status_code == 400 and response.json()["errorCode"] == code
@@ -57,4 +62,8 @@ def test_401_and_429_with_rate_limit_headers(http):
         assert http.get(url, headers={"Authorization": "SSWS wrong"}).json()["errorCode"] == "E0000011"
         first, second = (http.get(url, headers={"Authorization": f"SSWS {TOKEN}"}) for _ in range(2))
         assert first.status_code == 200 and first.headers["X-Rate-Limit-Remaining"] == "0"
-        assert second.status_code == 429 and second.json()["errorCode"] == "E0000047" and int(second.headers["X-Rate-Limit-Reset"]) > NOW
+        assert (
+            second.status_code == 429
+            and second.json()["errorCode"] == "E0000047"
+            and int(second.headers["X-Rate-Limit-Reset"]) > NOW
+        )

@@ -36,8 +36,16 @@ def test_paging_returns_the_inclusive_window_oldest_first_with_a_cursor_on_every
     assert again["items"] == [] and again["has_more"] is False and again["cursor"]
 
 
-@pytest.mark.parametrize("body", [{"limit": 0}, {"limit": 1001}, {"start_time": "2026-02-28 20:00:00"},
-                                  {"cursor": "not-ours"}, {"start_time": "2026-02-28T21:00:00Z", "end_time": "2026-02-28T20:00:00Z"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"start_time": "2026-02-28 20:00:00"},
+        {"cursor": "not-ours"},
+        {"start_time": "2026-02-28T21:00:00Z", "end_time": "2026-02-28T20:00:00Z"},
+    ],
+)
 def test_bad_requests_are_400_with_the_error_body(api, http, body):
     resp = post(http, api, "auditevents", body)
     assert resp.status_code == 400 and set(resp.json()["Error"]) == {"Message"}

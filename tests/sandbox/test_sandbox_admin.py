@@ -8,8 +8,8 @@ from datetime import timedelta
 import orjson
 import pytest
 import requests
-from conftest import AUTH, NOW, TOKEN, fetch_pages, new_session, ts
 
+from conftest import AUTH, NOW, TOKEN, fetch_pages, new_session, ts
 from sandbox import SandboxServer, ground_truth
 
 HOUR = timedelta(hours=1)
@@ -67,11 +67,20 @@ def test_status_fault_hits_count_matching_requests(server, http):
 
 def test_status_fault_with_custom_headers_and_body(server, http):
     server.admin.add_faults(
-        {"kind": "status", "status": 429, "headers": {"Retry-After": "7"}, "body": '{"ok":false,"error":"ratelimited"}'},
+        {
+            "kind": "status",
+            "status": 429,
+            "headers": {"Retry-After": "7"},
+            "body": '{"ok":false,"error":"ratelimited"}',
+        },
         {"kind": "status", "status": 500, "body": "upstream exploded"},
     )
     limited = get_logs(http, server)
-    assert (limited.status_code, limited.headers["Retry-After"], limited.json()) == (429, "7", {"ok": False, "error": "ratelimited"})
+    assert (limited.status_code, limited.headers["Retry-After"], limited.json()) == (
+        429,
+        "7",
+        {"ok": False, "error": "ratelimited"},
+    )
     broken = get_logs(http, server)
     assert (broken.status_code, broken.text) == (500, "upstream exploded")
     assert broken.headers["Content-Type"].startswith("text/plain")
@@ -134,7 +143,9 @@ def test_mid_pagination_fault_then_retry_completes(server, http):
     params = {"oldest": ts(NOW - HOUR), "latest": ts(NOW) - 1, "limit": 100}
     server.admin.add_faults({"match": LOGS, "after": 2, "kind": "status", "status": 503})
     first = http.get(server.url + LOGS, params=params, headers=AUTH).json()
-    second = http.get(server.url + LOGS, params={**params, "cursor": first["response_metadata"]["next_cursor"]}, headers=AUTH).json()
+    second = http.get(
+        server.url + LOGS, params={**params, "cursor": first["response_metadata"]["next_cursor"]}, headers=AUTH
+    ).json()
     third = {**params, "cursor": second["response_metadata"]["next_cursor"]}
     assert http.get(server.url + LOGS, params=third, headers=AUTH).status_code == 503
     assert http.get(server.url + LOGS, params=third, headers=AUTH).status_code == 200
@@ -157,7 +168,9 @@ def test_invalid_faults_are_rejected_whole(server, http, body):
 
 
 def test_fault_queue_can_be_listed_and_cleared(server, http):
-    resp = http.post(server.url + "/_sandbox/faults", json={"faults": [{"kind": "reset"}, {"kind": "delay", "seconds": 1}]})
+    resp = http.post(
+        server.url + "/_sandbox/faults", json={"faults": [{"kind": "reset"}, {"kind": "delay", "seconds": 1}]}
+    )
     assert resp.json() == {"ok": True, "pending": 2}
     assert [f["kind"] for f in http.get(server.url + "/_sandbox/faults").json()["faults"]] == ["reset", "delay"]
     assert http.delete(server.url + "/_sandbox/faults").json() == {"ok": True}
@@ -180,11 +193,19 @@ def test_truth_endpoint_matches_ground_truth(server, http):
     expected = [e["id"] for e in ground_truth("slack", start, end, server.scenario, now=NOW)]
     assert truth == {"ids": expected, "count": len(expected)}
     assert server.admin.truth_ids("slack", NOW - 2 * HOUR, NOW) == expected
-    assert http.get(server.url + "/_sandbox/truth", params={"source": "okta", "start": start, "end": end}).status_code == 400
+    assert (
+        http.get(server.url + "/_sandbox/truth", params={"source": "okta", "start": start, "end": end}).status_code
+        == 400
+    )
 
 
 def test_late_arrivals_appear_when_the_clock_moves(http):
-    scenario = {"seed": 5, "sources": {"slack": {"token": TOKEN, "rate_limit_per_minute": 0, "lag": {"p_late": 0.3, "max_lag_seconds": 3600}}}}
+    scenario = {
+        "seed": 5,
+        "sources": {
+            "slack": {"token": TOKEN, "rate_limit_per_minute": 0, "lag": {"p_late": 0.3, "max_lag_seconds": 3600}}
+        },
+    }
     window = {"oldest": ts(NOW - 2 * HOUR), "latest": ts(NOW) - 1, "limit": 1000}
     with SandboxServer(scenario) as srv:
         srv.admin.set_clock(NOW)

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import orjson
 import pytest
-from conftest import NOW, SCENARIO, ts
 
+from conftest import NOW, SCENARIO, ts
 from sandbox import DEFAULT_SCENARIO_PATH, LagProfile, ground_truth, load_scenario
 
 HOUR = timedelta(hours=1)
@@ -29,7 +29,9 @@ def test_same_inputs_same_events_other_seed_other_events():
 def test_windows_compose_and_are_half_open():
     start, mid, end = NOW - 3 * HOUR, NOW - 90 * timedelta(minutes=1), NOW
     whole = ground_truth("slack", start, end, SCENARIO, now=NOW)
-    assert whole == ground_truth("slack", mid, end, SCENARIO, now=NOW) + ground_truth("slack", start, mid, SCENARIO, now=NOW)
+    assert whole == ground_truth("slack", mid, end, SCENARIO, now=NOW) + ground_truth(
+        "slack", start, mid, SCENARIO, now=NOW
+    )
     assert all(ts(start) <= e["date_create"] < ts(end) for e in whole)
     edge = whole[len(whole) // 2]["date_create"]
     at_edge = [e for e in whole if e["date_create"] == edge]
@@ -77,7 +79,9 @@ def test_late_events_become_visible_with_time():
     assert set(ids(seen_now)) < set(ids(seen_later))
     # Lag never exceeds max_lag_seconds: anything older than that is already complete.
     settled = NOW - HOUR
-    assert [e for e in seen_now if e["date_create"] < ts(settled)] == [e for e in seen_later if e["date_create"] < ts(settled)]
+    assert [e for e in seen_now if e["date_create"] < ts(settled)] == [
+        e for e in seen_later if e["date_create"] < ts(settled)
+    ]
     # The lag profile changes visibility only, never the events themselves.
     no_lag = {"seed": 5, "sources": {"slack": {"events_per_hour": 600}}}
     assert seen_later == ground_truth("slack", start, end, no_lag, now=NOW + 2 * HOUR)

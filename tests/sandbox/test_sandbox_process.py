@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from conftest import AUTH, TOKEN, new_session
-
 from sandbox import DEFAULT_SCENARIO_PATH, SandboxProcess
 
 INCLUDE = str(Path(__file__).resolve().parents[2] / "include")
@@ -29,7 +28,18 @@ def test_sandbox_process_serves_and_stops_cleanly():
 def test_cli_prints_banner_writes_port_file_and_exits_on_sigint(tmp_path):
     port_file = tmp_path / "port"
     env = {**os.environ, "PYTHONPATH": INCLUDE}
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--port", "0", "--scenario", DEFAULT_SCENARIO_PATH, "--port-file", str(port_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sandbox",
+        "serve",
+        "--port",
+        "0",
+        "--scenario",
+        DEFAULT_SCENARIO_PATH,
+        "--port-file",
+        str(port_file),
+    ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True) as proc:
         try:
             banner = proc.stdout.readline().strip()

@@ -15,7 +15,10 @@ from sandbox.sources import event_store
 TOKEN = "SG.sandbox-key.0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime(2025, 6, 2, 12, tzinfo=timezone.utc)
-SCENARIO = {"seed": 6, "sources": {"sendgrid": {"events_per_hour": 30, "token": TOKEN, "rate_limit_per_minute": 0, "retention_days": 3}}}
+SCENARIO = {
+    "seed": 6,
+    "sources": {"sendgrid": {"events_per_hour": 30, "token": TOKEN, "rate_limit_per_minute": 0, "retention_days": 3}},
+}
 PATH = "/v3/access_settings/activity"
 
 
@@ -65,7 +68,12 @@ def test_bad_limit_is_400(api, http, limit):
 
 
 def test_rate_limit_headers_and_429(http):
-    scenario = {"seed": 1, "sources": {"sendgrid": {"token": TOKEN, "rate_limit_per_minute": 2, "events_per_hour": 5, "retention_days": 1}}}
+    scenario = {
+        "seed": 1,
+        "sources": {
+            "sendgrid": {"token": TOKEN, "rate_limit_per_minute": 2, "events_per_hour": 5, "retention_days": 1}
+        },
+    }
     with SandboxServer(scenario) as srv:
         answers = [http.get(srv.url + PATH, headers=AUTH) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]

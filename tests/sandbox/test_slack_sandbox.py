@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from conftest import AUTH, NOW, SCENARIO, TOKEN, fetch_pages, ts
 
+from conftest import AUTH, NOW, SCENARIO, TOKEN, fetch_pages, ts
 from sandbox import SandboxServer, ground_truth, truth_events
 
 HOUR = timedelta(hours=1)
@@ -32,7 +32,9 @@ def test_full_paging_returns_ground_truth_newest_first(server, http):
 def test_oldest_and_latest_are_both_inclusive(server, http):
     window = ground_truth("slack", NOW - 2 * HOUR, NOW, SCENARIO, now=NOW)
     latest, oldest = window[10]["date_create"], window[-10]["date_create"]
-    entries = [e for page in fetch_pages(http, server.url, {"oldest": oldest, "latest": latest, "limit": 9999}) for e in page]
+    entries = [
+        e for page in fetch_pages(http, server.url, {"oldest": oldest, "latest": latest, "limit": 9999}) for e in page
+    ]
     assert entries == ground_truth("slack", oldest, latest + 1, SCENARIO, now=NOW)
     assert entries[0]["date_create"] == latest and entries[-1]["date_create"] == oldest
 
@@ -68,7 +70,9 @@ def test_cursor_without_oldest_runs_past_the_window(server, http):
     assert min(e["date_create"] for e in forgetful["entries"]) < oldest
     assert forgetful["response_metadata"]["next_cursor"]
 
-    correct = http.get(server.url + LOGS, params={"oldest": oldest, "latest": latest, "cursor": cursor, "limit": 500}, headers=AUTH).json()
+    correct = http.get(
+        server.url + LOGS, params={"oldest": oldest, "latest": latest, "cursor": cursor, "limit": 500}, headers=AUTH
+    ).json()
     assert all(oldest <= e["date_create"] <= latest for e in correct["entries"])
     assert correct["response_metadata"]["next_cursor"] == ""
 
@@ -89,7 +93,9 @@ def test_action_actor_and_entity_filters(server, http):
     assert logins == [e for e in truth if e["action"] in {"user_login", "user_logout"}]
 
     actor = truth[0]["actor"]["user"]["id"]
-    assert fetch_pages(http, server.url, {**window, "actor": actor})[0] == [e for e in truth if e["actor"]["user"]["id"] == actor]
+    assert fetch_pages(http, server.url, {**window, "actor": actor})[0] == [
+        e for e in truth if e["actor"]["user"]["id"] == actor
+    ]
 
     channel = next(e["entity"]["channel"]["id"] for e in truth if e["entity"]["type"] == "channel")
     by_entity = fetch_pages(http, server.url, {**window, "entity": channel})[0]
@@ -131,7 +137,12 @@ def test_logs_require_the_scenario_token(server, http, headers, error):
 
 def test_schemas_and_actions_need_no_auth(server, http):
     schemas = http.get(server.url + "/audit/v1/schemas")
-    assert schemas.status_code == 200 and {s["type"] for s in schemas.json()["schemas"]} >= {"user", "channel", "file", "app"}
+    assert schemas.status_code == 200 and {s["type"] for s in schemas.json()["schemas"]} >= {
+        "user",
+        "channel",
+        "file",
+        "app",
+    }
     actions = http.get(server.url + "/audit/v1/actions")
     assert actions.status_code == 200 and "user_login" in actions.json()["actions"]["user"]
 
@@ -155,14 +166,22 @@ def test_rate_limit_429_with_retry_after(http):
 
 
 def test_200k_events_page_in_seconds(http):
-    scenario = {"seed": 3, "sources": {"slack": {"events_per_hour": 100_000, "token": TOKEN, "rate_limit_per_minute": 0}}}
+    scenario = {
+        "seed": 3,
+        "sources": {"slack": {"events_per_hour": 100_000, "token": TOKEN, "rate_limit_per_minute": 0}},
+    }
     start, end = NOW - 2 * HOUR, NOW
     started = time.monotonic()
     with SandboxServer(scenario) as srv:
         srv.clock.set(NOW.timestamp())
         got, cursor = [], ""
         while True:
-            params = {"oldest": ts(start), "latest": ts(end) - 1, "limit": 9999, **({"cursor": cursor} if cursor else {})}
+            params = {
+                "oldest": ts(start),
+                "latest": ts(end) - 1,
+                "limit": 9999,
+                **({"cursor": cursor} if cursor else {}),
+            }
             resp = http.get(srv.url + LOGS, params=params, headers=AUTH)
             body = orjson.loads(resp.content)
             got += [e["id"] for e in body["entries"]]

@@ -50,7 +50,9 @@ def test_paging_returns_the_inclusive_window_newest_first(api, http):
 
 
 def test_bare_dates_cover_whole_days_and_default_page_size_is_50(api, http):
-    body = http.get(api.url + "/v1/Events", params={"StartDate": "2025-06-01", "EndDate": "2025-06-01"}, headers=AUTH).json()
+    body = http.get(
+        api.url + "/v1/Events", params={"StartDate": "2025-06-01", "EndDate": "2025-06-01"}, headers=AUTH
+    ).json()
     assert len(body["events"]) == 50 and body["meta"]["page_size"] == 50
     day = datetime(2025, 6, 1, tzinfo=timezone.utc)
     assert body["events"] == ground_truth("twilio", day, day + 24 * HOUR, SCENARIO, now=NOW)[:50]
@@ -72,13 +74,24 @@ def test_bad_parameters(api, http, params, status, code):
     assert resp.json()["code"] == code and resp.json()["more_info"].endswith(str(code))
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic " + base64.b64encode(b"ACsandbox0000:wrong").decode()},
-                                     {"Authorization": "Bearer twilio-secret-9"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic " + base64.b64encode(b"ACsandbox0000:wrong").decode()},
+        {"Authorization": "Bearer twilio-secret-9"},
+    ],
+)
 def test_basic_auth_is_required(api, http, headers):
     resp = http.get(api.url + "/v1/Events", headers=headers)
     assert resp.status_code == 401
-    assert resp.json() == {"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
-                           "status": 401, "detail": "Your AccountSid or AuthToken was incorrect."}
+    assert resp.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+        "detail": "Your AccountSid or AuthToken was incorrect.",
+    }
 
 
 def test_filters_are_applied_and_carried_into_next_page_url(api, http):
@@ -93,7 +106,9 @@ def test_filters_are_applied_and_carried_into_next_page_url(api, http):
 def test_rate_limit_is_429_with_code_20429(http):
     scenario = {"seed": 1, "sources": {"twilio": {"token": SECRET, "rate_limit_per_minute": 2}}}
     with SandboxServer(scenario) as srv:
-        statuses = [http.get(srv.url + "/v1/Events", params={"PageSize": 1}, headers=AUTH).status_code for _ in range(2)]
+        statuses = [
+            http.get(srv.url + "/v1/Events", params={"PageSize": 1}, headers=AUTH).status_code for _ in range(2)
+        ]
         limited = http.get(srv.url + "/v1/Events", params={"PageSize": 1}, headers=AUTH)
     assert statuses == [200, 200] and limited.status_code == 429
     assert limited.json()["code"] == 20429 and "Retry-After" not in limited.headers

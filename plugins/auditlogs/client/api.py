@@ -195,7 +195,9 @@ class ApiClient:
         url = self.resolve(request.url)
         waited = 0.0
         if self._quota_wait:
-            log.info("%s: the API's rate-limit quota is used up; waiting %.1fs for its reset", self.where, self._quota_wait)
+            log.info(
+                "%s: the API's rate-limit quota is used up; waiting %.1fs for its reset", self.where, self._quota_wait
+            )
             self.sleep(self._quota_wait)
             self.stats.waited_seconds += self._quota_wait
             self._quota_wait = 0.0
@@ -224,7 +226,8 @@ class ApiClient:
             if last:
                 raise failure.add_note_to_what(
                     f"(gave up on this page after {sent} attempts and {waited:.0f}s of waits"
-                    + (f", {limited} of them rate-limited; page_max_wait is spent)" if limited else ")"))
+                    + (f", {limited} of them rate-limited; page_max_wait is spent)" if limited else ")")
+                )
             log.warning("%s: %s; retrying the same page in %.1fs (%s)", self.where, failure.what, delay, what)
             self.sleep(delay)
             waited += delay
@@ -254,8 +257,13 @@ class ApiClient:
         untrusted = False
         try:
             response = self.session.request(
-                request.method, url, params=request.params, json=request.json,
-                timeout=self.timeout, allow_redirects=False, stream=True,
+                request.method,
+                url,
+                params=request.params,
+                json=request.json,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
             )
             content = self._read_body(response, deadline)
         except (TransientError, MalformedResponseError) as exc:
@@ -272,20 +280,26 @@ class ApiClient:
                 refused = f"{type(exc).__name__}: {scrub(str(exc), self.secrets)}"
             else:
                 self.stats.transient_failures += 1
-                raise _Retryable(TransientError(
-                    f"network error ({type(exc).__name__}): no complete answer within the request timeout of "
-                    f"{self.timeout:g}s (request_timeout), or the connection broke", where=self.where,
-                ), self._backoff(attempt)) from None
+                raise _Retryable(
+                    TransientError(
+                        f"network error ({type(exc).__name__}): no complete answer within the request timeout of "
+                        f"{self.timeout:g}s (request_timeout), or the connection broke",
+                        where=self.where,
+                    ),
+                    self._backoff(attempt),
+                ) from None
         if untrusted:
             raise CertificateError(
                 f"the TLS certificate of {self._origin[0]}://{self._origin[1]} (or of the proxy in between) did not "
-                "verify against the trusted certificate authorities", where=self.where,
+                "verify against the trusted certificate authorities",
+                where=self.where,
                 hint=f"if a TLS-inspecting gateway or a private CA signs it, set the extra 'verify' of Airflow "
                 f"connection '{self.conn_id}' to the path of that CA's PEM bundle (README: Proxies and CA bundles)",
             )
         if refused is not None:  # raised outside the except block: the original exception carries the secret
             raise RequestRejectedError(
-                f"the HTTP library refused to send the request ({refused})", where=self.where,
+                f"the HTTP library refused to send the request ({refused})",
+                where=self.where,
                 hint=f"check the credential and host in Airflow connection '{self.conn_id}' for characters a "
                 "header or URL cannot carry (a pasted newline or quote); retrying will not help",
             )
@@ -298,7 +312,9 @@ class ApiClient:
             except orjson.JSONDecodeError:
                 error = MalformedResponseError(
                     "the API answered success with a body that is not JSON (truncated or an error page)",
-                    where=self.where, status=status, body_excerpt=excerpt(content, self.secrets),
+                    where=self.where,
+                    status=status,
+                    body_excerpt=excerpt(content, self.secrets),
                 )
                 raise _Retryable(error, self._backoff(attempt)) from None
             self._quota_wait = self._quota_exhausted_wait(response.headers)
@@ -308,7 +324,8 @@ class ApiClient:
             raise RedirectError(
                 f"the API answered with a redirect (HTTP {status}) to {self._redirect_target(response, url)}; "
                 "redirects are never followed, so that the credential is sent to the connection's host only",
-                where=self.where, status=status,
+                where=self.where,
+                status=status,
                 hint=f"if the API really moved, set the host of Airflow connection '{self.conn_id}' to where it "
                 "points now; if it should not redirect, check for a proxy or captive portal in between",
             )
@@ -317,18 +334,25 @@ class ApiClient:
             wait = self._rate_limit_wait(response.headers, attempt)
             documented = self.rate_limit_floor(status, response.headers, content) if self.rate_limit_floor else None
             wait = max(wait, documented or 0.0)
-            raise _Retryable(RateLimitedError(
-                f"the API kept rate-limiting (HTTP {status}); its last answer asked to wait {wait:.0f}s",
-                reset_after=wait, where=self.where,
-                status=status, body_excerpt=body_excerpt,
-            ), wait)
+            raise _Retryable(
+                RateLimitedError(
+                    f"the API kept rate-limiting (HTTP {status}); its last answer asked to wait {wait:.0f}s",
+                    reset_after=wait,
+                    where=self.where,
+                    status=status,
+                    body_excerpt=body_excerpt,
+                ),
+                wait,
+            )
         refusal = self.refusal(status, content) if self.refusal else None
         if refusal:
             raise AuthError(refusal[0], where=self.where, status=status, body_excerpt=body_excerpt, hint=refusal[1])
         if status in (401, 403):
             raise AuthError(
                 "the API refused the credential",
-                where=self.where, status=status, body_excerpt=body_excerpt,
+                where=self.where,
+                status=status,
+                body_excerpt=body_excerpt,
                 hint=(
                     f"fix the token in Airflow connection '{self.conn_id}' (it is wrong, revoked or lacks "
                     f"{self.permission}); the task is not retried so that the account is not locked"
@@ -336,9 +360,10 @@ class ApiClient:
             )
         if status >= 500 or status == 408:
             self.stats.transient_failures += 1
-            raise _Retryable(TransientError(
-                "the API failed", where=self.where, status=status, body_excerpt=body_excerpt
-            ), self._backoff(attempt))
+            raise _Retryable(
+                TransientError("the API failed", where=self.where, status=status, body_excerpt=body_excerpt),
+                self._backoff(attempt),
+            )
         rejected = RequestRejectedError(
             "the API rejected the request", where=self.where, status=status, body_excerpt=body_excerpt
         )
@@ -380,14 +405,16 @@ class ApiClient:
             if grown > cap:
                 raise ResponseTooLargeError(
                     f"the API's answer grew to more than {grown:,} {what}, past the cap of {cap:,} bytes ({key}); "
-                    "stopped reading it", where=self.where,
+                    "stopped reading it",
+                    where=self.where,
                     hint=f"lower the source's page size, or raise '{key}' if such pages are genuine; retrying the "
                     "same request will not help",
                 )
         if size > READ_CHUNK and size > MAX_COMPRESSION_RATIO * max(wire, 1):
             raise ResponseTooLargeError(
                 f"the API's answer decompressed to {size:,} bytes from {wire:,} on the wire, more than "
-                f"{MAX_COMPRESSION_RATIO} times: a decompression bomb; stopped reading it", where=self.where,
+                f"{MAX_COMPRESSION_RATIO} times: a decompression bomb; stopped reading it",
+                where=self.where,
                 hint="no genuine page compresses that well; if the API's does, lower the source's page size and "
                 "report it",
             )
@@ -404,14 +431,15 @@ class ApiClient:
         return random.uniform(ceiling / 2, ceiling)
 
     def _rate_limit_wait(self, headers: Any, attempt: int) -> float:
-        """Retry-After (seconds or an HTTP date) or a rate-limit reset header (RESET_HEADERS), floored, capped and jittered;
-        a Retry-After that says no readable time falls back to the backoff, with a warning."""
+        """Retry-After (seconds or an HTTP date) or a rate-limit reset header (RESET_HEADERS), floored, capped and
+        jittered; a Retry-After that says no readable time falls back to the backoff, with a warning."""
         value = headers.get("Retry-After")
         wait = _retry_after(value)
         if value is not None and wait is None:
             log.warning(
                 "%s: the API's Retry-After %r is neither seconds nor an HTTP date; waiting with backoff instead",
-                self.where, scrub(value, self.secrets)[:60],
+                self.where,
+                scrub(value, self.secrets)[:60],
             )
         if wait is None:
             wait = _reset_in(headers)

@@ -138,8 +138,10 @@ class PositionUntilEmpty:
         position = _dig(response.body, self.position_path)
         name = ".".join(self.position_path)
         if isinstance(position, bool) or not isinstance(position, (str, int)) or position == "":
-            raise BadPage(f"page has events but its '{name}' is {excerpt(repr(position))}, not a string or an "
-                          "exact integer to continue from")
+            raise BadPage(
+                f"page has events but its '{name}' is {excerpt(repr(position))}, not a string or an "
+                "exact integer to continue from"
+            )
         return replace(previous, params={**(previous.params or {}), self.position_param: str(position)})
 
 
@@ -222,8 +224,11 @@ class PagingState:
     stalled: int = 0
 
     def to_json(self, positions: int | None = None) -> dict:
-        return {"sent": [digest.hex() for digest in self.sent[:positions]], "pages": self.pages,
-                "stalled": self.stalled}
+        return {
+            "sent": [digest.hex() for digest in self.sent[:positions]],
+            "pages": self.pages,
+            "stalled": self.stalled,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> PagingState:
@@ -288,11 +293,18 @@ def paginate(
                 if restarts > MAX_RESTARTS:
                     raise PaginationError(
                         f"the API invalidated the window's cursor {restarts} times (page {pages}); stopping instead "
-                        "of starting the window over again", where=client.where, status=refused.status,
+                        "of starting the window over again",
+                        where=client.where,
+                        status=refused.status,
                         body_excerpt=refused.body_excerpt,
                     ) from None
-                log.warning("%s: the API invalidated the cursor after %d pages of this pass (HTTP %s); paging the "
-                            "window again from its start, repeats are dropped", client.where, in_pass, refused.status)
+                log.warning(
+                    "%s: the API invalidated the cursor after %d pages of this pass (HTTP %s); paging the "
+                    "window again from its start, repeats are dropped",
+                    client.where,
+                    in_pass,
+                    refused.status,
+                )
                 seen.clear()
                 state.sent.clear()
                 request, replaying, in_pass = again, in_pass, 0
@@ -320,7 +332,8 @@ def paginate(
                     f"the API answered {stalled} pages in a row that each said there is more but brought no new "
                     f"event (empty, repeated or outside the window; page {pages}); stopping instead of paging "
                     "without progress",
-                    where=client.where, status=response.status,
+                    where=client.where,
+                    status=response.status,
                     body_excerpt=excerpt(repr(response.body), client.secrets),
                 )
             del response  # hold one page at a time, not two, while the next one is fetched

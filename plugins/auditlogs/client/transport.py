@@ -117,13 +117,19 @@ def _proxies(value: Any, conn: str, where: str) -> dict[str, str]:
     if isinstance(value, str):
         value = {"http": value, "https": value}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(f"{conn} has a 'proxies' extra that is not a map of scheme to proxy URL", where=where,
-                          hint='set it like {"https": "http://proxy.example.com:3128"}')
+        raise ConfigError(
+            f"{conn} has a 'proxies' extra that is not a map of scheme to proxy URL",
+            where=where,
+            hint='set it like {"https": "http://proxy.example.com:3128"}',
+        )
     for url in value.values():
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
-            raise ConfigError(f"{conn} has a proxy URL without a scheme and host ({_without_credentials(url)})",
-                              where=where, hint="write it as http://host:port")
+            raise ConfigError(
+                f"{conn} has a proxy URL without a scheme and host ({_without_credentials(url)})",
+                where=where,
+                hint="write it as http://host:port",
+            )
         register_secret(parts.password)  # a proxy password must not reach a log either
     return dict(value)
 
@@ -134,9 +140,11 @@ def _verify(value: Any, conn: str, where: str) -> bool | str | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     if not isinstance(value, str) or not os.path.exists(value):
-        raise ConfigError(f"{conn} has a 'verify' extra that is neither true/false nor an existing CA bundle "
-                          f"path ({value!r})", where=where,
-                          hint="set it to the path of a PEM CA bundle readable by the Airflow workers")
+        raise ConfigError(
+            f"{conn} has a 'verify' extra that is neither true/false nor an existing CA bundle path ({value!r})",
+            where=where,
+            hint="set it to the path of a PEM CA bundle readable by the Airflow workers",
+        )
     return value
 
 
@@ -144,11 +152,17 @@ def _cert(value: Any, conn: str, where: str) -> CertType:
     if value in (None, ""):
         return None
     paths = [value] if isinstance(value, str) else value
-    if not isinstance(paths, (list, tuple)) or len(paths) not in (1, 2) or \
-            not all(isinstance(p, str) and os.path.exists(p) for p in paths):
-        raise ConfigError(f"{conn} has a 'cert' extra that is not a client certificate path or a "
-                          "[certificate, key] pair of existing paths", where=where,
-                          hint="set it to the PEM file with certificate and key, or a list of the two paths")
+    if (
+        not isinstance(paths, (list, tuple))
+        or len(paths) not in (1, 2)
+        or not all(isinstance(p, str) and os.path.exists(p) for p in paths)
+    ):
+        raise ConfigError(
+            f"{conn} has a 'cert' extra that is not a client certificate path or a "
+            "[certificate, key] pair of existing paths",
+            where=where,
+            hint="set it to the PEM file with certificate and key, or a list of the two paths",
+        )
     return paths[0] if len(paths) == 1 else (paths[0], paths[1])
 
 

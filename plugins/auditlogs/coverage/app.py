@@ -43,7 +43,11 @@ def coverage_for(user, first: date | None, last: date | None, source: list[str] 
     start = datetime.combine(first, time(), timezone.utc)
     end = datetime.combine(last + timedelta(days=1), time(), timezone.utc)
     return model.build(
-        wanted, start, end, datetime.now(timezone.utc), index,
+        wanted,
+        start,
+        end,
+        datetime.now(timezone.utc),
+        index,
         events=lambda s, stream: metadata.events(s, stream, start, end),
         runs=lambda s, stream: metadata.runs(s, stream, start, end),
     )
@@ -58,16 +62,24 @@ def _source_filter(source: list[str] | None, dag_id: str | None) -> list[str] | 
 
 
 @app.get("/coverage/data")
-def coverage_data(user=Depends(get_user), first: date | None = Query(None, alias="from"),
-                  last: date | None = Query(None, alias="to"), source: list[str] | None = Query(None),
-                  dag_id: str | None = None) -> dict:
+def coverage_data(
+    user=Depends(get_user),
+    first: date | None = Query(None, alias="from"),
+    last: date | None = Query(None, alias="to"),
+    source: list[str] | None = Query(None),
+    dag_id: str | None = None,
+) -> dict:
     return coverage_for(user, first, last, _source_filter(source, dag_id)).record()
 
 
 @app.get("/coverage/", response_class=HTMLResponse)
-def coverage_page(user=Depends(get_user), first: date | None = Query(None, alias="from"),
-                  last: date | None = Query(None, alias="to"), source: list[str] | None = Query(None),
-                  dag_id: str | None = None) -> str:
+def coverage_page(
+    user=Depends(get_user),
+    first: date | None = Query(None, alias="from"),
+    last: date | None = Query(None, alias="to"),
+    source: list[str] | None = Query(None),
+    dag_id: str | None = None,
+) -> str:
     from auditlogs.coverage.page import render
 
     return render(coverage_for(user, first, last, _source_filter(source, dag_id)))

@@ -49,8 +49,9 @@ class CoverageAuditOperator(BaseOperator):
         return {source: len(cells) for source, cells in found.items()}
 
 
-def audit(sources: list[SourceConfig], first: datetime, now: datetime, index: model.ManifestIndex,
-          run_id: str | None) -> dict[str, list]:
+def audit(
+    sources: list[SourceConfig], first: datetime, now: datetime, index: model.ManifestIndex, run_id: str | None
+) -> dict[str, list]:
     """Notifies once per source with gaps; returns the gaps by source."""
     found = {}
     for source in sources:
@@ -63,11 +64,14 @@ def audit(sources: list[SourceConfig], first: datetime, now: datetime, index: mo
     return found
 
 
-def gap_notification(source: SourceConfig, gaps: dict[str, list], first: datetime, now: datetime,
-                     run_id: str | None) -> Notification:
+def gap_notification(
+    source: SourceConfig, gaps: dict[str, list], first: datetime, now: datetime, run_id: str | None
+) -> Notification:
     total = sum(len(cells) for cells in gaps.values())
-    details: dict[str, Any] = {"audited": f"intervals starting in [{first.isoformat()}, {now.isoformat()})",
-                               "deadline": f"{format_duration(model.due_after(source))} after the interval ends"}
+    details: dict[str, Any] = {
+        "audited": f"intervals starting in [{first.isoformat()}, {now.isoformat()})",
+        "deadline": f"{format_duration(model.due_after(source))} after the interval ends",
+    }
     for stream, cells in gaps.items():
         listed = [f"[{c.start}, {c.end}) gs://{source.bucket}/{c.folder}/" for c in cells[:LISTED]]
         details[f"missing_{stream}"] = listed + ([f"... and {len(cells) - LISTED} more"] if len(cells) > LISTED else [])

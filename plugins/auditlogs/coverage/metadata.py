@@ -41,14 +41,20 @@ def runs(source: SourceConfig, stream: str, first: datetime, last: datetime) -> 
     query = (
         select(DagRun.data_interval_start, DagRun.run_id, TaskInstance.state)
         .join(TaskInstance, (TaskInstance.dag_id == DagRun.dag_id) & (TaskInstance.run_id == DagRun.run_id))
-        .where(DagRun.dag_id == source.dag_id, TaskInstance.task_id == f"collect_{stream}",
-               DagRun.data_interval_start >= first, DagRun.data_interval_start < last)
+        .where(
+            DagRun.dag_id == source.dag_id,
+            TaskInstance.task_id == f"collect_{stream}",
+            DagRun.data_interval_start >= first,
+            DagRun.data_interval_start < last,
+        )
         .order_by(DagRun.id)
     )
     with create_session() as session:
         # data_interval_start is nullable in the schema, never NULL here: the query filters on it.
-        return {utc(start).isoformat(): Run(run_id, state and str(state))  # type: ignore[arg-type]
-                for start, run_id, state in session.execute(query)}
+        return {
+            utc(start).isoformat(): Run(run_id, state and str(state))  # type: ignore[arg-type]
+            for start, run_id, state in session.execute(query)
+        }
 
 
 def events(source: SourceConfig, stream: str, first: datetime, last: datetime) -> dict[str, int]:

@@ -92,17 +92,31 @@ def intervals(source: SourceConfig, first: datetime, last: datetime) -> list[Win
     return [w for w in intervals_between(source.schedule, first, last, source.start_date) if w.start >= first]
 
 
-def stream_coverage(source: SourceConfig, stream: str, first: datetime, last: datetime, now: datetime, *,
-                    manifests: set[str], events: dict[str, int | None], runs: dict[str, Run],
-                    newest_manifest: dict | None) -> StreamCoverage:
+def stream_coverage(
+    source: SourceConfig,
+    stream: str,
+    first: datetime,
+    last: datetime,
+    now: datetime,
+    *,
+    manifests: set[str],
+    events: dict[str, int | None],
+    runs: dict[str, Run],
+    newest_manifest: dict | None,
+) -> StreamCoverage:
     """One stream's cells. `manifests` holds interval labels with a manifest, `events` counts by label,
     `runs` the collecting task by interval start (ISO)."""
     cells = []
     for interval in intervals(source, first, last):
         location = IntervalLocation(source.bucket, source.prefix, source.name, stream, interval)
         label, run = interval.label(), runs.get(interval.start.isoformat())
-        cell = Cell(interval.start.isoformat(), interval.end.isoformat(), COMPLETE, folder=location.folder,
-                    run_id=run.run_id if run else None)
+        cell = Cell(
+            interval.start.isoformat(),
+            interval.end.isoformat(),
+            COMPLETE,
+            folder=location.folder,
+            run_id=run.run_id if run else None,
+        )
         if label in manifests:
             cell.events = events.get(label)
             cell.state = EMPTY if cell.events == 0 else COMPLETE
@@ -119,9 +133,15 @@ def stream_coverage(source: SourceConfig, stream: str, first: datetime, last: da
     overlap = (newest_manifest or {}).get("overlap") or {}
     advice = (newest_manifest or {}).get("advice") or {}
     return StreamCoverage(
-        source.name, stream, source.dag_id, source.bucket, cells, counts,
+        source.name,
+        stream,
+        source.dag_id,
+        source.bucket,
+        cells,
+        counts,
         late_arrivals=sum(row.get("late", 0) for row in overlap.get("recent") or []) if newest_manifest else None,
-        advice=advice.get("message"), silence_streak=_silence(cells),
+        advice=advice.get("message"),
+        silence_streak=_silence(cells),
     )
 
 
@@ -147,8 +167,9 @@ class ManifestIndex:
     """Which intervals of a stream have a manifest, through the google-cloud-storage client: one listing per
     stream and range (offsets bound it to the range's days, the glob to manifests), kept `ttl` seconds."""
 
-    def __init__(self, client_for: Callable[[SourceConfig], Any], ttl: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, client_for: Callable[[SourceConfig], Any], ttl: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.client_for = client_for
         self.ttl = ttl
         self.clock = clock
@@ -164,8 +185,10 @@ class ManifestIndex:
         def listing():
             bucket = self.client_for(source).bucket(source.bucket)
             blobs = bucket.list_blobs(
-                prefix=f"{folder}/dt=", start_offset=f"{folder}/dt={first:%Y-%m-%d}",
-                end_offset=f"{folder}/dt={last + timedelta(days=1):%Y-%m-%d}", match_glob=f"**/{MANIFEST_NAME}",
+                prefix=f"{folder}/dt=",
+                start_offset=f"{folder}/dt={first:%Y-%m-%d}",
+                end_offset=f"{folder}/dt={last + timedelta(days=1):%Y-%m-%d}",
+                match_glob=f"**/{MANIFEST_NAME}",
             )
             names = []
             for page in blobs.pages:
@@ -195,10 +218,17 @@ class ManifestIndex:
         return value
 
 
-def build(sources: Iterable[SourceConfig], first: datetime, last: datetime, now: datetime, index: ManifestIndex, *,
-          events: Callable[[SourceConfig, str], dict[str, int]] | None = None,
-          runs: Callable[[SourceConfig, str], dict[str, Run]] = lambda source, stream: {},
-          read_budget: int = READ_BUDGET) -> Coverage:
+def build(
+    sources: Iterable[SourceConfig],
+    first: datetime,
+    last: datetime,
+    now: datetime,
+    index: ManifestIndex,
+    *,
+    events: Callable[[SourceConfig, str], dict[str, int]] | None = None,
+    runs: Callable[[SourceConfig, str], dict[str, Run]] = lambda source, stream: {},
+    read_budget: int = READ_BUDGET,
+) -> Coverage:
     """Coverage of `sources` for intervals starting in [first, last). Without `events` (no Airflow database),
     every listed manifest is read for its count; with it, manifests without an Asset event (written outside
     Airflow, or events pruned) are read newest first until the view has made `read_budget` GCS calls, and the
@@ -211,13 +241,22 @@ def build(sources: Iterable[SourceConfig], first: datetime, last: datetime, now:
             by_label = {label_of(name): name for name in names}
             counts: dict[str, int | None] = {} if events is None else dict(events(source, stream))
             unread = [name for label, name in reversed(by_label.items()) if counts.get(label) is None]
-            for name in unread if events is None else unread[:max(0, read_budget - (index.calls - calls_before))]:
+            for name in unread if events is None else unread[: max(0, read_budget - (index.calls - calls_before))]:
                 counts[label_of(name)] = index.read(source, name).get("events")
             newest = index.read(source, names[-1]) if names else None
-            coverage.streams.append(stream_coverage(
-                source, stream, first, last, now, manifests=set(by_label), events=counts,
-                runs=runs(source, stream), newest_manifest=newest,
-            ))
+            coverage.streams.append(
+                stream_coverage(
+                    source,
+                    stream,
+                    first,
+                    last,
+                    now,
+                    manifests=set(by_label),
+                    events=counts,
+                    runs=runs(source, stream),
+                    newest_manifest=newest,
+                )
+            )
     coverage.gcs_calls = index.calls - calls_before
     return coverage
 

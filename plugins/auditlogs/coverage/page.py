@@ -12,10 +12,22 @@ from itertools import groupby
 from auditlogs.coverage.app import escape, folder_link, run_link
 from auditlogs.coverage.model import COMPLETE, EMPTY, FAILED, MISSING, NOT_DUE, RUNNING, Coverage, StreamCoverage
 
-LABELS = {COMPLETE: "complete", EMPTY: "empty but complete", MISSING: "missing (due, no manifest)",
-          FAILED: "failed run", RUNNING: "running", NOT_DUE: "not yet due"}
-COLOURS = {COMPLETE: "#2e7d32", EMPTY: "#a5d6a7", MISSING: "#e53935", FAILED: "#7b1fa2", RUNNING: "#1e88e5",
-           NOT_DUE: "#e0e0e0"}
+LABELS = {
+    COMPLETE: "complete",
+    EMPTY: "empty but complete",
+    MISSING: "missing (due, no manifest)",
+    FAILED: "failed run",
+    RUNNING: "running",
+    NOT_DUE: "not yet due",
+}
+COLOURS = {
+    COMPLETE: "#2e7d32",
+    EMPTY: "#a5d6a7",
+    MISSING: "#e53935",
+    FAILED: "#7b1fa2",
+    RUNNING: "#1e88e5",
+    NOT_DUE: "#e0e0e0",
+}
 #: Gaps listed per stream; the rest is summarised.
 GAPS_LISTED = 12
 
@@ -37,16 +49,20 @@ form{margin:8px 0} input{font:inherit}
 
 def render(coverage: Coverage) -> str:
     missing = sum(len(s.missing) for s in coverage.streams)
-    headline = (f'<span style="color:#c62828;font-weight:700">{missing} due interval(s) without a manifest</span>'
-                if missing else '<span style="color:#2e7d32;font-weight:700">every due interval is complete</span>')
+    headline = (
+        f'<span style="color:#c62828;font-weight:700">{missing} due interval(s) without a manifest</span>'
+        if missing
+        else '<span style="color:#2e7d32;font-weight:700">every due interval is complete</span>'
+    )
     legend = "".join(f'<span><i style="background:{COLOURS[s]}"></i>{LABELS[s]}</span>' for s in LABELS)
     sources = []
     grouped = [(source, list(streams)) for source, streams in groupby(coverage.streams, key=lambda s: s.source)]
     grouped.sort(key=lambda group: not any(stream.missing for stream in group[1]))  # sources with gaps first
     for source, streams in grouped:
         rows = "".join(_stream(stream) for stream in streams)
-        sources.append(f'<section class="source" data-source="{escape(source)}"><h2>{escape(source)}</h2>'
-                       f'{rows}</section>')
+        sources.append(
+            f'<section class="source" data-source="{escape(source)}"><h2>{escape(source)}</h2>{rows}</section>'
+        )
     body = "".join(sources) or "<p>No source you may read is configured.</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit-log coverage</title>
 <style>{_STYLE}</style></head><body>
@@ -66,13 +82,17 @@ def _last_day(coverage: Coverage) -> str:
 
 def _stream(stream: StreamCoverage) -> str:
     cells = "".join(_cell(stream, cell) for cell in stream.cells)
-    days = "".join(f'<span style="flex-grow:{len(list(group))}">{escape(day)}</span>'
-                   for day, group in groupby(stream.cells, key=lambda c: c.start[5:10]))
+    days = "".join(
+        f'<span style="flex-grow:{len(list(group))}">{escape(day)}</span>'
+        for day, group in groupby(stream.cells, key=lambda c: c.start[5:10])
+    )
     bad = len(stream.missing)
     name = escape(stream.stream) + (f' <span class="bad">{bad} gap(s)</span>' if bad else "")
-    return (f'<div class="stream" data-stream="{escape(stream.stream)}"><div class="name">{name}</div>'
-            f'<div><div class="days">{days}</div><div class="cells">{cells}</div></div>'
-            f'<div class="side">{_side(stream)}</div></div>')
+    return (
+        f'<div class="stream" data-stream="{escape(stream.stream)}"><div class="name">{name}</div>'
+        f'<div><div class="days">{days}</div><div class="cells">{cells}</div></div>'
+        f'<div class="side">{_side(stream)}</div></div>'
+    )
 
 
 def _cell(stream: StreamCoverage, cell) -> str:
@@ -80,15 +100,19 @@ def _cell(stream: StreamCoverage, cell) -> str:
     if cell.events is not None:
         title += f", {cell.events} events"
     href = run_link(stream.dag_id, cell.run_id) if cell.run_id else folder_link(stream.bucket, cell.folder)
-    return (f'<a class="cell {cell.state}" data-state="{cell.state}" data-start="{escape(cell.start)}" '
-            f'data-events="{"" if cell.events is None else cell.events}" title="{escape(title)}" '
-            f'href="{escape(href)}" target="_top" style="background:{COLOURS[cell.state]}"></a>')
+    return (
+        f'<a class="cell {cell.state}" data-state="{cell.state}" data-start="{escape(cell.start)}" '
+        f'data-events="{"" if cell.events is None else cell.events}" title="{escape(title)}" '
+        f'href="{escape(href)}" target="_top" style="background:{COLOURS[cell.state]}"></a>'
+    )
 
 
 def _side(stream: StreamCoverage) -> str:
     counts = stream.counts
-    lines = [f"{counts[COMPLETE] + counts[EMPTY]} complete ({counts[EMPTY]} empty)"
-             + (f", {counts[NOT_DUE]} not yet due" if counts[NOT_DUE] else "")]
+    lines = [
+        f"{counts[COMPLETE] + counts[EMPTY]} complete ({counts[EMPTY]} empty)"
+        + (f", {counts[NOT_DUE]} not yet due" if counts[NOT_DUE] else "")
+    ]
     if stream.late_arrivals is not None:
         lines.append(f"late arrivals (recent runs): {stream.late_arrivals}")
     if stream.silence_streak:
@@ -100,8 +124,10 @@ def _side(stream: StreamCoverage) -> str:
         if cell.run_id:
             run = f' · <a href="{escape(run_link(stream.dag_id, cell.run_id))}" target="_top">run</a>'
         folder = escape(folder_link(stream.bucket, cell.folder))
-        lines.append(f'<span class="gap">{LABELS[cell.state]}: <a href="{folder}" target="_blank" rel="noopener">'
-                     f'{escape(cell.start[:16])}</a>{run}</span>')
+        lines.append(
+            f'<span class="gap">{LABELS[cell.state]}: <a href="{folder}" target="_blank" rel="noopener">'
+            f"{escape(cell.start[:16])}</a>{run}</span>"
+        )
     if len(stream.missing) > GAPS_LISTED:
         lines.append(f"... and {len(stream.missing) - GAPS_LISTED} more")
     return "<br>".join(lines)

@@ -19,7 +19,8 @@ from airflow.sdk import BaseHook, BaseOperator
 
 import auditlogs
 from auditlogs import alerts
-from auditlogs.advisor import advise, publish as publish_advice
+from auditlogs.advisor import advise
+from auditlogs.advisor import publish as publish_advice
 from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, ResponseLimits, RetryBudget, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
@@ -69,16 +70,25 @@ class AuditLogToGCSOperator(BaseOperator):
         if source.retention and interval.widened(source.delay).start < datetime.now(timezone.utc) - source.retention:
             raise OutsideRetentionError(
                 f"the window reaches back past the API's retention of {format_duration(source.retention)}, so "
-                "its events are gone and the interval would be written empty but complete", where=where,
+                "its events are gone and the interval would be written empty but complete",
+                where=where,
                 hint="backfill only intervals within the retention; raise 'retention' if the API keeps more",
             )
         hook = GCSHook(gcp_conn_id=source.gcp_conn_id)
         client = self._client(spec, where)
-        self._lineage.update(api_url=client.resolve(spec.first_request(source, self.stream, interval).url),
-                             window=interval.widened(source.delay))
+        self._lineage.update(
+            api_url=client.resolve(spec.first_request(source, self.stream, interval).url),
+            window=interval.widened(source.delay),
+        )
         manifest = collect_interval(
-            source, self.stream, interval, client, hook,
-            dag_id=self.dag_id, run_id=context["run_id"], try_number=context["ti"].try_number,
+            source,
+            self.stream,
+            interval,
+            client,
+            hook,
+            dag_id=self.dag_id,
+            run_id=context["run_id"],
+            try_number=context["ti"].try_number,
         )
         location = IntervalLocation(source.bucket, source.prefix, source.name, self.stream, interval)
         self._lineage.update(manifest=manifest, manifest_uri=location.uri(MANIFEST_NAME))
@@ -86,8 +96,12 @@ class AuditLogToGCSOperator(BaseOperator):
             context["outlet_events"][asset].extra = event_extra(location, manifest)
         store = IntervalStore(hook, where=where)
         alerts.notify_if_silent(
-            source, self.stream, interval.start, manifest["events"],
-            lambda start, end: store.read_manifest(location.of(Window(start, end))), context,
+            source,
+            self.stream,
+            interval.start,
+            manifest["events"],
+            lambda start, end: store.read_manifest(location.of(Window(start, end))),
+            context,
         )
         return {"events": manifest["events"], "manifest": location.uri(MANIFEST_NAME)}
 
@@ -99,16 +113,29 @@ class AuditLogToGCSOperator(BaseOperator):
         from auditlogs.lineage import operator_lineage, stream_dataset
 
         output = stream_dataset(self.source.bucket, self.source.prefix, self.source.name, self.stream)
-        return operator_lineage(self._lineage.get("api_url"), output, **{
-            key: self._lineage.get(key) for key in ("interval", "window", "manifest", "manifest_uri")})
+        return operator_lineage(
+            self._lineage.get("api_url"),
+            output,
+            **{key: self._lineage.get(key) for key in ("interval", "window", "manifest", "manifest_uri")},
+        )
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def collect_interval(source: SourceConfig, stream: str, interval: Window, client: ApiClient, hook: Any, *,
-                     dag_id: str, run_id: str, try_number: int, clock: Callable[[], datetime] = utc_now) -> dict:
+def collect_interval(
+    source: SourceConfig,
+    stream: str,
+    interval: Window,
+    client: ApiClient,
+    hook: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    try_number: int,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict:
     """The operator's work for one interval, without Airflow: fetch the widened window, skip what earlier
     overlapping intervals stored, publish parts and manifest, give delay advice. Returns the manifest.
 
@@ -118,8 +145,13 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     where = f"source '{source.name}' stream '{stream}' window {window}"
     location = IntervalLocation(source.bucket, source.prefix, source.name, stream, interval)
     earlier, missing = load_earlier(
-        hook, source.bucket, lambda other: replace(location, interval=other).object_name(MANIFEST_NAME),
-        source.schedule, interval, window, source.start_date,
+        hook,
+        source.bucket,
+        lambda other: replace(location, interval=other).object_name(MANIFEST_NAME),
+        source.schedule,
+        interval,
+        window,
+        source.start_date,
     )
     overlap = Overlap(interval, window, earlier, missing, skip=source.dedup)
 
@@ -130,9 +162,16 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     with tempfile.TemporaryDirectory(prefix="auditlogs-") as staging:
         # A failed try keeps what it fetched for the next try of this run (sink/checkpoint.py).
         with ResumableStaging(
-            store, location, run_id=run_id, try_number=try_number, attempt=attempt,
-            fingerprint=fingerprint(source, stream, window, client.base_url), staging_dir=Path(staging),
-            part_size=source.part_size, every=source.checkpoint_every.total_seconds(), not_resumable=resumable(spec),
+            store,
+            location,
+            run_id=run_id,
+            try_number=try_number,
+            attempt=attempt,
+            fingerprint=fingerprint(source, stream, window, client.base_url),
+            staging_dir=Path(staging),
+            part_size=source.part_size,
+            every=source.checkpoint_every.total_seconds(),
+            not_resumable=resumable(spec),
         ) as staged:  # stops the compression thread on errors
             start = staged.load(client)
             if start is not None and staged.overlap is not None:
@@ -140,19 +179,46 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
             first_started = staged.started_at or started_at.isoformat()
 
             def extra() -> dict:
-                return {"started_at": first_started, "overlap": overlap.state(), "requests": staged.totals(client.stats)}
+                return {
+                    "started_at": first_started,
+                    "overlap": overlap.state(),
+                    "requests": staged.totals(client.stats),
+                }
 
             progress = Progress(start, between_pages=lambda: staged.between_pages(progress, extra))
             try:
-                result = collect(spec, source, stream, client, window, staged, source.max_pages, now=started_at,
-                                 admit=overlap.admit, progress=progress)
+                result = collect(
+                    spec,
+                    source,
+                    stream,
+                    client,
+                    window,
+                    staged,
+                    source.max_pages,
+                    now=started_at,
+                    admit=overlap.admit,
+                    progress=progress,
+                )
             except Exception as exc:
                 staged.keep(progress, extra, exc)
                 raise
             parts = staged.close()
-        manifest = run_manifest(source, stream, dag_id, run_id, try_number, location, window, result, parts,
-                                client, datetime.fromisoformat(first_started), clock(), time.monotonic() - started,
-                                attempt=attempt)
+        manifest = run_manifest(
+            source,
+            stream,
+            dag_id,
+            run_id,
+            try_number,
+            location,
+            window,
+            result,
+            parts,
+            client,
+            datetime.fromisoformat(first_started),
+            clock(),
+            time.monotonic() - started,
+            attempt=attempt,
+        )
         manifest["parts"] = staged.carried + manifest["parts"]
         manifest["storage"]["bytes_written"] = sum(entry["bytes"] for entry in manifest["parts"])
         if staged.resumed:  # the window's whole cost, over the tries it took
@@ -162,10 +228,18 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
         manifest["resumed"] = staged.resumed
         manifest["overlap"] = overlap.manifest_section()
         advice = advise(
-            source.name, stream, source.delay, interval.end - interval.start, manifest["overlap"]["recent"],
-            {**manifest["storage"], "window_seconds": (window.end - window.start).total_seconds(),
-             "requests": manifest["requests"]["count"]},
-            documented_lateness=spec.documented_lateness, sweep=source.sweep,
+            source.name,
+            stream,
+            source.delay,
+            interval.end - interval.start,
+            manifest["overlap"]["recent"],
+            {
+                **manifest["storage"],
+                "window_seconds": (window.end - window.start).total_seconds(),
+                "requests": manifest["requests"]["count"],
+            },
+            documented_lateness=spec.documented_lateness,
+            sweep=source.sweep,
         )
         manifest["advice"] = advice and advice.record()
         store.publish(location, parts, manifest, allow_shrink=source.allow_shrink, staged=len(staged.carried))
@@ -173,14 +247,26 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     log.info(
         "%s: wrote %d events in %d parts to %s (%d fetched, %d outside the window, %d repeats dropped, "
         "%d already stored by earlier intervals%s, %d requests, %d retries) in %.1fs",
-        where, result.written, len(manifest["parts"]), location.uri(), result.fetched, result.outside_window,
-        result.duplicates, overlap.already_stored, "" if source.dedup else " but written (dedup off)",
-        manifest["requests"]["count"], manifest["requests"]["retries"], time.monotonic() - started,
+        where,
+        result.written,
+        len(manifest["parts"]),
+        location.uri(),
+        result.fetched,
+        result.outside_window,
+        result.duplicates,
+        overlap.already_stored,
+        "" if source.dedup else " but written (dedup off)",
+        manifest["requests"]["count"],
+        manifest["requests"]["retries"],
+        time.monotonic() - started,
     )
     log.info(
         "%s: %d late arrivals in the overlap (events earlier runs fetched the time of but had not seen), "
         "the latest at least %.0fs late; earlier intervals read: %s; without a manifest: %s",
-        where, late.count, late.max_seconds, manifest["overlap"]["earlier_intervals"] or "none",
+        where,
+        late.count,
+        late.max_seconds,
+        manifest["overlap"]["earlier_intervals"] or "none",
         manifest["overlap"]["missing_intervals"] or "none",
     )
     if advice:
@@ -188,10 +274,22 @@ def collect_interval(source: SourceConfig, stream: str, interval: Window, client
     return manifest
 
 
-def run_manifest(source: SourceConfig, stream: str, dag_id: str, run_id: str, try_number: int,
-                 location: IntervalLocation, window: Window, result: CollectResult, parts: list[StagedPart],
-                 client: ApiClient, started_at: datetime, fetched_at: datetime, fetch_seconds: float,
-                 attempt: str | None = None) -> dict:
+def run_manifest(
+    source: SourceConfig,
+    stream: str,
+    dag_id: str,
+    run_id: str,
+    try_number: int,
+    location: IntervalLocation,
+    window: Window,
+    result: CollectResult,
+    parts: list[StagedPart],
+    client: ApiClient,
+    started_at: datetime,
+    fetched_at: datetime,
+    fetch_seconds: float,
+    attempt: str | None = None,
+) -> dict:
     """The manifest fields every run writes (collect and sweep): what was fetched, written, and how, and
     the parts of this attempt, which the manifest alone points readers to."""
     attempt = attempt or new_attempt(run_id, try_number)
@@ -282,7 +380,9 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         refusal=spec.refusal,
         rate_limit_floor=spec.rate_limit_floor,
         **{
-            "budget": RetryBudget(max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()),
+            "budget": RetryBudget(
+                max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()
+            ),
             "rate": rate_budget(spec, source, sleep),
             "limits": ResponseLimits(source.max_response_bytes, source.max_compressed_response_bytes),
             **options,
@@ -290,8 +390,9 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
     )
 
 
-def rate_budget(spec: SourceSpec, source: SourceConfig, sleep: Callable[[float], None],
-                clock: Callable[[], float] = time.monotonic) -> RateBudget:
+def rate_budget(
+    spec: SourceSpec, source: SourceConfig, sleep: Callable[[float], None], clock: Callable[[], float] = time.monotonic
+) -> RateBudget:
     """The task's share of the credential's minute and, where one is documented or set, hour budgets."""
     tasks = source.concurrent_tasks()
     buckets = [TokenBucket(task_rate(request_budget(spec, source), tasks), sleep=sleep, clock=clock)]
@@ -322,6 +423,8 @@ def _trimmed(connection: Any, where: str) -> Any:
         register_secret(value)
     log.warning(
         "%s: the %s of Airflow connection '%s' has surrounding whitespace or a newline; using it trimmed",
-        where, " and ".join(changed), connection.conn_id,
+        where,
+        " and ".join(changed),
+        connection.conn_id,
     )
     return _TrimmedConnection(connection, login and login.strip(), password and password.strip())

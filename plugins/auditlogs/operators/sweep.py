@@ -75,8 +75,18 @@ class StoredEvents:
                 local.unlink()
 
 
-def sweep(source: SourceConfig, stream: str, run_interval: Window, client: ApiClient, hook: Any, *, dag_id: str,
-          run_id: str, try_number: int, clock: Callable[[], datetime] = utc_now) -> dict:
+def sweep(
+    source: SourceConfig,
+    stream: str,
+    run_interval: Window,
+    client: ApiClient,
+    hook: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    try_number: int,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict:
     """One sweep run for one stream, without Airflow. Returns its manifest."""
     spec = spec_for(source)
     swept = sweep_range_of(source, run_interval)
@@ -101,10 +111,13 @@ def sweep(source: SourceConfig, stream: str, run_interval: Window, client: ApiCl
     if incomplete:
         raise IncompleteIntervalsError(
             f"the sweep needs every interval whose window reaches into its range to be complete; "
-            f"without a manifest: {', '.join(incomplete)}", where=where,
+            f"without a manifest: {', '.join(incomplete)}",
+            where=where,
         )
     sweeps_read = []
-    for earlier in intervals_between(source.sweep_schedule, swept.start + source.delay, run_interval.end, source.start_date):
+    for earlier in intervals_between(
+        source.sweep_schedule, swept.start + source.delay, run_interval.end, source.start_date
+    ):
         if earlier.end >= run_interval.end:
             continue
         location = replace(home, stream=f"{stream}/{SWEEP_FOLDER}", interval=sweep_range_of(source, earlier))
@@ -129,8 +142,21 @@ def sweep(source: SourceConfig, stream: str, run_interval: Window, client: ApiCl
         with PartWriter(Path(staging), source.part_size) as writer:  # stops the compression thread on errors
             result = collect(spec, source, stream, client, swept, writer, source.max_pages, now=started_at, admit=admit)
             parts = writer.close()
-        manifest = run_manifest(source, stream, dag_id, run_id, try_number, location, swept, result, parts, client,
-                                started_at, clock(), time.monotonic() - started)
+        manifest = run_manifest(
+            source,
+            stream,
+            dag_id,
+            run_id,
+            try_number,
+            location,
+            swept,
+            result,
+            parts,
+            client,
+            started_at,
+            clock(),
+            time.monotonic() - started,
+        )
         in_range = result.written + result.already_stored
         manifest["sweep"] = {
             "range": {"start": swept.start.isoformat(), "end": swept.end.isoformat()},
@@ -148,8 +174,15 @@ def sweep(source: SourceConfig, stream: str, run_interval: Window, client: ApiCl
     log.info(
         "%s: recovered %d events no run had stored (%d of %d in the range already stored, miss rate %.4f%%; "
         "the latest recovered at least %.0fs late), %d API requests, %d stored objects read, to %s",
-        where, result.written, result.already_stored, in_range, 100 * manifest["sweep"]["miss_rate"], late.max_seconds,
-        client.stats.requests, manifest["sweep"]["gcs_objects_read"], location.uri(),
+        where,
+        result.written,
+        result.already_stored,
+        in_range,
+        100 * manifest["sweep"]["miss_rate"],
+        late.max_seconds,
+        client.stats.requests,
+        manifest["sweep"]["gcs_objects_read"],
+        location.uri(),
     )
     return manifest
 
@@ -162,10 +195,17 @@ class SweepOperator(AuditLogToGCSOperator):
     def _collect(self, context: Any, run_interval: Window) -> dict:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        where = f"source '{self.source.name}' stream '{self.stream}' sweep of {sweep_range_of(self.source, run_interval)}"
+        where = (
+            f"source '{self.source.name}' stream '{self.stream}' sweep of {sweep_range_of(self.source, run_interval)}"
+        )
         manifest = sweep(
-            self.source, self.stream, run_interval, self._client(spec_for(self.source), where),
+            self.source,
+            self.stream,
+            run_interval,
+            self._client(spec_for(self.source), where),
             GCSHook(gcp_conn_id=self.source.gcp_conn_id),
-            dag_id=self.dag_id, run_id=context["run_id"], try_number=context["ti"].try_number,
+            dag_id=self.dag_id,
+            run_id=context["run_id"],
+            try_number=context["ti"].try_number,
         )
         return {"recovered": manifest["sweep"]["recovered"], "miss_rate": manifest["sweep"]["miss_rate"]}

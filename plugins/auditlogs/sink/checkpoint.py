@@ -45,12 +45,33 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 #: Config keys that change how hard or how often a run tries, not what it fetches or writes: a checkpoint
 #: made before a user raised `page_max_wait` (say) is still resumed.
-OPERATIONAL_KEYS = frozenset({
-    "retries", "retry_delay", "max_retry_delay", "page_attempts", "page_max_wait", "request_timeout", "notify",
-    "deadline", "silence_after", "execution_timeout", "pool", "pool_slots", "requests_per_minute",
-    "requests_per_hour", "max_active_runs", "catchup", "checkpoint_every", "bigquery_dataset", "sweep",
-    "sweep_schedule", "allow_shrink", "max_response_bytes", "max_compressed_response_bytes",
-})
+OPERATIONAL_KEYS = frozenset(
+    {
+        "retries",
+        "retry_delay",
+        "max_retry_delay",
+        "page_attempts",
+        "page_max_wait",
+        "request_timeout",
+        "notify",
+        "deadline",
+        "silence_after",
+        "execution_timeout",
+        "pool",
+        "pool_slots",
+        "requests_per_minute",
+        "requests_per_hour",
+        "max_active_runs",
+        "catchup",
+        "checkpoint_every",
+        "bigquery_dataset",
+        "sweep",
+        "sweep_schedule",
+        "allow_shrink",
+        "max_response_bytes",
+        "max_compressed_response_bytes",
+    }
+)
 #: The request counters a resumed try adds to its own, so the manifest counts the whole window's cost.
 COUNTERS = ("requests", "retries", "rate_limited", "transient_failures", "bytes_received", "waited_seconds")
 
@@ -63,18 +84,39 @@ def fingerprint(source: SourceConfig, stream: str, window: Window, base_url: str
     """What decides the pages a window's paging visits and the lines written: a checkpoint of another is
     never resumed."""
     options = {k: v for k, v in source.model_dump(mode="json").items() if k not in OPERATIONAL_KEYS}
-    text = json.dumps({"format": CHECKPOINT_VERSION, "package": auditlogs.__version__, "source": options,
-                       "stream": stream, "window": [window.start.isoformat(), window.end.isoformat()],
-                       "base_url": base_url}, sort_keys=True, default=str)
+    text = json.dumps(
+        {
+            "format": CHECKPOINT_VERSION,
+            "package": auditlogs.__version__,
+            "source": options,
+            "stream": stream,
+            "window": [window.start.isoformat(), window.end.isoformat()],
+            "base_url": base_url,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ResumableStaging:
     """The part writer a try collects into, which can keep the try's work in GCS between two pages."""
 
-    def __init__(self, store: IntervalStore, location: IntervalLocation, *, run_id: str, try_number: int,
-                 attempt: str, fingerprint: str, staging_dir: Path, part_size: int, every: float,
-                 not_resumable: str | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: IntervalStore,
+        location: IntervalLocation,
+        *,
+        run_id: str,
+        try_number: int,
+        attempt: str,
+        fingerprint: str,
+        staging_dir: Path,
+        part_size: int,
+        every: float,
+        not_resumable: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.store, self.location = store, location
         self.run_id, self.try_number, self.attempt, self.fingerprint = run_id, try_number, attempt, fingerprint
         self.staging_dir, self.part_size, self.every, self.clock = staging_dir, part_size, every, clock
@@ -123,11 +165,21 @@ class ResumableStaging:
         self.requests = {k: saved["requests"][k] for k in COUNTERS}
         self.started_at = saved["started_at"]
         self._sealed_pages = self.start["result"]["pages"]
-        self.resumed = {"from_try": saved["try_number"], "pages": self._sealed_pages, "parts": len(self.carried),
-                        "events": self.start["result"]["written"]}
-        log.info("%s: resuming the window where try %s of this run stopped: %d pages and %d events kept in %d "
-                 "part(s) (%s)", self.where, saved["try_number"], self._sealed_pages, self.resumed["events"],
-                 len(self.carried), self.location.uri(self.name))
+        self.resumed = {
+            "from_try": saved["try_number"],
+            "pages": self._sealed_pages,
+            "parts": len(self.carried),
+            "events": self.start["result"]["written"],
+        }
+        log.info(
+            "%s: resuming the window where try %s of this run stopped: %d pages and %d events kept in %d part(s) (%s)",
+            self.where,
+            saved["try_number"],
+            self._sealed_pages,
+            self.resumed["events"],
+            len(self.carried),
+            self.location.uri(self.name),
+        )
         return self.start
 
     def _refusal(self, saved: Any, client: ApiClient) -> str | None:
@@ -165,8 +217,12 @@ class ResumableStaging:
         return None
 
     def _fresh(self, why: str) -> None:
-        log.warning("%s: not resuming from %s: %s; starting the window from its first page", self.where,
-                    self.location.uri(self.name), why)
+        log.warning(
+            "%s: not resuming from %s: %s; starting the window from its first page",
+            self.where,
+            self.location.uri(self.name),
+            why,
+        )
 
     # --- While paging --------------------------------------------------------------------------------------
 
@@ -183,14 +239,21 @@ class ResumableStaging:
         if self.not_resumable is not None:
             return
         if not progress.clean:
-            log.warning("%s: the failure came part way through a page, so this try's pages since the last "
-                        "checkpoint are not kept (%s)", self.where, type(failure).__name__)
+            log.warning(
+                "%s: the failure came part way through a page, so this try's pages since the last "
+                "checkpoint are not kept (%s)",
+                self.where,
+                type(failure).__name__,
+            )
             return
         try:
             self.seal(progress, extra())
         except Exception as exc:  # noqa: BLE001 - the page's failure is what the task reports
-            log.warning("%s: could not keep this try's pages for the next try (%s); it starts where the last "
-                        "checkpoint did", self.where, exc)
+            log.warning(
+                "%s: could not keep this try's pages for the next try (%s); it starts where the last checkpoint did",
+                self.where,
+                exc,
+            )
 
     def seal(self, progress: Progress, extra: dict) -> None:
         """Uploads the parts written so far and then the checkpoint pointing at them and at the position."""
@@ -202,22 +265,39 @@ class ResumableStaging:
         next_index = self._writer.first_index + len(parts)
         if lines:
             entries = self.location.part_entries(self.attempt, parts)
-            for part, entry in zip(parts, entries):
+            for part, entry in zip(parts, entries, strict=True):
                 self.store.upload_part(self.location, entry["name"], part.path)
                 part.path.unlink()
             self.carried.extend(entries)
         else:
             next_index = self._writer.first_index
         self._writer = PartWriter(self.staging_dir, self.part_size, first_index=next_index)
-        self.store.write_json(self.location, self.name, {
-            "version": CHECKPOINT_VERSION, "run_id": self.run_id, "try_number": self.try_number,
-            "attempt": self.attempt, "fingerprint": self.fingerprint, "base_generation": self.base_generation,
-            "started_at": extra["started_at"], "parts": self.carried, "collector": position,
-            "overlap": extra["overlap"], "requests": extra["requests"],
-        })
+        self.store.write_json(
+            self.location,
+            self.name,
+            {
+                "version": CHECKPOINT_VERSION,
+                "run_id": self.run_id,
+                "try_number": self.try_number,
+                "attempt": self.attempt,
+                "fingerprint": self.fingerprint,
+                "base_generation": self.base_generation,
+                "started_at": extra["started_at"],
+                "parts": self.carried,
+                "collector": position,
+                "overlap": extra["overlap"],
+                "requests": extra["requests"],
+            },
+        )
         self._sealed_pages, self._sealed_at = position["result"]["pages"], self.clock()
-        log.info("%s: kept %d pages and %d events in %d part(s) for a retry of this run (%s)", self.where,
-                 self._sealed_pages, position["result"]["written"], len(self.carried), self.location.uri(self.name))
+        log.info(
+            "%s: kept %d pages and %d events in %d part(s) for a retry of this run (%s)",
+            self.where,
+            self._sealed_pages,
+            position["result"]["written"],
+            len(self.carried),
+            self.location.uri(self.name),
+        )
 
     def totals(self, stats: ClientStats) -> dict[str, float]:
         """This try's request counters plus those of the tries it continues."""

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 import requests
 
 from auditlogs.errors import AuditLogError, ShrinkingRerunError
-
 from auditlogs.sink.parts import StagedPart
 from auditlogs.window import Window
 
@@ -69,6 +68,8 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
         return True
     return getattr(exc, "code", None) in _TRANSIENT_STATUS
+
+
 #: Parts go up as resumable uploads in chunks of this size (a multiple of 256 KiB): without it the client
 #: library reads up to 100 MiB of a part into memory at once.
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
@@ -96,8 +97,13 @@ class IntervalLocation:
     def part_entries(self, attempt: str, parts: list[StagedPart]) -> list[dict]:
         """The manifest's list of parts: the only way a reader finds the interval's objects."""
         return [
-            {"name": f"{attempt}/{p.path.name}", "uri": self.uri(f"{attempt}/{p.path.name}"), "events": p.events,
-             "bytes": p.bytes, "sha256": p.sha256}
+            {
+                "name": f"{attempt}/{p.path.name}",
+                "uri": self.uri(f"{attempt}/{p.path.name}"),
+                "events": p.events,
+                "bytes": p.bytes,
+                "sha256": p.sha256,
+            }
             for p in parts
         ]
 
@@ -137,8 +143,14 @@ class IntervalStore:
         blob = self._current(location)
         return None if blob is None else self._download(location, blob)
 
-    def publish(self, location: IntervalLocation, parts: list[StagedPart], manifest: dict,
-                allow_shrink: bool = False, staged: int = 0) -> None:
+    def publish(
+        self,
+        location: IntervalLocation,
+        parts: list[StagedPart],
+        manifest: dict,
+        allow_shrink: bool = False,
+        staged: int = 0,
+    ) -> None:
         """Uploads `parts` to the object names `manifest["parts"]` gives them after its first `staged` (in
         GCS already: an earlier try's, sink/checkpoint.py), then the manifest (see the module docstring for
         why this order and these preconditions)."""
@@ -180,21 +192,31 @@ class IntervalStore:
         return None if content is None else json.loads(content)
 
     def write_json(self, location: IntervalLocation, name: str, data: dict) -> None:
-        self._call(f"upload {location.object_name(name)}", lambda: self._blob(location, location.object_name(name))
-                   .upload_from_string(json.dumps(data), content_type="application/json", retry=None))
+        self._call(
+            f"upload {location.object_name(name)}",
+            lambda: self._blob(location, location.object_name(name)).upload_from_string(
+                json.dumps(data), content_type="application/json", retry=None
+            ),
+        )
 
     def upload_part(self, location: IntervalLocation, name: str, path) -> None:
         """Stages one part (relative `name`) before the manifest that will list it exists."""
         self._upload_file(location, location.object_name(name), path)
 
     def _upload_file(self, location: IntervalLocation, object_name: str, path) -> None:
-        self._call(f"upload {object_name}", lambda: self._blob(location, object_name, chunked=True).upload_from_filename(
-            str(path), content_type=PART_CONTENT_TYPE, retry=None))
+        self._call(
+            f"upload {object_name}",
+            lambda: self._blob(location, object_name, chunked=True).upload_from_filename(
+                str(path), content_type=PART_CONTENT_TYPE, retry=None
+            ),
+        )
 
     def sizes(self, location: IntervalLocation) -> dict[str, int]:
         """Every object of the interval's folder and its size."""
-        blobs = self._call(f"list {location.uri()}", lambda: list(
-            self._client().list_blobs(location.bucket, prefix=location.folder + "/", retry=None)))
+        blobs = self._call(
+            f"list {location.uri()}",
+            lambda: list(self._client().list_blobs(location.bucket, prefix=location.folder + "/", retry=None)),
+        )
         return {blob.name: blob.size for blob in blobs}
 
     def _write_manifest(self, location: IntervalLocation, manifest: dict, generation: int) -> datetime:
@@ -204,9 +226,15 @@ class IntervalStore:
         name = location.object_name(MANIFEST_NAME)
         blob = self._blob(location, name)
         try:
-            self._call(f"upload {name}", lambda: blob.upload_from_string(
-                json.dumps(manifest, indent=2, sort_keys=True), content_type="application/json",
-                if_generation_match=generation, retry=None))
+            self._call(
+                f"upload {name}",
+                lambda: blob.upload_from_string(
+                    json.dumps(manifest, indent=2, sort_keys=True),
+                    content_type="application/json",
+                    if_generation_match=generation,
+                    retry=None,
+                ),
+            )
             return blob.time_created
         except PreconditionFailed:
             failed = None
@@ -218,7 +246,8 @@ class IntervalStore:
         except SinkError:
             raise failed or ConcurrentPublishError(
                 f"the interval's manifest {location.uri(MANIFEST_NAME)} was replaced while this attempt published",
-                where=self.where) from None
+                where=self.where,
+            ) from None
         if winner and winner.get("attempt") == manifest["attempt"]:
             return current.time_created  # a try of this very write landed, its answer was lost
         if failed is not None:
@@ -226,7 +255,8 @@ class IntervalStore:
         raise ConcurrentPublishError(
             f"the interval's manifest {location.uri(MANIFEST_NAME)} was replaced while this attempt published "
             f"(by run {(winner or {}).get('run_id')!r} try {(winner or {}).get('try_number')}); nothing of this "
-            "attempt was kept", where=self.where,
+            "attempt was kept",
+            where=self.where,
         )
 
     def _remove_own_parts(self, location: IntervalLocation, manifest: dict, written: list[str]) -> None:
@@ -239,22 +269,29 @@ class IntervalStore:
             for name in written:
                 self._delete(location, name)
         except (SinkError, ValueError) as exc:
-            log.warning("%s: could not remove this attempt's parts (%s); the next publish removes them",
-                        self.where, exc)
+            log.warning(
+                "%s: could not remove this attempt's parts (%s); the next publish removes them", self.where, exc
+            )
 
     def _remove_leftovers(self, location: IntervalLocation, listed: set[str], manifest_created: datetime) -> None:
         """The interval is complete already: a failure here leaves leftovers to the next publish, no more."""
         manifest_object = location.object_name(MANIFEST_NAME)
         try:
-            blobs = self._call(f"list {location.uri()}", lambda: list(
-                self._client().list_blobs(location.bucket, prefix=location.folder + "/", retry=None)))
+            blobs = self._call(
+                f"list {location.uri()}",
+                lambda: list(self._client().list_blobs(location.bucket, prefix=location.folder + "/", retry=None)),
+            )
             for blob in blobs:
                 if blob.name not in listed and blob.name != manifest_object and blob.time_created < manifest_created:
                     log.info("Removing %s, which the manifest does not list (an earlier attempt's)", blob.name)
                     self._delete(location, blob.name)
         except SinkError as exc:
-            log.warning("%s: the interval is complete, but removing leftovers failed (%s); the next publish of "
-                        "this interval removes them, and readers follow the manifest only", self.where, exc)
+            log.warning(
+                "%s: the interval is complete, but removing leftovers failed (%s); the next publish of "
+                "this interval removes them, and readers follow the manifest only",
+                self.where,
+                exc,
+            )
 
     def _delete(self, location: IntervalLocation, name: str) -> None:
         from google.api_core.exceptions import NotFound
@@ -286,8 +323,9 @@ class IntervalStore:
         try:
             recorded = events_found(existing)
         except (KeyError, TypeError, ValueError):
-            log.warning("%s: the existing manifest %s is unreadable; replacing it", self.where,
-                        location.uri(MANIFEST_NAME))
+            log.warning(
+                "%s: the existing manifest %s is unreadable; replacing it", self.where, location.uri(MANIFEST_NAME)
+            )
             return
         if events >= recorded:
             return
@@ -316,10 +354,14 @@ class IntervalStore:
                     raise SinkError(
                         f"GCS call '{what}' failed ({type(exc).__name__}, status {getattr(exc, 'code', None)}) "
                         f"after {attempt} attempt(s)",
-                        where=self.where, retryable=not refused, hint=REFUSED_HINT if refused else None,
+                        where=self.where,
+                        retryable=not refused,
+                        hint=REFUSED_HINT if refused else None,
                     ) from None
                 delay = random.uniform(0.5, 1.0) * 2 ** (attempt - 1)
-                log.warning("%s: GCS call '%s' failed (%s); retrying in %.1fs", self.where, what, type(exc).__name__, delay)
+                log.warning(
+                    "%s: GCS call '%s' failed (%s); retrying in %.1fs", self.where, what, type(exc).__name__, delay
+                )
                 self.retries += 1
                 self.sleep(delay)
         raise AssertionError("unreachable")

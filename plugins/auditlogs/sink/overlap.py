@@ -169,8 +169,15 @@ def read_manifest(hook, bucket: str, object_name: str) -> dict | None:
         return None
 
 
-def load_earlier(hook, bucket: str, manifest_object: Callable[[Window], str], schedule: str,
-                 interval: Window, window: Window, not_before: datetime) -> tuple[list[EarlierRun], list[Window]]:
+def load_earlier(
+    hook,
+    bucket: str,
+    manifest_object: Callable[[Window], str],
+    schedule: str,
+    interval: Window,
+    window: Window,
+    not_before: datetime,
+) -> tuple[list[EarlierRun], list[Window]]:
     """The overlap records of the earlier intervals `window` reaches into, and the intervals without one."""
     runs, missing = [], []
     for earlier in intervals_between(schedule, window.start, interval.start, not_before):
@@ -195,8 +202,9 @@ class Overlap:
     but the record, the counts and the lateness are the same, so the delay advice works either way.
     """
 
-    def __init__(self, interval: Window, window: Window, earlier: list[EarlierRun], missing: list[Window],
-                 skip: bool = True):
+    def __init__(
+        self, interval: Window, window: Window, earlier: list[EarlierRun], missing: list[Window], skip: bool = True
+    ):
         self.interval, self.window, self.skip = interval, window, skip
         self.earlier = sorted(earlier, key=lambda run: run.interval.start)
         self.missing = missing
@@ -230,9 +238,17 @@ class Overlap:
 
     def state(self) -> dict:
         """What this run decided so far, for a checkpoint: the next try of the run continues from it."""
-        return {"recorded": list(self.recorded), "already_stored": self.already_stored, "skipped": self.skipped,
-                "uncovered": self.uncovered, "late": {"count": self.late.count, "max_seconds": self.late.max_seconds,
-                                                      "histogram": dict(self.late.histogram)}}
+        return {
+            "recorded": list(self.recorded),
+            "already_stored": self.already_stored,
+            "skipped": self.skipped,
+            "uncovered": self.uncovered,
+            "late": {
+                "count": self.late.count,
+                "max_seconds": self.late.max_seconds,
+                "histogram": dict(self.late.histogram),
+            },
+        }
 
     def restore(self, state: dict) -> None:
         recorded, late = state["recorded"], state["late"]
@@ -243,8 +259,9 @@ class Overlap:
             raise ValueError("an overlap count is not a whole number")
         self.recorded = list(recorded)
         self.already_stored, self.skipped, self.uncovered = counts[:3]
-        self.late = Lateness(late["count"], float(late["max_seconds"]),
-                             {str(int(k)): int(v) for k, v in late["histogram"].items()})
+        self.late = Lateness(
+            late["count"], float(late["max_seconds"]), {str(int(k)): int(v) for k, v in late["histogram"].items()}
+        )
 
     def recent(self) -> list[dict]:
         """Late-arrival histograms of up to RECENT_RUNS recent runs, this one included, carried from the
@@ -252,7 +269,11 @@ class Overlap:
         carried: list[dict] = []
         if self.earlier:
             carried = (self.earlier[-1].manifest.get("overlap") or {}).get("recent") or []
-        mine = {"interval_end": self.interval.end.isoformat(), "late": self.late.count, "histogram": self.late.histogram}
+        mine = {
+            "interval_end": self.interval.end.isoformat(),
+            "late": self.late.count,
+            "histogram": self.late.histogram,
+        }
         rows = {row["interval_end"]: row for row in carried if row["interval_end"] < mine["interval_end"]}
         rows[mine["interval_end"]] = mine
         return [rows[end] for end in sorted(rows)[-RECENT_RUNS:]]

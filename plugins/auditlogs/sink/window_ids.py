@@ -44,8 +44,13 @@ _SET_SLOT_BYTES = 16 * 3
 class WindowIds:
     """`is_repeat(id)` is True when the id was seen before in this window; the id is remembered otherwise."""
 
-    def __init__(self, directory: Path | str | None = None, memory_ids: int | None = None,
-                 bloom_bits: int | None = None, cache_bytes: int | None = None):
+    def __init__(
+        self,
+        directory: Path | str | None = None,
+        memory_ids: int | None = None,
+        bloom_bits: int | None = None,
+        cache_bytes: int | None = None,
+    ):
         memory_ids, bloom_bits = memory_ids or MEMORY_IDS, bloom_bits or BLOOM_BITS
         cache_bytes = cache_bytes or CACHE_BYTES
         if bloom_bits & (bloom_bits - 1) or bloom_bits < 64:
@@ -86,13 +91,16 @@ class WindowIds:
         """What this structure holds in memory now: the recent ids and their set, the filter, SQLite's cache
         (its configured ceiling, once the table exists)."""
         ids = sum(map(sys.getsizeof, self.recent))
-        return (ids + _SET_SLOT_BYTES * len(self.recent) + len(self.bloom or b"")
-                + (self.cache_bytes if self.db is not None else 0))
+        return (
+            ids
+            + _SET_SLOT_BYTES * len(self.recent)
+            + len(self.bloom or b"")
+            + (self.cache_bytes if self.db is not None else 0)
+        )
 
     def bound_bytes(self, largest_id_bytes: int) -> int:
         """The most `resident_bytes` can ever be for ids of at most `largest_id_bytes` (sys.getsizeof)."""
-        return (self.memory_ids * (largest_id_bytes + _SET_SLOT_BYTES) + self._bloom_bits // 8
-                + self.cache_bytes)
+        return self.memory_ids * (largest_id_bytes + _SET_SLOT_BYTES) + self._bloom_bits // 8 + self.cache_bytes
 
     def _spill(self) -> None:
         if self.db is None:
@@ -123,9 +131,13 @@ class WindowIds:
         self.db.isolation_level = "DEFERRED"  # `with self.db` then makes each spill one transaction
 
     def stats(self) -> dict:
-        return {"ids": self.spilled + len(self.recent), "spilled": self.spilled, "lookups": self.lookups,
-                "peak_resident_ids": max(self.peak_resident_ids, len(self.recent)),
-                "peak_resident_bytes": max(self.peak_resident_bytes, self.resident_bytes())}
+        return {
+            "ids": self.spilled + len(self.recent),
+            "spilled": self.spilled,
+            "lookups": self.lookups,
+            "peak_resident_ids": max(self.peak_resident_ids, len(self.recent)),
+            "peak_resident_bytes": max(self.peak_resident_bytes, self.resident_bytes()),
+        }
 
     def close(self) -> None:
         if self.db is not None:

@@ -104,8 +104,10 @@ def registry() -> Registry:
     usable = tuple(name for name in BUILT_IN if name not in broken)
     specs: Mapping[str, SourceSpec] = _Lazy(usable, lambda module: module.SPEC, installed)
     configs: Mapping[str, type[SourceConfig]] = _Lazy(
-        (*usable, "rest"), lambda module: module.RestConfig if module.__name__.endswith(".rest") else module.SPEC.config,
-        {name: spec.config for name, spec in installed.items()})
+        (*usable, "rest"),
+        lambda module: module.RestConfig if module.__name__.endswith(".rest") else module.SPEC.config,
+        {name: spec.config for name, spec in installed.items()},
+    )
     return Registry(specs, configs, broken)
 
 

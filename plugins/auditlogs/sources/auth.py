@@ -73,8 +73,9 @@ def google_service_account(*scopes: str) -> Callable[[Any, Any], None]:
                 hint="set the extra 'subject' to the email of the admin the service account acts for "
                 "(domain-wide delegation)",
             )
-        session.auth = GoogleCredentialsAuth(delegated_credentials(connection.conn_id, subject, scopes), connection.conn_id,
-                                             http=session_like(session))
+        session.auth = GoogleCredentialsAuth(
+            delegated_credentials(connection.conn_id, subject, scopes), connection.conn_id, http=session_like(session)
+        )
 
     return auth
 
@@ -132,8 +133,15 @@ def checked_token_url(url: str, conn_id: str, api_url: str) -> str:
     which the connection already trusts with the token."""
     parts = urlsplit(url)
     same_origin = (parts.scheme, parts.netloc) == tuple(urlsplit(api_url)[:2])
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not same_origin) or not parts.hostname \
-            or parts.username or parts.password or parts.query or parts.fragment:
+    if (
+        parts.scheme not in ("https", "http")
+        or (parts.scheme == "http" and not same_origin)
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+    ):
         raise ConfigError(
             f"Airflow connection '{conn_id}' names the token endpoint {parts.scheme}://{parts.hostname or ''}"
             f"{parts.path}, which is not an https URL without credentials or query",
@@ -152,9 +160,19 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     is never retried; a failing token endpoint (5xx) is a TransientError, retried like any page.
     """
 
-    def __init__(self, token_url: str, form: dict[str, str], conn_id: str, secrets: tuple[str, ...], api_url: str,
-                 basic: tuple[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 timeout: float = 60.0, query: dict[str, str] | None = None, http: requests.Session | None = None):
+    def __init__(
+        self,
+        token_url: str,
+        form: dict[str, str],
+        conn_id: str,
+        secrets: tuple[str, ...],
+        api_url: str,
+        basic: tuple[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 60.0,
+        query: dict[str, str] | None = None,
+        http: requests.Session | None = None,
+    ):
         self.token_url = checked_token_url(token_url, conn_id, api_url)
         #: Token requests go out like the API's (the connection's proxies and CA bundle).
         self.http = http or requests.Session()
@@ -181,27 +199,41 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         self.exchanges += 1
         where = f"token endpoint of Airflow connection '{self.conn_id}'"
         asked_at = self.clock()  # the lifetime runs from when the token is issued, not from when its answer arrived
-        response = self.http.post(self.token_url, params=self.query, data=self.form, auth=self.basic,
-                                 timeout=self.timeout,
-                                 allow_redirects=False, headers={"Accept": "application/json"})
+        response = self.http.post(
+            self.token_url,
+            params=self.query,
+            data=self.form,
+            auth=self.basic,
+            timeout=self.timeout,
+            allow_redirects=False,
+            headers={"Accept": "application/json"},
+        )
         body = excerpt(response.content, self.secrets)
         if response.status_code in (400, 401, 403):
             raise AuthError(
-                "the identity provider refused to issue an access token", where=where,
-                status=response.status_code, body_excerpt=body,
+                "the identity provider refused to issue an access token",
+                where=where,
+                status=response.status_code,
+                body_excerpt=body,
                 hint=f"check the client id, client secret and tenant or account id in Airflow connection "
                 f"'{self.conn_id}', and that the application was granted the API's permission; not retried",
             )
         if response.status_code >= 300:
-            raise TransientError("the identity provider failed to issue an access token", where=where,
-                                 status=response.status_code, body_excerpt=body)
+            raise TransientError(
+                "the identity provider failed to issue an access token",
+                where=where,
+                status=response.status_code,
+                body_excerpt=body,
+            )
         try:
             answer = response.json()
             token, lifetime = answer["access_token"], float(answer.get("expires_in", 3600))  # "3599" in Microsoft's v1
         except (ValueError, KeyError, TypeError):
             raise MalformedResponseError(
                 "the token endpoint answered without an access_token and a numeric expires_in",
-                where=where, status=response.status_code, body_excerpt=body,
+                where=where,
+                status=response.status_code,
+                body_excerpt=body,
             ) from None
         if not isinstance(token, str) or not token:
             raise MalformedResponseError("the token endpoint's access_token is empty", where=where)
@@ -211,8 +243,10 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
 
 def _secret_pair(connection: Any, what: str) -> tuple[str, str]:
     if not connection.login:
-        raise ConfigError(f"Airflow connection '{connection.conn_id}' has no login",
-                          hint=f"put the {what} client (application) id in the connection's login field")
+        raise ConfigError(
+            f"Airflow connection '{connection.conn_id}' has no login",
+            hint=f"put the {what} client (application) id in the connection's login field",
+        )
     return connection.login, _token(connection)
 
 
@@ -238,8 +272,14 @@ def microsoft_identity(default_resource: str) -> Callable[[Any, Any], None]:
             resource = f"https://{resource}"
         scope = str(extra.get("scope") or f"{resource}/.default")
         form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": scope}
-        session.auth = ClientCredentialsAuth(f"{authority}/{tenant}/oauth2/v2.0/token", form, connection.conn_id,
-                                             (secret,), resource, http=session_like(session))
+        session.auth = ClientCredentialsAuth(
+            f"{authority}/{tenant}/oauth2/v2.0/token",
+            form,
+            connection.conn_id,
+            (secret,),
+            resource,
+            http=session_like(session),
+        )
 
     return auth
 
@@ -257,8 +297,18 @@ def zoom_server_to_server(connection: Any, session: Any) -> None:
     token_url = str((connection.extra_dejson or {}).get("token_url") or "https://zoom.us/oauth/token")
     grant = {"grant_type": "account_credentials", "account_id": account}
     api_url = base_url_of(connection, "https://api.zoom.us")
-    session.auth = ClientCredentialsAuth(token_url, {}, connection.conn_id, (secret,), api_url,
-                                         basic=(client_id, secret), query=grant, http=session_like(session))
+    session.auth = ClientCredentialsAuth(
+        token_url,
+        {},
+        connection.conn_id,
+        (secret,),
+        api_url,
+        basic=(client_id, secret),
+        query=grant,
+        http=session_like(session),
+    )
+
+
 def _own_token_url(connection: Any, default_api: str) -> tuple[str, str]:
     """(token URL, API URL) of an API whose token endpoint lives on its own host (Box, Dropbox): the API's
     `oauth2/token`, or the extra `token_url` (an alias host, or the sandbox's path for it)."""
@@ -274,15 +324,26 @@ def box_client_credentials(connection: Any, session: Any) -> None:
     client_id, secret = _secret_pair(connection, "Box Platform app's")
     subject_type = str((connection.extra_dejson or {}).get("box_subject_type") or "enterprise")
     if subject_type not in ("enterprise", "user"):
-        raise ConfigError(f"Airflow connection '{connection.conn_id}' has extra box_subject_type {subject_type!r}",
-                          hint='set it to "enterprise" (with box_subject_id the enterprise id) or "user"')
-    subject_id = _extra(connection, "box_subject_id",
-                        "set the extra 'box_subject_id' to the Box enterprise id (Admin Console > Account & Billing)")
+        raise ConfigError(
+            f"Airflow connection '{connection.conn_id}' has extra box_subject_type {subject_type!r}",
+            hint='set it to "enterprise" (with box_subject_id the enterprise id) or "user"',
+        )
+    subject_id = _extra(
+        connection,
+        "box_subject_id",
+        "set the extra 'box_subject_id' to the Box enterprise id (Admin Console > Account & Billing)",
+    )
     token_url, api_url = _own_token_url(connection, "https://api.box.com")
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
-            "box_subject_type": subject_type, "box_subject_id": subject_id}
-    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret,), api_url,
-                                         http=session_like(session))
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "box_subject_type": subject_type,
+        "box_subject_id": subject_id,
+    }
+    session.auth = ClientCredentialsAuth(
+        token_url, form, connection.conn_id, (secret,), api_url, http=session_like(session)
+    )
 
 
 def dropbox_refresh_token(connection: Any, session: Any) -> None:
@@ -290,13 +351,17 @@ def dropbox_refresh_token(connection: Any, session: Any) -> None:
     extra `refresh_token` (offline access of a team-linked app with `events.read`), exchanged at
     `{host}/oauth2/token` (`grant_type=refresh_token`) and again five minutes before each token expires."""
     app_key, secret = _secret_pair(connection, "Dropbox app's")
-    refresh = _extra(connection, "refresh_token",
-                     "set the extra 'refresh_token' to the refresh token of the team-linked app (token_access_type=offline)")
+    refresh = _extra(
+        connection,
+        "refresh_token",
+        "set the extra 'refresh_token' to the refresh token of the team-linked app (token_access_type=offline)",
+    )
     register_secret(refresh)  # kept in the extra, not a field the client registers itself
     token_url, api_url = _own_token_url(connection, "https://api.dropboxapi.com")
     form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": app_key, "client_secret": secret}
-    session.auth = ClientCredentialsAuth(token_url, form, connection.conn_id, (secret, refresh), api_url,
-                                         http=session_like(session))
+    session.auth = ClientCredentialsAuth(
+        token_url, form, connection.conn_id, (secret, refresh), api_url, http=session_like(session)
+    )
 
 
 def token_header(name: str, prefix: str = "") -> Callable[[Any, Any], None]:

@@ -12,7 +12,8 @@ import enum
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,7 +26,6 @@ from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
 from auditlogs.errors import IncompleteWindowError
 from auditlogs.window import Window
-
 
 #: How far a bound whose inclusiveness the vendor does not document is moved outward: an exclusive bound
 #: then still includes an event at the window's exact edge, and the collector trims the extra.
@@ -170,7 +170,9 @@ class Snapshot:
                 "or raise 'horizon' if the API really keeps rows longer",
             )
 
-    def check_complete(self, config: SourceConfig, window: Window, rows: int, oldest: datetime | None, where: str) -> None:
+    def check_complete(
+        self, config: SourceConfig, window: Window, rows: int, oldest: datetime | None, where: str
+    ) -> None:
         limit = self.limit(config)
         if rows >= limit and oldest is not None and oldest >= window.start:
             raise IncompleteWindowError(
@@ -269,7 +271,9 @@ def epoch_millis(*path: str) -> Callable[[dict], datetime]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadEventError(f"'{'.'.join(path)}' is {value!r}, expected integer epoch milliseconds")
         return _in_range(
-            path, value, lambda: datetime.fromtimestamp(value // 1000, timezone.utc) + timedelta(milliseconds=value % 1000)
+            path,
+            value,
+            lambda: datetime.fromtimestamp(value // 1000, timezone.utc) + timedelta(milliseconds=value % 1000),
         )
 
     return parse

@@ -40,8 +40,12 @@ class BoxConfig(SourceConfig):
 
 def first_request(config: BoxConfig, stream: str, window: Window) -> ApiRequest:
     asked = whole_seconds(window)
-    params = {"stream_type": "admin_logs", "limit": config.limit,
-              "created_after": rfc3339_text(asked.start - EARLY), "created_before": rfc3339_text(asked.end)}
+    params = {
+        "stream_type": "admin_logs",
+        "limit": config.limit,
+        "created_after": rfc3339_text(asked.start - EARLY),
+        "created_before": rfc3339_text(asked.end),
+    }
     if config.event_types:
         params["event_type"] = ",".join(config.event_types)
     return ApiRequest("GET", "2.0/events", params=params)
@@ -52,8 +56,9 @@ SPEC = SourceSpec(
     config=BoxConfig,
     auth=box_client_credentials,
     first_request=first_request,
-    paginator=PositionUntilEmpty(position_path=("next_stream_position",), position_param="stream_position",
-                                 events_path=("entries",)),
+    paginator=PositionUntilEmpty(
+        position_path=("next_stream_position",), position_param="stream_position", events_path=("entries",)
+    ),
     events=events_at("entries"),
     event_id=field("event_id"),
     event_time=rfc3339("created_at"),

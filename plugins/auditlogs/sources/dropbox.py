@@ -42,15 +42,18 @@ class DropboxConfig(SourceConfig):
     @model_validator(mode="after")
     def _one_filter(self) -> DropboxConfig:
         if self.category and self.event_type:
-            raise ValueError("set 'category' or 'event_type', not both: Dropbox refuses them together "
-                             "(invalid_filters)")
+            raise ValueError(
+                "set 'category' or 'event_type', not both: Dropbox refuses them together (invalid_filters)"
+            )
         return self
 
 
 def first_request(config: DropboxConfig, stream: str, window: Window) -> ApiRequest:
     asked = whole_seconds(window)
-    body: dict[str, Any] = {"limit": config.limit, "time": {
-        "start_time": rfc3339_text(asked.start), "end_time": rfc3339_text(asked.end)}}
+    body: dict[str, Any] = {
+        "limit": config.limit,
+        "time": {"start_time": rfc3339_text(asked.start), "end_time": rfc3339_text(asked.end)},
+    }
     if config.category:
         body["category"] = {".tag": config.category}
     if config.event_type:

@@ -19,7 +19,15 @@ from auditlogs.client.api import ApiRequest
 from auditlogs.client.pagination import BodyNextUrl
 from auditlogs.sources.auth import microsoft_identity
 from auditlogs.sources.base import (
-    BadEventError, ChosenStreams, Order, SourceSpec, error_code, events_at, field, rfc3339, rfc3339_text,
+    BadEventError,
+    ChosenStreams,
+    Order,
+    SourceSpec,
+    error_code,
+    events_at,
+    field,
+    rfc3339,
+    rfc3339_text,
 )
 from auditlogs.window import Window
 
@@ -58,9 +66,11 @@ def event_time(event: dict) -> datetime:
 
 def licence_refusal(status: int, content: bytes | bytearray) -> tuple[str, str] | None:
     if status == 403 and error_code(content, "error", "code") == LICENCE_REFUSAL:
-        return ("the tenant has no Microsoft Entra ID P1 or P2 licence, which Graph requires to read sign-in logs",
-                "license the tenant (P1 or P2), or remove 'sign_ins' from the source's streams; the credential is "
-                "fine and the task is not retried")
+        return (
+            "the tenant has no Microsoft Entra ID P1 or P2 licence, which Graph requires to read sign-in logs",
+            "license the tenant (P1 or P2), or remove 'sign_ins' from the source's streams; the credential is "
+            "fine and the task is not retried",
+        )
     return None
 
 

@@ -47,7 +47,9 @@ class GitLabConfig(SourceConfig):
     @model_validator(mode="after")
     def _one_scope(self) -> GitLabConfig:
         if [self.group is not None, self.project is not None, self.instance].count(True) != 1:
-            raise ValueError("set exactly one of 'group' (id or full path), 'project' (id or full path) and 'instance: true'")
+            raise ValueError(
+                "set exactly one of 'group' (id or full path), 'project' (id or full path) and 'instance: true'"
+            )
         if self.instance and self.period + self.delay > INSTANCE_MAX_WINDOW:
             raise ValueError("instance audit events are queried at most 30 days at a time: use a shorter 'schedule'")
         return self

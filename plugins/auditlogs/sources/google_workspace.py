@@ -26,15 +26,44 @@ MAX_RESULTS = 1000
 SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 #: Every `applicationName` of activities.list (the API's discovery document, as google-api-python-client has it).
 APPLICATIONS = (
-    "access_transparency", "admin", "calendar", "chat", "chrome", "context_aware_access", "data_studio", "drive", "gcp",
-    "gplus", "groups", "groups_enterprise", "jamboard", "keep", "login", "meet", "mobile", "rules", "saml", "token",
+    "access_transparency",
+    "admin",
+    "calendar",
+    "chat",
+    "chrome",
+    "context_aware_access",
+    "data_studio",
+    "drive",
+    "gcp",
+    "gplus",
+    "groups",
+    "groups_enterprise",
+    "jamboard",
+    "keep",
+    "login",
+    "meet",
+    "mobile",
+    "rules",
+    "saml",
+    "token",
     "user_accounts",
 )
 #: The security-relevant ones (README: Google Workspace): who signed in, what admins changed, which apps got
 #: tokens, what left through Drive, devices and browsers, access decisions and Google's own access.
 DEFAULT_APPLICATIONS = (
-    "admin", "login", "token", "saml", "user_accounts", "context_aware_access", "access_transparency", "groups_enterprise",
-    "rules", "drive", "mobile", "chrome", "gcp",
+    "admin",
+    "login",
+    "token",
+    "saml",
+    "user_accounts",
+    "context_aware_access",
+    "access_transparency",
+    "groups_enterprise",
+    "rules",
+    "drive",
+    "mobile",
+    "chrome",
+    "gcp",
 )
 _APPLICATION = re.compile(r"^[a-z][a-z_]{0,62}$")
 
@@ -57,7 +86,9 @@ class GoogleWorkspaceConfig(SourceConfig):
             raise ValueError("list at least one application, such as admin or login")
         bad = [name for name in value if not _APPLICATION.match(name)]
         if bad:
-            raise ValueError(f"{bad} are not Reports application names (lower-case letters and '_', such as 'user_accounts')")
+            raise ValueError(
+                f"{bad} are not Reports application names (lower-case letters and '_', such as 'user_accounts')"
+            )
         if len(set(value)) != len(value):
             raise ValueError("each application may appear only once")
         return value

@@ -73,8 +73,11 @@ def _time(moment) -> str:
 
 
 def first_request(config: Microsoft365Config, stream: str, window: Window) -> ApiRequest:
-    params = {"contentType": config.content_type(stream),
-              "startTime": _time(window.start), "endTime": _time(window.end)}
+    params = {
+        "contentType": config.content_type(stream),
+        "startTime": _time(window.start),
+        "endTime": _time(window.end),
+    }
     return ApiRequest("GET", "subscriptions/content", params=params)
 
 
@@ -83,21 +86,28 @@ def start_subscription(client: ApiClient, config: Microsoft365Config, stream: st
     per task to check). A subscription started now yields no content from before now."""
     content_type = config.content_type(stream)
     listed = client.send(ApiRequest("GET", "subscriptions/list")).body
-    if any(isinstance(s, dict) and s.get("contentType") == content_type and s.get("status") == "enabled"
-           for s in listed or []):
+    if any(
+        isinstance(s, dict) and s.get("contentType") == content_type and s.get("status") == "enabled"
+        for s in listed or []
+    ):
         return
     if not config.start_subscription:
         raise IncompleteWindowError(
             f"the tenant has no enabled subscription for {content_type}, so no content can be listed",
-            where=client.where, hint="set 'start_subscription: true' or start it with POST subscriptions/start",
+            where=client.where,
+            hint="set 'start_subscription: true' or start it with POST subscriptions/start",
         )
     try:
         client.send(ApiRequest("POST", "subscriptions/start", params={"contentType": content_type}))
     except RequestRejectedError as exc:
         if ALREADY_ENABLED not in (exc.body_excerpt or ""):
             raise
-    log.warning("%s: started the subscription for %s; Microsoft makes no content from before now available, "
-                "and the first blobs can take up to 12 hours", client.where, content_type)
+    log.warning(
+        "%s: started the subscription for %s; Microsoft makes no content from before now available, "
+        "and the first blobs can take up to 12 hours",
+        client.where,
+        content_type,
+    )
 
 
 def blob_records(client: ApiClient, config: Microsoft365Config, entry: dict) -> list[dict]:

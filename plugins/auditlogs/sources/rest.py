@@ -21,7 +21,15 @@ from auditlogs.client.pagination import BodyCursor, BodyNextUrl, LinkHeaderNext,
 from auditlogs.config import SourceConfig
 from auditlogs.sources.auth import basic_auth, bearer_token, token_header
 from auditlogs.sources.base import (
-    Order, SourceSpec, epoch_millis, event_key, events_at, field, rfc3339, rfc3339_text, unix_seconds,
+    Order,
+    SourceSpec,
+    epoch_millis,
+    event_key,
+    events_at,
+    field,
+    rfc3339,
+    rfc3339_text,
+    unix_seconds,
 )
 from auditlogs.window import Window
 
@@ -136,7 +144,11 @@ def _first_request(config: RestConfig, stream: str, window: Window) -> ApiReques
     if bounds.end == "inclusive":
         step = timedelta(seconds=1) if bounds.format == "unix_seconds" else timedelta(milliseconds=1)
         end = _bound(window.end - step, bounds.format, math.ceil)
-    params = {**config.params, bounds.start_param: _bound(window.start, bounds.format, math.floor), bounds.end_param: end}
+    params = {
+        **config.params,
+        bounds.start_param: _bound(window.start, bounds.format, math.floor),
+        bounds.end_param: end,
+    }
     if config.page_size_param:
         params[config.page_size_param] = config.page_size
     if config.method == "POST":

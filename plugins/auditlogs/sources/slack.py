@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import Field
-from typing import Literal
 
 from auditlogs.client.api import ApiRequest
 from auditlogs.client.pagination import BodyCursor

@@ -24,12 +24,26 @@ from auditlogs.window import Window
 
 MAX_PAGE_SIZE = 300
 #: stream -> (report path, where its records are)
-REPORTS = {"activities": ("v2/report/activities", "activity_logs"),
-           "operation_logs": ("v2/report/operationlogs", "operation_logs")}
+REPORTS = {
+    "activities": ("v2/report/activities", "activity_logs"),
+    "operation_logs": ("v2/report/operationlogs", "operation_logs"),
+}
 #: One month per request: 27 days of window plus two padded days and the partial days at its ends.
 MAX_WINDOW = timedelta(days=27)
-CATEGORY_TYPES = ("all", "user", "user_settings", "account", "billing", "im", "recording", "phone_contacts",
-                  "webinar", "sub_account", "role", "zoom_rooms")
+CATEGORY_TYPES = (
+    "all",
+    "user",
+    "user_settings",
+    "account",
+    "billing",
+    "im",
+    "recording",
+    "phone_contacts",
+    "webinar",
+    "sub_account",
+    "role",
+    "zoom_rooms",
+)
 
 
 class ZoomConfig(ChosenStreams):
@@ -53,8 +67,11 @@ def asked_days(config: ZoomConfig, window: Window) -> Window:
 
 def first_request(config: ZoomConfig, stream: str, window: Window) -> ApiRequest:
     days = asked_days(config, window)
-    params: dict[str, Any] = {"from": f"{days.start:%Y-%m-%d}", "to": f"{days.end - timedelta(days=1):%Y-%m-%d}",
-                              "page_size": config.page_size}
+    params: dict[str, Any] = {
+        "from": f"{days.start:%Y-%m-%d}",
+        "to": f"{days.end - timedelta(days=1):%Y-%m-%d}",
+        "page_size": config.page_size,
+    }
     if stream == "operation_logs":
         params["category_type"] = config.category_type
     return ApiRequest("GET", REPORTS[stream][0], params=params)
