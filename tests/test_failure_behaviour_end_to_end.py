@@ -190,11 +190,12 @@ def test_the_token_never_reaches_task_output_log_files_or_gcs(stack):
             7,
             True,
         ),
-        # Airflow retries: rate limited, then transient, past every budget -> failed
+        # Airflow retries: rate limited (waited out, not an attempt), then transient past both tries' attempts
+        # -> failed
         (
             [
                 {"kind": "status", "status": 429, "body": ECHO, "count": 2},
-                {"kind": "status", "status": 502, "body": ECHO, "count": 2},
+                {"kind": "status", "status": 502, "body": ECHO, "count": 4},
             ],
             {"retries": 1},
             8,
