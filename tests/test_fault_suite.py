@@ -288,6 +288,7 @@ def test_every_seed_ends_with_exactly_the_ground_truth_in_gcs(stack, source):
         manifest = assert_interval_holds(stack.gcs, BUCKET, folder, spec_for(config).event_id, expected)
         assert manifest["try_number"] == outcome.tries
 
+        assert stack.api.epoch.wait_idle(timeout=30)  # slow answers the client gave up on are counted here
         injected = Counter(r["fault"] for r in stack.api.admin.requests() if r["fault"])
         figures.update(
             {
