@@ -163,6 +163,11 @@ def test_a_timeout_is_retried(api, tmp_path):
     result, events, client, sleeps = run_collect(api, tmp_path, timeout=0.5)
     assert {e["id"] for e in events} == truth_ids(WINDOW)
     assert client.stats.transient_failures == 1 and len(sleeps) == 1
+    assert api.epoch.wait_idle(timeout=30)  # the abandoned slow answer is logged in this test, not the next
+    sent = api_requests(api)
+    delayed = [request for request in sent if request["fault"] == "delay"]
+    assert len(delayed) == 1 and delayed[0]["query"] == sent[0]["query"]  # the first page, asked again at once
+    assert "cursor" not in sent[0]["query"] and len(sent) == result.pages + 1 == client.stats.requests
 
 
 def test_retries_are_bounded_then_the_error_says_what_happened(api, tmp_path):

@@ -73,6 +73,49 @@ class RequestLog:
             self._entries.clear()
 
 
+class Epoch:
+    """The time between two resets. A request that arrived before a reset belongs to the test that sent it:
+    a reset cuts its delay fault short and it is then neither answered nor recorded, so an abandoned slow
+    request never lands in the next test's log or budget. `in_flight` counts API requests being handled."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.number = 0
+        self.in_flight = 0
+
+    def begin(self) -> int:
+        with self._changed:
+            self.in_flight += 1
+            self._changed.notify_all()
+            return self.number
+
+    def end(self) -> None:
+        with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def next(self) -> None:
+        with self._changed:
+            self.number += 1
+            self._changed.notify_all()
+
+    def sleep(self, number: int, seconds: float) -> bool:
+        """Sleeps up to `seconds` unless epoch `number` ends first; whether it is still current."""
+        with self._changed:
+            return not self._changed.wait_for(lambda: self.number != number, seconds)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Waits until no API request is being handled: a test that let a slow answer time out waits for it
+        here, so the request is recorded in its own log rather than cut short by the next reset."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.in_flight == 0, timeout)
+
+    def wait_in_flight(self, count: int, timeout: float) -> bool:
+        """Waits until at least `count` API requests are being handled (for tests that reset mid-request)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.in_flight >= count, timeout)
+
+
 class SandboxServer:
     """A sandbox on a background thread: `with SandboxServer(scenario) as srv: srv.url`.
 
@@ -89,6 +132,7 @@ class SandboxServer:
         self.clock = Clock()
         self.faults = FaultQueue()
         self.requests = RequestLog()
+        self.epoch = Epoch()
         self._apis = [
             SOURCE_TYPES[name].make_api(config, event_store(self.scenario, name), self.clock)
             for name, config in self.scenario.sources.items()
@@ -125,6 +169,7 @@ class SandboxServer:
 
     def stop(self) -> None:
         """Stop serving and drop open keep-alive connections so no handler thread lingers."""
+        self.epoch.next()  # wakes handlers sleeping in a delay fault
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -137,7 +182,9 @@ class SandboxServer:
         self._httpd.server_close()
 
     def reset(self) -> None:
-        """Forget requests, faults, clock override and rate-limit windows (between tests)."""
+        """Forget requests (those still in flight too: see Epoch), faults, clock override and rate-limit
+        windows (between tests)."""
+        self.epoch.next()
         self.requests.clear()
         self.faults.clear()
         self.clock.set(None)
@@ -287,12 +334,20 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith(ADMIN_PREFIX):
             self._send(sandbox.dispatch(req))
             return
-        fault = sandbox.faults.take(url.path)
-        kind = fault.kind if fault else None
-        if fault is not None and kind == "delay":
-            time.sleep(fault.seconds)
-        resp = fault_response(fault) if fault is not None and kind in ("status", "html") else sandbox.dispatch(req)
-        sandbox.requests.record(req, resp.status, at, fault and (fault.label or kind))
+        epoch = sandbox.epoch.begin()
+        try:
+            fault = sandbox.faults.take(url.path)
+            kind = fault.kind if fault else None
+            if fault is not None and kind == "delay" and not sandbox.epoch.sleep(epoch, fault.seconds):
+                self.close_connection = True  # reset while it waited: its test is over, no answer
+                return
+            resp = fault_response(fault) if fault is not None and kind in ("status", "html") else sandbox.dispatch(req)
+            if sandbox.epoch.number != epoch:
+                self.close_connection = True
+                return
+            sandbox.requests.record(req, resp.status, at, fault and (fault.label or kind))
+        finally:
+            sandbox.epoch.end()
         if kind == "reset":
             self._send_reset(resp)
         else:

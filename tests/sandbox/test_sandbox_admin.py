@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -137,6 +138,28 @@ def test_delay_fault_trips_client_timeouts(http):
         srv.admin.add_faults({"kind": "delay", "seconds": 0.5})
         with pytest.raises(requests.exceptions.ReadTimeout):
             http.get(srv.url + LOGS, headers=AUTH, timeout=0.1)
+
+
+def test_a_request_in_flight_at_a_reset_is_neither_answered_nor_recorded_after_it(http):
+    # A test's abandoned slow request must not land in the next test's log: the reset cuts its delay short.
+    with SandboxServer({"seed": 1, "sources": {"slack": {"token": TOKEN}}}) as srv:
+        srv.admin.add_faults({"kind": "delay", "seconds": 120})
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(requests.get(srv.url + LOGS, headers=AUTH, timeout=60).status_code)
+            except requests.exceptions.RequestException as exc:
+                outcome.append(type(exc).__name__)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert srv.epoch.wait_in_flight(1, timeout=30)
+        srv.reset()
+        caller.join(timeout=30)
+        assert outcome == ["ConnectionError"] and srv.requests.entries() == []
+        assert http.get(srv.url + LOGS, headers=AUTH).status_code == 200
+        assert [e["status"] for e in srv.requests.entries()] == [200]
 
 
 def test_mid_pagination_fault_then_retry_completes(server, http):
