@@ -34,7 +34,7 @@ from auditlogs.client.api import ApiClient, ClientStats
 from auditlogs.client.pagination import PagingState
 from auditlogs.collector import CollectResult, EdgeDeduplicator, Progress, request_from
 from auditlogs.config import SourceConfig
-from auditlogs.errors import AuditLogError
+from auditlogs.errors import AuditLogError, PaginationError
 from auditlogs.sink.gcs import IntervalLocation, IntervalStore, run_hash
 from auditlogs.sink.parts import PartWriter, StagedPart
 from auditlogs.sources.base import Order
@@ -237,6 +237,21 @@ class ResumableStaging:
     def keep(self, progress: Progress, extra: Callable[[], dict], failure: BaseException) -> None:
         """After a failed page: seal what this try fetched, if it stopped cleanly between two pages."""
         if self.not_resumable is not None:
+            return
+        if isinstance(failure, PaginationError):
+            # The API's paging itself went wrong (a position sent twice, pages without progress): its position
+            # cannot be trusted, and a try resumed there would fail the same way. The next try starts afresh.
+            log.warning(
+                "%s: the API's paging failed (%s), so the next try pages the window from its start",
+                self.where,
+                failure.what,
+            )
+            try:
+                self.store.remove(self.location, self.name)
+            except Exception as exc:  # noqa: BLE001 - the page's failure is what the task reports
+                log.warning(
+                    "%s: could not remove the checkpoint %s (%s)", self.where, self.location.uri(self.name), exc
+                )
             return
         if not progress.clean:
             log.warning(

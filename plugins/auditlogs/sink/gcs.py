@@ -199,6 +199,10 @@ class IntervalStore:
             ),
         )
 
+    def remove(self, location: IntervalLocation, name: str) -> None:
+        """Deletes an object of the folder (relative `name`); one already gone is fine."""
+        self._delete(location, location.object_name(name))
+
     def upload_part(self, location: IntervalLocation, name: str, path) -> None:
         """Stages one part (relative `name`) before the manifest that will list it exists."""
         self._upload_file(location, location.object_name(name), path)
