@@ -52,6 +52,14 @@ def _dig(body: Any, path: tuple[str, ...]) -> Any:
     return body
 
 
+def _events_in(body: Any, path: tuple[str, ...]) -> list:
+    """The page's events, for strategies that end on the first page without any (never on a short one)."""
+    events = _dig(body, path)
+    if not isinstance(events, list):
+        raise BadPage(f"page has no '{'.'.join(path)}' list")
+    return events
+
+
 @dataclass(frozen=True)
 class BodyCursor:
     """A cursor in the body, sent back as a query parameter with the first request's filters re-sent
@@ -98,10 +106,7 @@ class PageNumber:
     events_path: tuple[str, ...]
 
     def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
-        events = _dig(response.body, self.events_path)
-        if not isinstance(events, list):
-            raise BadPage(f"page has no '{'.'.join(self.events_path)}' list")
-        if not events:
+        if not _events_in(response.body, self.events_path):
             return None
         page = int((previous.params or {}).get(self.page_param, 1))
         return replace(previous, params={**(previous.params or {}), self.page_param: page + 1})
@@ -130,10 +135,7 @@ class PositionUntilEmpty:
     events_path: tuple[str, ...]
 
     def next_request(self, previous: ApiRequest, response: ApiResponse) -> ApiRequest | None:
-        events = _dig(response.body, self.events_path)
-        if not isinstance(events, list):
-            raise BadPage(f"page has no '{'.'.join(self.events_path)}' list")
-        if not events:
+        if not _events_in(response.body, self.events_path):
             return None
         position = _dig(response.body, self.position_path)
         name = ".".join(self.position_path)
