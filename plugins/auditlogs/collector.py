@@ -140,9 +140,9 @@ def request_from(data: dict) -> ApiRequest:
     return request
 
 
-def resumable(spec: SourceSpec) -> str | None:
+def resumable(spec: SourceSpec, config: SourceConfig) -> str | None:
     """None when a try's position can be carried into the next try; else why not."""
-    if spec.repeats_anywhere or spec.order is Order.UNSORTED:
+    if spec.repeats_anywhere or spec.order_for(config) is Order.UNSORTED:
         return "it de-duplicates over the whole window, which a checkpoint cannot carry"
     if spec.blob is not None:
         return "a page's content blobs are fetched one by one, so a failure can fall inside a page"

@@ -171,7 +171,7 @@ def collect_interval(
             staging_dir=Path(staging),
             part_size=source.part_size,
             every=source.checkpoint_every.total_seconds(),
-            not_resumable=resumable(spec),
+            not_resumable=resumable(spec, source),
         ) as staged:  # stops the compression thread on errors
             start = staged.load(client)
             if start is not None and staged.overlap is not None:
