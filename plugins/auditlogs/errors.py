@@ -102,6 +102,12 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
+def holds_secret(text: str, secrets: tuple[str, ...] = ()) -> bool:
+    """Whether text carries a known secret (passed or registered) in any of the forms `scrub` removes."""
+    pattern = _secret_pattern(frozenset(secrets) | frozenset(_REGISTERED))
+    return pattern is not None and pattern.search(text) is not None
+
+
 def excerpt(body: bytes | bytearray | str, secrets: tuple[str, ...] = ()) -> str:
     """A short, single-line, scrubbed view of a response body: scrubbed before it is cut, so that no cut
     can leave part of a secret readable."""

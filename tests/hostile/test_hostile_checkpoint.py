@@ -144,3 +144,16 @@ def test_an_intact_checkpoint_is_continued_from(api, gcs, hook_for, interval, ca
     manifest = run_try(api, gcs, hook_for, interval, "manual__hostile", 2)
     assert "cursor" in api.admin.requests()[0]["query"]
     assert manifest["resumed"]["pages"] == 3 and manifest["pages"] == 3 + len(api.admin.requests())
+
+
+def test_a_cursor_echoing_the_credential_is_never_kept_in_a_checkpoint(api, gcs, hook_for, interval):
+    page = {"ok": True, "entries": [], "response_metadata": {"next_cursor": TOKEN}}
+    api.admin.add_faults(
+        {"kind": "status", "status": 200, "body": json.dumps(page)}, {"kind": "status", "status": 502, "count": 2}
+    )
+    with pytest.raises(Exception, match="HTTP status 502"):
+        run_try(api, gcs, hook_for, interval, "manual__echo", 1)
+    folder = location(interval).folder
+    names = gcs.list(BUCKET, folder)
+    assert [n for n in names if TOKEN.encode() in gcs.read(BUCKET, n)] == []
+    assert checkpoint_name("manual__echo") not in {n.rsplit("/", 1)[-1] for n in names}

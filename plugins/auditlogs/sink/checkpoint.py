@@ -34,7 +34,7 @@ from auditlogs.client.api import ApiClient, ClientStats
 from auditlogs.client.pagination import PagingState
 from auditlogs.collector import CollectResult, EdgeDeduplicator, Progress, request_from
 from auditlogs.config import SourceConfig
-from auditlogs.errors import AuditLogError, PaginationError
+from auditlogs.errors import AuditLogError, PaginationError, holds_secret
 from auditlogs.sink.gcs import IntervalLocation, IntervalStore, run_hash
 from auditlogs.sink.parts import PartWriter, StagedPart
 from auditlogs.sources.base import Order
@@ -275,6 +275,12 @@ class ResumableStaging:
         position = progress.position()
         if position["result"]["pages"] == self._sealed_pages:
             return  # nothing paged since the last checkpoint
+        if holds_secret(json.dumps(position)):
+            # A hostile or broken API echoing the credential into its cursor: never written to GCS.
+            log.warning(
+                "%s: the API's next-page position carries the credential, so it is not kept for a retry", self.where
+            )
+            return
         lines = self._writer.lines
         parts = self._writer.close()
         next_index = self._writer.first_index + len(parts)
