@@ -7,10 +7,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
+from airflow.sdk.exceptions import ParamValidationError
 
+from auditlogs.alerts import AuditLogNotifier
+from auditlogs.operators.retry import AuditLogRetryPolicy
 from harness import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +51,13 @@ def test_every_source_gets_a_dag_with_data_intervals_tags_and_docs(tmp_path, mon
     )
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.default_args["retries"] == 3
+    (task,) = dag.tasks
+    assert isinstance(task.retry_policy, AuditLogRetryPolicy)
+    assert [type(callback) for callback in task.on_failure_callback] == [AuditLogNotifier]
+    param = dag.params.get_param("interval_start")
+    assert param.resolve("2026-12-01T15:00:00+00:00") == "2026-12-01T15:00:00+00:00" and param.resolve(None) is None
+    with pytest.raises(ParamValidationError):
+        param.resolve(15)
 
 
 def test_every_collecting_and_sweep_task_has_an_execution_timeout_from_the_config(tmp_path, monkeypatch):

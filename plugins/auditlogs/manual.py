@@ -42,8 +42,14 @@ def params(source: SourceConfig) -> dict:
     return {
         INTERVAL_START: Param(
             None,
-            type=["null", "string"],
-            title="Interval start (UTC), to re-collect one past interval",
+            # Airflow checks a Param's schema against its meta-schema three times per DAG parse: against
+            # Draft 7's that is a third of the cost of the default 2020-12's (a tenth of a parse at 1,000
+            # sources). The keywords used here mean the same in both.
+            schema={
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": ["null", "string"],
+                "title": "Interval start (UTC), to re-collect one past interval",
+            },
             description=f"Leave empty to collect the latest complete interval. Or the start of one interval of the "
             f"schedule `{source.schedule}` (UTC), e.g. 2026-12-01T15:00:00+00:00: that interval is collected again "
             "into its usual folder and replaces what is there.",
