@@ -450,7 +450,7 @@ HEAVY_SCENARIO = {
 HARD = RETRIES - 1
 #: Sources whose position cannot be carried across tries (collector.resumable): a failed try starts over,
 #: so only completion is asserted for them, and their ratio is reported. Dropbox's unsorted order makes its
-#: de-duplication window-wide (2.3x the minimum requests at 8x).
+#: de-duplication window-wide (2.59x the minimum requests at 8x).
 NOT_RESUMABLE = {"microsoft365", "dropbox"}
 
 
