@@ -216,5 +216,5 @@ def test_a_window_with_a_page_throttled_for_its_whole_page_max_wait_ends_within_
     result, _ = run_collector(spec, config, "audit", client, WINDOW, tmp_path / "throttled")
 
     assert result.pages == pages > 5 and client.stats.rate_limited == 9 and client.stats.requests == pages + 9
-    assert client.stats.waited_seconds == pytest.approx(300, abs=1e-6)  # the task's pace never had to wait
+    assert client.stats.waited_seconds == pytest.approx(300, abs=1e-6)  # all of page_max_wait; the pace never waited
     assert fake.now < (config.task_timeout - PUBLISH_ALLOWANCE).total_seconds()
