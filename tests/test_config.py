@@ -175,14 +175,15 @@ def test_two_names_that_read_alike_are_both_reported(tmp_path):
     }
 
 
-def test_the_execution_timeout_covers_every_page_at_the_full_request_timeout(tmp_path):
-    """Slack: 50 requests a minute, one task: 1.2 s apart. 1000 pages of 30 s + 1.2 s, 3 tries of one page
-    (90 s), 5 m of waits and 10 m to publish."""
+def test_the_execution_timeout_covers_every_page_at_the_full_request_timeout_and_an_eighth_of_the_pace(tmp_path):
+    """Slack: 50 requests a minute, one task: 1.2 s apart, 9.6 s at the slowest. 1000 pages of 30 s + 9.6 s,
+    one page's 12 requests (3 attempts; 8 rate-limit waits of 1 s doubling fit in 5 m, and one more waits
+    what is left) of 30 s, its 5 m of waits, a 5 m quota reset and 10 m to publish."""
     slack = load(
         tmp_path,
         {"slack": {**GOOD, "max_pages": 1000, "request_timeout": "30s", "page_attempts": 3, "page_max_wait": "5m"}},
     ).sources["slack"]
-    assert slack.task_timeout == timedelta(seconds=1000 * 31.2 + 90 + 300 + 600)
+    assert slack.task_timeout == timedelta(seconds=1000 * 39.6 + 12 * 30 + 300 + 300 + 600)
 
 
 def test_the_execution_timeout_grows_with_tasks_sharing_the_credential_and_is_capped(tmp_path):
@@ -194,7 +195,8 @@ def test_the_execution_timeout_grows_with_tasks_sharing_the_credential_and_is_ca
             "set": {**GOOD, "execution_timeout": "2h"},
         },
     )
-    assert loaded.sources["shared"].task_timeout == timedelta(seconds=10 * (60 + 40) + 5 * 60 + 600 + 600)
+    # 4 tasks at 6 a minute: 40 s apart, 320 s at the slowest; one page's 15 requests (5 attempts, 9 waits fit in 10 m).
+    assert loaded.sources["shared"].task_timeout == timedelta(seconds=10 * (60 + 320) + 15 * 60 + 600 + 300 + 600)
     assert loaded.sources["huge"].task_timeout == timedelta(days=365)
     assert loaded.sources["set"].task_timeout == timedelta(hours=2)
 

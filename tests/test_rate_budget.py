@@ -10,11 +10,12 @@ import pytest
 
 from auditlogs.client.api import RetryBudget
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, TokenBucket
+from auditlogs.config import PUBLISH_ALLOWANCE
 from auditlogs.errors import RateLimitedError, TransientError
-from auditlogs.operators.collect import request_budget
+from auditlogs.operators.collect import rate_budget, request_budget
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
-from harness import Connection, collect_window, sandbox_fixtures
+from harness import Connection, api_client, collect_window, run_collector, sandbox_fixtures, source_config
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
@@ -146,7 +147,7 @@ def test_a_page_fails_on_rate_limits_only_once_page_max_wait_is_spent(api, tmp_p
         collect_paced(api, tmp_path, sleeps, attempts=2, max_wait=60)
     # 1 + 2 + 4 + 8 + 16 = 31 s waited; the next, 32 s, is cut to the 29 s left; then nothing is left.
     assert sleeps[1:] == [2.0, 4.0, 8.0, 16.0, 60 - sum(sleeps[:5])] and sum(sleeps) == 60
-    assert len(api.admin.requests()) == 7
+    assert len(api.admin.requests()) == 7 <= RetryBudget(max_attempts=2, max_total_wait=60).most_requests()
 
 
 def test_5xx_keep_their_bounded_attempts_beside_rate_limits(api, tmp_path):
@@ -188,3 +189,32 @@ def test_a_second_rate_limit_in_a_row_slows_the_tasks_pace(api, tmp_path):
     # Two slow-downs (the 2nd and 3rd answer in a row), then each later answer brings a quarter back.
     pages = len(api.admin.requests()) - 3
     assert bucket.rate == min(100.0, 25.0 * 1.25**pages)
+
+
+def test_a_window_with_a_page_throttled_for_its_whole_page_max_wait_ends_within_its_execution_timeout(api, tmp_path):
+    """`max_pages` set to the window's pages, every request taking the whole `request_timeout` (the clock moves
+    by it) at the task's real pace on the same clock, and one page rate-limited nine times in a row: its waits
+    (1 s doubling, then what is left) spend all of `page_max_wait`. The pages end before the derived
+    execution_timeout less the time it keeps for publishing, so the pacing is waited out, not cut short."""
+    options = {"limit": 5, "request_timeout": "30s", "page_attempts": 3, "page_max_wait": "5m"}
+    connection = Connection("slack", api.url, TOKEN)
+    pages = collect_window("slack", options, "audit", connection, WINDOW, tmp_path / "count").result.pages
+    config = source_config("slack", connection.conn_id, **options, max_pages=pages)
+    fake = FakeTime()
+    spec = SPECS["slack"]
+    client = api_client(
+        spec, connection, config=config, sleep=fake.sleep, rate=rate_budget(spec, config, fake.sleep, lambda: fake.now)
+    )
+    answer = client.session.request
+
+    def taking_the_whole_timeout(*args, **kwargs):
+        fake.now += config.request_timeout.total_seconds()
+        return answer(*args, **kwargs)
+
+    client.session.request = taking_the_whole_timeout
+    api.admin.add_faults({"kind": "status", "status": 429, "headers": {"Retry-After": "1"}, "after": 2, "count": 9})
+    result, _ = run_collector(spec, config, "audit", client, WINDOW, tmp_path / "throttled")
+
+    assert result.pages == pages > 5 and client.stats.rate_limited == 9 and client.stats.requests == pages + 9
+    assert client.stats.waited_seconds == pytest.approx(300, abs=1e-6)  # all of page_max_wait; the pace never waited
+    assert fake.now < (config.task_timeout - PUBLISH_ALLOWANCE).total_seconds()

@@ -15,12 +15,15 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditlogs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from auditlogs.client.api import RetryBudget
 
 CONFIG_ENV = "AUDITLOGS_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "include" / "sources.yaml"
@@ -352,25 +355,35 @@ class SourceConfig(BaseModel):
         return schedule_period(self.schedule, self.start_date)
 
     @property
+    def page_budget(self) -> RetryBudget:
+        """How hard the client retries one page: `page_attempts` within `page_max_wait` of waits."""
+        from auditlogs.client.api import RetryBudget
+
+        return RetryBudget(max_attempts=self.page_attempts, max_total_wait=self.page_max_wait.total_seconds())
+
+    @property
     def task_timeout(self) -> timedelta:
         """Airflow's `execution_timeout` of each collecting and sweep task: `execution_timeout`, else the
-        longest a legitimate run can take, so that only a hang is cut short: every one of `max_pages`
-        pages taking the whole `request_timeout` at the credential's pace, plus one page's full retries
-        (`page_attempts` requests and `page_max_wait`) and 10 minutes to write and publish. Capped at 365d."""
+        longest a run takes while the API paces it no harder than the client slows down for (README:
+        `execution_timeout`): every one of `max_pages` pages taking the whole `request_timeout` at an eighth
+        of the credential's pace, plus one page's whole budget (every request it may send at
+        `request_timeout`, `page_max_wait` of waits and a quota reset) and 10 minutes to publish. Capped at 365d."""
         if self.execution_timeout is not None:
             return self.execution_timeout
-        from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE
+        from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, SLOWEST
         from auditlogs.sources import registry
 
         per_minute = (
             self.requests_per_minute or registry().specs[self.type].requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE
         )
-        pace = 60.0 * max(1, self.concurrent_tasks()) / per_minute
+        slowest_pace = 60.0 * max(1, self.concurrent_tasks()) / per_minute / SLOWEST
         request = self.request_timeout.total_seconds()
+        budget = self.page_budget
         seconds = (
-            self.max_pages * (request + pace)
-            + self.page_attempts * request
-            + self.page_max_wait.total_seconds()
+            self.max_pages * (request + slowest_pace)
+            + budget.most_requests() * request
+            + budget.max_total_wait
+            + budget.max_rate_limit_wait
             + PUBLISH_ALLOWANCE.total_seconds()
         )
         return timedelta(seconds=math.ceil(min(seconds, MAX_EXECUTION_TIMEOUT.total_seconds())))

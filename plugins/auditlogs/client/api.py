@@ -102,6 +102,16 @@ class RetryBudget:
     min_rate_limit_wait: float = 1.0
     max_rate_limit_wait: float = 300.0
 
+    def most_requests(self) -> int:
+        """The most requests one page can send (for the task's execution_timeout): the first, and one after
+        each wait: `max_attempts - 1` after failures, and after rate limits as many as their ever longer
+        waits (`send`: doubling from `min_rate_limit_wait`) fit in `max_total_wait`, plus one that waits
+        what is left of it."""
+        limited, waited, wait = 0, 0.0, self.min_rate_limit_wait
+        while waited + wait <= self.max_total_wait:
+            limited, waited, wait = limited + 1, waited + wait, min(2 * wait, self.max_rate_limit_wait)
+        return self.max_attempts + limited + 1
+
 
 @dataclass(frozen=True)
 class ResponseLimits:

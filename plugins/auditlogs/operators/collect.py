@@ -22,7 +22,7 @@ from auditlogs import alerts
 from auditlogs.advisor import advise
 from auditlogs.advisor import publish as publish_advice
 from auditlogs.assets import event_extra
-from auditlogs.client.api import ApiClient, ResponseLimits, RetryBudget, base_url_of
+from auditlogs.client.api import ApiClient, ResponseLimits, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
 from auditlogs.client.transport import Transport, check_credential_stays_private
 from auditlogs.collector import CollectResult, Progress, collect, resumable
@@ -380,9 +380,7 @@ def build_client(spec: SourceSpec, source: SourceConfig, connection: Any, where:
         refusal=spec.refusal,
         rate_limit_floor=spec.rate_limit_floor,
         **{
-            "budget": RetryBudget(
-                max_attempts=source.page_attempts, max_total_wait=source.page_max_wait.total_seconds()
-            ),
+            "budget": source.page_budget,
             "rate": rate_budget(spec, source, sleep),
             "limits": ResponseLimits(source.max_response_bytes, source.max_compressed_response_bytes),
             **options,
