@@ -274,3 +274,22 @@ def test_an_intact_office_365_checkpoint_is_continued_at_the_blob_that_failed(ap
     assert len(o365_blobs(api)) == 14 - 7
     assert manifest["resumed"]["pages"] == 2 and manifest["pages"] == 3
     assert_interval_holds(gcs, BUCKET, o365_location(interval).folder, "Id", o365_expected(interval))
+
+
+def test_a_listed_blob_echoing_the_credential_is_never_kept_in_a_checkpoint(api, gcs, hook_for, interval, caplog):
+    """A position between two blobs carries the page's listed blobs: one holding the secret is never written."""
+    echo = {
+        "contentType": "Audit.Exchange",
+        "contentId": "echo",
+        "contentUri": f"{api.url}{o365.FEED}audit/{O365_SECRET}",
+    }
+    api.admin.add_faults(
+        {"kind": "status", "status": 200, "match": f"{o365.FEED}subscriptions/content", "body": json.dumps([echo])},
+        {"kind": "status", "status": 502, "match": f"{o365.FEED}audit/", "count": 2},
+    )
+    with pytest.raises(Exception, match="HTTP status 502"):
+        run_o365_try(api, gcs, hook_for, interval, 1)
+    names = gcs.list(BUCKET, o365_location(interval).folder)
+    assert [name for name in names if O365_SECRET.encode() in gcs.read(BUCKET, name)] == []
+    assert checkpoint_name("manual__o365") not in {name.rsplit("/", 1)[-1] for name in names}
+    assert "position carries the credential, so it is not kept" in caplog.text
