@@ -77,3 +77,13 @@ def test_a_small_window_never_touches_disk_and_closing_removes_the_spill(tmp_pat
         feed(large, ids(100))
         assert [p.name for p in tmp_path.iterdir()][0].startswith("window-ids-")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ids_remembered_for_a_resumed_try_are_repeats_and_new_ones_are_not(tmp_path):
+    """A resumed try takes in what its run wrote (remember, no lookups), in memory and spilled alike; the
+    rest of the window is then de-duplicated against them."""
+    written, rest = ids(5_000, prefix="a"), ids(5_000, prefix="b")
+    with WindowIds(tmp_path, memory_ids=1_000, bloom_bits=1 << 16) as window_ids:
+        window_ids.remember(iter(written))
+        assert window_ids.stats()["lookups"] == 0 and window_ids.stats()["spilled"] >= 4_000
+        assert feed(window_ids, far_apart(rest) + written[::-1]) == rest

@@ -4,17 +4,19 @@ window once each, stream them into the part writer. Plain Python, driven by the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
+from functools import partial
+from itertools import chain
 from typing import Any
 
 from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
-from auditlogs.client.pagination import PagingState, paginate
+from auditlogs.client.pagination import BadPage, PagingState, paginate
 from auditlogs.config import SourceConfig
-from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
+from auditlogs.errors import MalformedEventError, MalformedResponseError, PaginationError, excerpt
 from auditlogs.sink.parts import EventWriter
 from auditlogs.sink.window_ids import WindowIds
 from auditlogs.sources.base import BadEventError, Order, SourceSpec
@@ -52,7 +54,7 @@ class CollectResult:
     @classmethod
     def from_json(cls, data: dict) -> CollectResult:
         times = ("first_event_time", "last_event_time")
-        # window_ids is not carried: a source that de-duplicates window-wide is never resumed.
+        # window_ids is the id store's counts, taken when the window is done.
         values = {f.name: data[f.name] for f in fields(cls) if f.name != "window_ids"}
         for name in times:
             values[name] = values[name] and datetime.fromisoformat(values[name])
@@ -101,13 +103,21 @@ class EdgeDeduplicator:
 class Progress:
     """Where a window's collection stands, for keeping a failed try's work (sink/checkpoint.py).
 
-    `clean` is True only between pages, when everything written so far is exactly the pages paged so far;
-    `position()` then says where paging continues. `start` is the position a resumed try begins at, and
-    `between_pages` is called at each clean moment (the checkpoint may seal there)."""
+    `clean` is True only between pages (or between two content blobs of a page), when everything written so
+    far is exactly what was handled so far; `position()` then says where paging continues. `start` is the
+    position a resumed try begins at, `window_ids` the ids of its window so far when the source de-duplicates
+    window-wide (rebuilt from the parts earlier tries staged), and `between_pages` is called at each clean
+    moment (the checkpoint may seal there)."""
 
-    def __init__(self, start: dict | None = None, between_pages: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        start: dict | None = None,
+        between_pages: Callable[[], None] | None = None,
+        window_ids: WindowIds | None = None,
+    ):
         self.start = start
         self.between_pages = between_pages
+        self.window_ids = window_ids
         self.clean = False
         self._position: Callable[[], dict] | None = None
 
@@ -140,13 +150,18 @@ def request_from(data: dict) -> ApiRequest:
     return request
 
 
-def resumable(spec: SourceSpec, config: SourceConfig) -> str | None:
-    """None when a try's position can be carried into the next try; else why not."""
-    if spec.repeats_anywhere or spec.order_for(config) is Order.UNSORTED:
-        return "it de-duplicates over the whole window, which a checkpoint cannot carry"
-    if spec.blob is not None:
-        return "a page's content blobs are fetched one by one, so a failure can fall inside a page"
-    return None
+def window_wide(spec: SourceSpec, config: SourceConfig) -> bool:
+    """Whether repeats are dropped by id over the whole window: an API that repeats events anywhere in it
+    (O365, across blobs), or one without an order, which has no edge to de-duplicate at (Dropbox)."""
+    return spec.repeats_anywhere or spec.order_for(config) is Order.UNSORTED
+
+
+def stored_key(spec: SourceSpec, config: SourceConfig) -> Callable[[bytes], str] | None:
+    """For a source that de-duplicates window-wide, the key of a stored line: a resumed try rebuilds the
+    window's ids from the parts its run staged (sink/checkpoint.py). None for the others."""
+    if not window_wide(spec, config):
+        return None
+    return lambda line: spec.key(exact_json.loads(line))
 
 
 def collect(
@@ -169,8 +184,8 @@ def collect(
     # Repeats anywhere in the window (O365's across blobs): dropped by id in bounded memory, spilling to disk
     # beside the staged parts for a large window (sink/window_ids.py).
     # An unsorted API (Dropbox) has no edge to de-duplicate at: its repeats are dropped window-wide as well.
-    unsorted = spec.order_for(config) is Order.UNSORTED
-    with WindowIds(writer.staging_dir) if spec.repeats_anywhere or unsorted else nullcontext() as anywhere:
+    ids = (progress.window_ids or WindowIds(writer.staging_dir)) if window_wide(spec, config) else None
+    with ids or nullcontext() as anywhere:
         _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere, progress)
         if anywhere is not None:
             result.window_ids = anywhere.stats()
@@ -197,10 +212,15 @@ def _collect_window(
         spec.snapshot.check_reach(config, window, now or datetime.now(timezone.utc), client.where)
     if spec.visible_after is not None:
         _wait_until_visible(spec.visible_after(config), window, now or datetime.now(timezone.utc), client)
-    if spec.prepare is not None:
+    if spec.prepare is not None and start is None:  # a resumed try's run did it before its first page
         spec.prepare(client, config, stream)
     oldest = datetime.fromisoformat(start["oldest"]) if start and start["oldest"] else None
     first_piece = start["piece"] if start else 0
+    #: In-window events not written because an earlier interval stored them: never in the parts, so the
+    #: position carries their ids for a resumed try's window-wide de-duplication (bounded by the overlap).
+    skipped: list[str] = list(start["skipped_ids"]) if start else []
+    if anywhere is not None:
+        anywhere.remember(skipped)
     # Pieces tile the window (an API that limits how long a window one request may ask for); each is paged
     # and trimmed on its own, so a piece's padding never brings back what the piece before it wrote.
     for index, piece in enumerate(window.pieces(spec.max_window)):
@@ -209,11 +229,14 @@ def _collect_window(
         order = spec.order_for(config)
         dedup = None if order is Order.UNSORTED else EdgeDeduplicator(order)  # unsorted: `anywhere` drops repeats
         asked = spec.asked_window(config, piece) if spec.asked_window else None
-        request, paging = spec.first_request(config, stream, piece), PagingState()
-        if start and index == first_piece and start["request"] is not None:
-            request, paging = request_from(start["request"]), PagingState.from_json(start["paging"])
+        request: ApiRequest | None = spec.first_request(config, stream, piece)
+        paging, carried = PagingState(), []
+        resumed = start if start and index == first_piece and (start["request"] or start["blobs"]) else None
+        if resumed is not None:
+            request = resumed["request"] and request_from(resumed["request"])
+            paging, carried = PagingState.from_json(resumed["paging"]), resumed["blobs"]
             if dedup is not None:
-                dedup.restore(start["edge"])
+                dedup.restore(resumed["edge"])
 
         def between(
             following: ApiRequest | None, state: PagingState, index: int = index, dedup: EdgeDeduplicator | None = dedup
@@ -226,28 +249,74 @@ def _collect_window(
                     "piece": index + 1 if done else index,
                     "request": request_json(following),
                     "paging": {**PagingState(state.sent, *counts).to_json(positions)},
+                    "blobs": [],
                     "edge": edge,
                     "result": result.to_json(),
+                    "skipped_ids": list(skipped),
                     "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
                 }
             )
 
-        between(request, paging)
-        for response in paginate(
-            client,
-            spec.paginator,
-            request,
-            max_pages,
-            new_events=lambda: result.new,
-            state=paging,
-            between_pages=between,
-        ):
+        def between_blobs(
+            following: ApiRequest | None,
+            listed: list,
+            next_blob: int,
+            index: int = index,
+            state: PagingState = paging,
+            dedup: EdgeDeduplicator | None = dedup,
+        ) -> None:
+            """Between two blobs of a page: paging continues at `following` once the page's blobs from
+            `next_blob` on are handled; the position carries those entries, so the page is not asked again."""
+            progress.at(
+                lambda: {  # read when a checkpoint is made, like the position between pages
+                    "piece": index,
+                    "request": request_json(following),
+                    "paging": state.to_json(),
+                    "blobs": listed[next_blob:],
+                    "edge": dedup.to_json() if dedup is not None else None,
+                    "result": result.to_json(),
+                    "skipped_ids": list(skipped),
+                    "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
+                }
+            )
+
+        if resumed is not None:
+            progress.at(partial(dict, resumed))  # nothing handled yet: still the position resumed at
+        else:
+            between(request, paging)
+        pages: Iterable[ApiResponse | None] = ()
+        if request is not None:
+            pages = paginate(
+                client,
+                spec.paginator,
+                request,
+                max_pages,
+                new_events=lambda: result.new,
+                state=paging,
+                between_pages=between,
+            )
+        # None: the blobs a try left of its last page, carried in its position (that page's paging counts
+        # are kept; the loop's no-progress guard leaves the page out).
+        for response in chain([None], pages) if carried else pages:
             progress.clean = False
-            result.pages += 1
+            if response is not None:
+                result.pages += 1
+            in_page = None
+            if spec.blob is not None:
+                # The request after the page, read before its blobs are fetched so that a failure on one can be
+                # continued at it. A malformed one leaves no position inside the page: the loop reports it after.
+                following, sent = request, paging.current  # the page's own request, as paginate sent it
+                try:
+                    if response is not None and sent is not None:
+                        following = spec.paginator.next_request(sent, response)
+                    in_page = partial(between_blobs, following)
+                except (BadPage, PaginationError):
+                    pass
             kept = listed = 0
             timed_before: Any = None
             moment: datetime | None = None
-            for event, timed in _events(spec, config, client, response):
+            for event, timed in _events(spec, config, client, response, carried, in_page):
+                progress.clean = False  # within a page, clean again only between two blobs
                 listed += 1
                 result.fetched += 1
                 try:
@@ -260,7 +329,7 @@ def _collect_window(
                     raise MalformedEventError(
                         f"page {result.pages}, event {result.fetched}: {exc}",
                         where=client.where,
-                        status=response.status,
+                        status=response.status if response is not None else None,
                         body_excerpt=excerpt(exact_json.line(event), client.secrets),
                     ) from None
                 oldest = moment if oldest is None or moment < oldest else oldest
@@ -279,11 +348,13 @@ def _collect_window(
                     result.new += 1
                 if admit is not None and not admit(event_id, moment):
                     result.already_stored += 1
+                    if anywhere is not None:
+                        skipped.append(event_id)
                     continue
                 writer.write(exact_json.line(event))
                 result.note_time(moment)
+                result.written += 1
                 kept += 1
-            result.written += kept
             log.info(
                 "%s: page %d: %d events, %d kept (%d written so far)",
                 client.where,
@@ -292,8 +363,11 @@ def _collect_window(
                 kept,
                 result.written,
             )
+            if response is None:  # the carried blobs are handled: where that try's page left paging
+                between(request, paging)
+                carried = []
             # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
-            response = event = timed = timed_before = None  # type: ignore[assignment]
+            response = event = timed = timed_before = in_page = None  # type: ignore[assignment]
     progress.clean = False
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
@@ -317,18 +391,31 @@ def _wait_until_visible(buffer: timedelta, window: Window, now: datetime, client
 
 
 def _events(
-    spec: SourceSpec, config: SourceConfig, client: ApiClient, response: ApiResponse
+    spec: SourceSpec,
+    config: SourceConfig,
+    client: ApiClient,
+    response: ApiResponse | None,
+    carried: list,
+    between_blobs: Callable[[list, int], None] | None,
 ) -> Iterator[tuple[dict, dict]]:
     """(event, what its time is read from) for each event of a page: the event itself, or, for an API that
-    lists content blobs, each record of each listed blob with its listing entry (one blob held at a time)."""
-    try:
-        listed = spec.events(response.body)
-    except BadEventError as exc:
-        raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
+    lists content blobs, each record of each listed blob with its listing entry (one blob held at a time).
+    `response` None is the `carried` blobs of a page an earlier try left; `between_blobs(listed, n)` is told
+    of each moment between two blobs, before blob n is fetched."""
+    if response is None:
+        listed: Iterable[dict] = carried
+    else:
+        try:
+            listed = spec.events(response.body)
+        except BadEventError as exc:
+            raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
     if spec.blob is None:
         for event in listed:
             yield event, event
         return
-    for entry in listed:
+    listed = list(listed)
+    for number, entry in enumerate(listed):
+        if between_blobs is not None:
+            between_blobs(listed, number)
         for record in spec.blob(client, config, entry):
             yield record, entry

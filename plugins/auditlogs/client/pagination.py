@@ -224,6 +224,9 @@ class PagingState:
     sent: list[bytes] = field(default_factory=list)
     pages: int = 0
     stalled: int = 0
+    #: The request of the page being handled (its digest is the last sent): a consumer can read the request
+    #: after the page from it before the loop does. Not saved: a saved position names its next request.
+    current: ApiRequest | None = None
 
     def to_json(self, positions: int | None = None) -> dict:
         return {
@@ -277,6 +280,7 @@ def paginate(
             )
         seen.add(signature)
         state.sent.append(signature)
+        state.current = request
         if pages >= max_pages:
             raise PaginationError(
                 f"more than {max_pages} pages in one window; stopping instead of running away",

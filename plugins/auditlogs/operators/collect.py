@@ -25,7 +25,7 @@ from auditlogs.assets import event_extra
 from auditlogs.client.api import ApiClient, ResponseLimits, base_url_of
 from auditlogs.client.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, RateBudget, TokenBucket, task_rate
 from auditlogs.client.transport import Transport, check_credential_stays_private
-from auditlogs.collector import CollectResult, Progress, collect, resumable
+from auditlogs.collector import CollectResult, Progress, collect, stored_key
 from auditlogs.config import SourceConfig, format_duration
 from auditlogs.errors import ConfigError, OutsideRetentionError, register_secret
 from auditlogs.manual import run_interval
@@ -171,7 +171,7 @@ def collect_interval(
             staging_dir=Path(staging),
             part_size=source.part_size,
             every=source.checkpoint_every.total_seconds(),
-            not_resumable=resumable(spec, source),
+            stored_key=stored_key(spec, source),
         ) as staged:  # stops the compression thread on errors
             start = staged.load(client)
             if start is not None and staged.overlap is not None:
@@ -185,7 +185,9 @@ def collect_interval(
                     "requests": staged.totals(client.stats),
                 }
 
-            progress = Progress(start, between_pages=lambda: staged.between_pages(progress, extra))
+            progress = Progress(
+                start, between_pages=lambda: staged.between_pages(progress, extra), window_ids=staged.window_ids
+            )
             try:
                 result = collect(
                     spec,

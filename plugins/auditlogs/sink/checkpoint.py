@@ -7,6 +7,13 @@ attempt prefix and a small checkpoint, `_resume-<run hash>.json` in the interval
 where paging continues (the next request, the loop's guards, the edge de-duplication, the counts so far, the
 overlap decisions) and a fingerprint of everything that decides what is fetched (the source's options
 such as page size and delay, the stream, the widened window, the API's base URL, the package version).
+An API that lists content blobs (O365) is also kept between two blobs of a page: the position then carries
+the page's entries from the next blob on, besides the request after the page, so a failure on blob k is
+continued at blob k without asking for the page again. A source that de-duplicates over the whole window
+(O365, Dropbox) gets its window's ids back from the carried parts themselves: every id seen is written once
+(a repeat never is), so the resumed try reads each part back, checks its sha256 and takes in the ids of its
+lines, in bounded memory (one part on local disk at a time, the ids in sink/window_ids.py); the events an
+earlier interval had stored, seen but never written, are carried as ids in the position.
 
 Nothing of this is visible as a result: readers follow the manifest only, and the manifest is still written
 last, with its generation precondition, listing exactly the parts of this interval (the carried ones and
@@ -19,6 +26,7 @@ parts like any other leftover older than the manifest.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -37,12 +45,13 @@ from auditlogs.config import SourceConfig
 from auditlogs.errors import AuditLogError, PaginationError, holds_secret
 from auditlogs.sink.gcs import IntervalLocation, IntervalStore, run_hash
 from auditlogs.sink.parts import PartWriter, StagedPart
+from auditlogs.sink.window_ids import WindowIds
 from auditlogs.sources.base import Order
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 #: Config keys that change how hard or how often a run tries, not what it fetches or writes: a checkpoint
 #: made before a user raised `page_max_wait` (say) is still resumed.
 OPERATIONAL_KEYS = frozenset(
@@ -114,13 +123,14 @@ class ResumableStaging:
         staging_dir: Path,
         part_size: int,
         every: float,
-        not_resumable: str | None = None,
+        stored_key: Callable[[bytes], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
+        """`stored_key` (collector.stored_key) is given for a source that de-duplicates window-wide."""
         self.store, self.location = store, location
         self.run_id, self.try_number, self.attempt, self.fingerprint = run_id, try_number, attempt, fingerprint
         self.staging_dir, self.part_size, self.every, self.clock = staging_dir, part_size, every, clock
-        self.not_resumable = not_resumable
+        self.stored_key = stored_key
         self.name = checkpoint_name(run_id)
         self.where = store.where
         #: Parts in GCS that the manifest will list first: those of earlier tries and this try's seals.
@@ -132,7 +142,9 @@ class ResumableStaging:
         self.started_at: str | None = None
         self.resumed: dict | None = None
         self.base_generation = 0
-        self._sealed_pages = 0
+        #: The window's ids so far, rebuilt from the carried parts (a source de-duplicating window-wide).
+        self.window_ids: WindowIds | None = None
+        self._sealed = (0, 0)
         self._writer = PartWriter(staging_dir, part_size)
         self._sealed_at = clock()
 
@@ -141,9 +153,6 @@ class ResumableStaging:
     def load(self, client: ApiClient) -> dict | None:
         """The position to continue from, or None (with the reason logged) to start at the first page."""
         self.base_generation = self.store.generation(self.location)
-        if self.not_resumable:
-            log.info("%s: a retry of this task starts the window again: %s", self.where, self.not_resumable)
-            return None
         try:
             saved = self.store.read_json(self.location, self.name)
         except ValueError:
@@ -157,6 +166,11 @@ class ResumableStaging:
             why = f"it is malformed ({type(exc).__name__})"
         except AuditLogError as exc:
             why = f"its position is unusable ({exc.what})"
+        if why is None and self.stored_key is not None:
+            try:
+                why = self._rebuild_ids(saved["parts"])
+            except (ValueError, EOFError, OSError) as exc:  # bad gzip, JSON or key: a part is not what was written
+                why = f"a part it lists is unreadable ({type(exc).__name__})"
         if why:
             self._fresh(why)
             return None
@@ -164,10 +178,10 @@ class ResumableStaging:
         self.start, self.overlap = saved["collector"], saved["overlap"]
         self.requests = {k: saved["requests"][k] for k in COUNTERS}
         self.started_at = saved["started_at"]
-        self._sealed_pages = self.start["result"]["pages"]
+        self._sealed = _reached(self.start)
         self.resumed = {
             "from_try": saved["try_number"],
-            "pages": self._sealed_pages,
+            "pages": self.start["result"]["pages"],
             "parts": len(self.carried),
             "events": self.start["result"]["written"],
         }
@@ -175,7 +189,7 @@ class ResumableStaging:
             "%s: resuming the window where try %s of this run stopped: %d pages and %d events kept in %d part(s) (%s)",
             self.where,
             saved["try_number"],
-            self._sealed_pages,
+            self.resumed["pages"],
             self.resumed["events"],
             len(self.carried),
             self.location.uri(self.name),
@@ -194,9 +208,17 @@ class ResumableStaging:
             return "another run published this interval since it was made"
         position = saved["collector"]
         CollectResult.from_json(position["result"])
-        EdgeDeduplicator(Order.OLDEST_FIRST).restore(position["edge"])  # checks its shape; the order is not read
+        if not all(isinstance(entry, dict) for entry in position["blobs"]):
+            raise ValueError("blobs")
+        for url in _urls(position["blobs"]):
+            client.resolve(url)  # a carried blob on another host: refused, never fetched
+        if not all(isinstance(event_id, str) for event_id in position["skipped_ids"]):
+            raise ValueError("skipped_ids")
+        if position["edge"] is not None:  # None: an unsorted API, de-duplicated window-wide
+            EdgeDeduplicator(Order.OLDEST_FIRST).restore(position["edge"])  # checks its shape; the order is not read
         if position["request"] is not None:
             client.resolve(request_from(position["request"]).url)  # another host: refused, never sent
+        if position["request"] is not None or position["blobs"]:
             PagingState.from_json(position["paging"])
         if not isinstance(position["piece"], int) or position["piece"] < 0:
             raise ValueError("piece")
@@ -216,6 +238,26 @@ class ResumableStaging:
         datetime.fromisoformat(saved["started_at"])
         return None
 
+    def _rebuild_ids(self, parts: list[dict]) -> str | None:
+        """Reads the carried parts back into the window's ids; why not to resume when one is not as written."""
+        ids = WindowIds(self.staging_dir)
+        key, path = self.stored_key, self.staging_dir / "carried-part.ndjson.gz"
+        assert key is not None
+        try:
+            for entry in parts:
+                self.store.download_part(self.location, entry["name"], path)
+                if _sha256(path) != entry["sha256"]:
+                    ids.close()
+                    return f"its part {entry['name']} is missing or changed"
+                with gzip.open(path, "rb") as lines:
+                    ids.remember(map(key, lines))
+                path.unlink()
+        except BaseException:
+            ids.close()
+            raise
+        self.window_ids = ids
+        return None
+
     def _fresh(self, why: str) -> None:
         log.warning(
             "%s: not resuming from %s: %s; starting the window from its first page",
@@ -231,13 +273,11 @@ class ResumableStaging:
 
     def between_pages(self, progress: Progress, extra: Callable[[], dict]) -> None:
         """Seals every `every` seconds (0: never while paging goes well)."""
-        if self.every and self.clock() - self._sealed_at >= self.every and self.not_resumable is None:
+        if self.every and self.clock() - self._sealed_at >= self.every:
             self.seal(progress, extra())
 
     def keep(self, progress: Progress, extra: Callable[[], dict], failure: BaseException) -> None:
         """After a failed page: seal what this try fetched, if it stopped cleanly between two pages."""
-        if self.not_resumable is not None:
-            return
         if isinstance(failure, PaginationError):
             # The API's paging itself went wrong (a position sent twice, pages without progress): its position
             # cannot be trusted, and a try resumed there would fail the same way. The next try starts afresh.
@@ -273,8 +313,8 @@ class ResumableStaging:
     def seal(self, progress: Progress, extra: dict) -> None:
         """Uploads the parts written so far and then the checkpoint pointing at them and at the position."""
         position = progress.position()
-        if position["result"]["pages"] == self._sealed_pages:
-            return  # nothing paged since the last checkpoint
+        if _reached(position) == self._sealed:
+            return  # nothing handled since the last checkpoint
         if holds_secret(json.dumps(position)):
             # A hostile or broken API echoing the credential into its cursor: never written to GCS.
             log.warning(
@@ -310,11 +350,11 @@ class ResumableStaging:
                 "requests": extra["requests"],
             },
         )
-        self._sealed_pages, self._sealed_at = position["result"]["pages"], self.clock()
+        self._sealed, self._sealed_at = _reached(position), self.clock()
         log.info(
             "%s: kept %d pages and %d events in %d part(s) for a retry of this run (%s)",
             self.where,
-            self._sealed_pages,
+            position["result"]["pages"],
             position["result"]["written"],
             len(self.carried),
             self.location.uri(self.name),
@@ -338,3 +378,26 @@ class ResumableStaging:
 
     def __exit__(self, *exc: object) -> None:
         self._writer.__exit__(*exc)
+        if self.window_ids is not None:
+            self.window_ids.close()
+
+
+def _reached(position: dict) -> tuple[int, int]:
+    """How far a position is: the pages fetched, and the blobs of the last one still to fetch."""
+    return position["result"]["pages"], len(position["blobs"])
+
+
+def _urls(value: Any) -> list[str]:
+    """Every absolute URL in a JSON value."""
+    if isinstance(value, str):
+        return [value] if "://" in value else []
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [url for item in items for url in _urls(item)]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

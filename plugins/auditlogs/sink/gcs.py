@@ -207,6 +207,14 @@ class IntervalStore:
         """Stages one part (relative `name`) before the manifest that will list it exists."""
         self._upload_file(location, location.object_name(name), path)
 
+    def download_part(self, location: IntervalLocation, name: str, path) -> None:
+        """Reads a staged part (relative `name`) back to local disk as stored, in bounded memory."""
+        object_name = location.object_name(name)
+        self._call(
+            f"read {object_name}",
+            lambda: self._blob(location, object_name).download_to_filename(str(path), raw_download=True, retry=None),
+        )
+
     def _upload_file(self, location: IntervalLocation, object_name: str, path) -> None:
         self._call(
             f"upload {object_name}",

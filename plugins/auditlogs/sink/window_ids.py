@@ -30,6 +30,7 @@ import logging
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,14 @@ class WindowIds:
         if len(recent) >= self.memory_ids:
             self._spill()
         return False
+
+    def remember(self, ids: Iterable[str]) -> None:
+        """Takes ids in without looking them up: a resumed try rebuilding the window's ids from what earlier
+        tries of its run wrote, where no id can be a repeat of another."""
+        for event_id in ids:
+            self.recent.add(event_id)
+            if len(self.recent) >= self.memory_ids:
+                self._spill()
 
     def resident_bytes(self) -> int:
         """What this structure holds in memory now: the recent ids and their set, the filter, SQLite's cache
