@@ -286,7 +286,7 @@ def run_setup(
 
 def markdown_row(r: dict) -> str:
     cpu, rss, lag = r["cpu_s_per_interval"], r["peak_rss_mib"], r["lag_s"]
-    components = ("scheduler", "workers", "api-server", "dag-processor", "triggerer")
+    components = ("scheduler", "workers", "api-server", "execution-api", "dag-processor", "triggerer")
     return (
         f"| {r['setup']} | {r['sources']} | {r['intervals']} | {lag['p50']} / {lag['p99']} / {lag['max']} | "
         f"{r['scheduler_delay_queued_s']['p50']} / {r['scheduler_delay_started_s']['p50']} / "
