@@ -14,10 +14,9 @@ from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
 from auditlogs.client.pagination import PagingState, paginate
 from auditlogs.config import SourceConfig
-from auditlogs.errors import MalformedEventError, MalformedResponseError, excerpt
 from auditlogs.sink.parts import EventWriter
 from auditlogs.sink.window_ids import WindowIds
-from auditlogs.sources.base import BadEventError, Order, SourceSpec
+from auditlogs.sources.base import BadEventError, Order, SourceSpec, malformed_event, page_events
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
@@ -257,12 +256,8 @@ def _collect_window(
                         moment = spec.event_time(timed)
                     timed_before = timed
                 except BadEventError as exc:
-                    raise MalformedEventError(
-                        f"page {result.pages}, event {result.fetched}: {exc}",
-                        where=client.where,
-                        status=response.status,
-                        body_excerpt=excerpt(exact_json.line(event), client.secrets),
-                    ) from None
+                    position = f"page {result.pages}, event {result.fetched}"
+                    raise malformed_event(exc, position, event, client, response.status) from None
                 oldest = moment if oldest is None or moment < oldest else oldest
                 if not piece.contains(moment):
                     result.outside_window += 1
@@ -321,10 +316,7 @@ def _events(
 ) -> Iterator[tuple[dict, dict]]:
     """(event, what its time is read from) for each event of a page: the event itself, or, for an API that
     lists content blobs, each record of each listed blob with its listing entry (one blob held at a time)."""
-    try:
-        listed = spec.events(response.body)
-    except BadEventError as exc:
-        raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
+    listed = page_events(spec, client, response)
     if spec.blob is None:
         for event in listed:
             yield event, event
