@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -95,6 +96,74 @@ def running_stack(
             api.admin.set_clock(clock)
         env = {**gcs.connection_env(), **connections(api.url), **({"AUDITLOGS_CONFIG": str(config)} if config else {})}
         yield Stack(api, gcs, env)
+
+
+#: The config defaults every end-to-end module's sources share (`delay` is E2E_DELAY).
+E2E_DEFAULTS = {"prefix": "raw", "start_date": "2026-01-01T00:00:00Z", "delay": "30m", "retries": 0}
+E2E_DELAY = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class E2eInterval:
+    """The interval an end-to-end module collects from its scenario, with the sandbox's clock frozen at `now`, and
+    the secrets no run may print."""
+
+    scenario: dict
+    start: datetime
+    end: datetime
+    now: datetime
+    secrets: tuple[str, ...]
+
+    def folder(self, source: str, stream: str) -> str:
+        return interval_folder(E2E_DEFAULTS["prefix"], source, stream, self.start, self.end)
+
+    def truth(self, source: str) -> list[dict]:
+        """The sandbox's events of the widened window, newest first."""
+        from sandbox import ground_truth
+
+        return ground_truth(source, self.start - E2E_DELAY, self.end, self.scenario, now=self.now)
+
+    def run(self, stack: Stack, dag_id: str, end: datetime | None = None, check: bool = True) -> DagRun:
+        """`airflow dags test` of this interval (or the one ending at `end`) on a cleared request log: no secret in
+        its output and, with `check`, exit 0 (the output's end shown otherwise)."""
+        stack.api.admin.clear_requests()
+        result = dags_test_leaking_nothing(dag_id, end or self.end, stack.env, self.secrets)
+        if check:
+            assert result.returncode == 0, result.output[-3000:]
+        return DagRun(result, stack.api.admin.requests())
+
+
+@dataclass
+class DagRun:
+    result: DagTestResult
+    #: What the sandbox answered during the run, in order.
+    requests: list[dict]
+
+
+def stack_fixture(interval: E2eInterval, bucket: str, sources: dict, connections: Callable[[str], dict] | None = None):
+    """`stack = stack_fixture(INTERVAL, BUCKET, SOURCES)` in an end-to-end module: one config of `sources` (with
+    E2E_DEFAULTS), sandbox process (its clock at the interval's `now`) and GCS emulator for the module
+    (`running_stack`), each source's connection the sandbox's own (`sandbox.connections`) unless
+    `connections(api_url)` gives them."""
+    import pytest
+
+    from sandbox import load_scenario
+    from sandbox.connections import connection_env as sandbox_connections
+
+    if connections is None:
+
+        def connections(api_url: str) -> dict:
+            return sandbox_connections(sources, load_scenario(interval.scenario), api_url)
+
+    @pytest.fixture(scope="module")
+    def stack(tmp_path_factory):
+        config = write_config(
+            tmp_path_factory.mktemp("config") / "sources.yaml", sources, bucket=bucket, **E2E_DEFAULTS
+        )
+        with running_stack(interval.scenario, bucket, connections, clock=interval.now, config=config) as running:
+            yield running
+
+    return stack
 
 
 def gcs_fixtures(bucket: str):

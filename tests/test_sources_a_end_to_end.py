@@ -3,20 +3,18 @@ sandbox and the GCS emulator: exactly the sandbox's events of the widened window
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
 from harness import (
+    E2eInterval,
+    Stack,
     assert_interval_holds,
     connection_env,
-    dags_test,
-    interval_folder,
     interval_folders,
-    running_stack,
-    write_config,
+    stack_fixture,
 )
-from sandbox import ground_truth
 from sandbox.github import ORG
 from sandbox.onepassword import stream_of_item
 
@@ -24,7 +22,6 @@ pytestmark = pytest.mark.e2e
 
 UTC = timezone.utc
 BUCKET = "e2e-bucket"
-DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 TOKENS = {
     "onepassword": "eyJhbGciOiJFUzI1NiJ9.eyJlMmUiOnRydWV9.ZTJlLXNpZ25hdHVyZQ",
@@ -47,56 +44,38 @@ SCENARIO = {
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    config = write_config(
-        tmp_path_factory.mktemp("config") / "sources.yaml",
-        {
-            "onepassword": {
-                "type": "onepassword",
-                "conn_id": "op_events",
-                "limit": 250,
-                "streams": ["auditevents", "signinattempts"],
-            },
-            "github": {"type": "github", "conn_id": "gh_audit", "org": ORG, "include": "all", "per_page": 100},
-            "okta": {"type": "okta", "conn_id": "okta_logs", "limit": 200},
-        },
-        bucket=BUCKET,
-        prefix="raw",
-        start_date="2026-01-01T00:00:00Z",
-        delay="30m",
-        retries=0,
-    )
-
-    def connections(url: str) -> dict:
-        return {
-            **connection_env("op_events", host=url, password=TOKENS["onepassword"]),
-            **connection_env("gh_audit", host=url + "/api/v3", password=TOKENS["github"]),  # a GHES-style base URL
-            **connection_env("okta_logs", host=url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"}),
-        }
-
-    with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
-        yield running
+SOURCES = {
+    "onepassword": {
+        "type": "onepassword",
+        "conn_id": "op_events",
+        "limit": 250,
+        "streams": ["auditevents", "signinattempts"],
+    },
+    "github": {"type": "github", "conn_id": "gh_audit", "org": ORG, "include": "all", "per_page": 100},
+    "okta": {"type": "okta", "conn_id": "okta_logs", "limit": 200},
+}
 
 
-def run_dag(stack, source: str) -> None:
-    api, env = stack.api, stack.env
-    api.admin.clear_requests()
-    result = dags_test(f"auditlogs_{source}", END.isoformat(), env)
-    assert result.returncode == 0, result.output[-3000:]
-    assert TOKENS[source] not in result.output
+def connections(url: str) -> dict:
+    """Not the sandbox's usual ones: GitHub through a GHES-style base URL, Okta with a Bearer token."""
+    return {
+        **connection_env("op_events", host=url, password=TOKENS["onepassword"]),
+        **connection_env("gh_audit", host=url + "/api/v3", password=TOKENS["github"]),  # a GHES-style base URL
+        **connection_env("okta_logs", host=url, password=TOKENS["okta"], extra={"auth_scheme": "Bearer"}),
+    }
 
 
-def folder(source: str, stream: str) -> str:
-    return interval_folder("raw", source, stream, START, END)
+INTERVAL = E2eInterval(SCENARIO, START, END, NOW, tuple(TOKENS.values()))
+stack = stack_fixture(INTERVAL, BUCKET, SOURCES, connections)
+folder, truth = INTERVAL.folder, INTERVAL.truth
 
 
-def truth(source: str) -> list[dict]:
-    return ground_truth(source, START - DELAY, END, SCENARIO, now=NOW)
+def run(stack: Stack, source: str) -> list[dict]:
+    return INTERVAL.run(stack, f"auditlogs_{source}").requests
 
 
 def test_onepassword_collects_the_selected_streams_in_parallel_tasks(stack):
-    run_dag(stack, "onepassword")
+    run(stack, "onepassword")
     api, gcs = stack.api, stack.gcs
     for stream in ("auditevents", "signinattempts"):
         expected = {i["uuid"] for i in truth("onepassword") if stream_of_item(i) == stream}
@@ -107,7 +86,7 @@ def test_onepassword_collects_the_selected_streams_in_parallel_tasks(stack):
 
 
 def test_github_collects_the_window_through_a_ghes_base_url(stack):
-    run_dag(stack, "github")
+    run(stack, "github")
     api, gcs = stack.api, stack.gcs
     expected = {e["_document_id"] for e in truth("github")}
     manifest = assert_interval_holds(gcs, BUCKET, folder("github", "audit"), "_document_id", expected)
@@ -118,7 +97,7 @@ def test_github_collects_the_window_through_a_ghes_base_url(stack):
 
 
 def test_okta_collects_the_window_with_a_bearer_token(stack):
-    run_dag(stack, "okta")
+    run(stack, "okta")
     api, gcs = stack.api, stack.gcs
     expected = {e["uuid"] for e in truth("okta")}
     manifest = assert_interval_holds(gcs, BUCKET, folder("okta", "systemlog"), "uuid", expected)

@@ -4,23 +4,19 @@ of the widened window land in GCS, once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
 from auditlogs.sources import SPECS
 from auditlogs.sources.google_workspace import DEFAULT_APPLICATIONS
 from harness import (
+    E2eInterval,
     Stack,
     assert_interval_holds,
-    connection_env,
-    dags_test,
-    interval_folder,
     readme_rest_example,
-    running_stack,
-    write_config,
+    stack_fixture,
 )
-from sandbox import ground_truth
 from sandbox.atlassian import ORG_ID
 from sandbox.gitlab import GROUP_PATH
 
@@ -28,7 +24,6 @@ pytestmark = pytest.mark.e2e
 
 UTC = timezone.utc
 BUCKET = "e2e-bucket"
-DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
 TOKENS = {
@@ -58,48 +53,17 @@ SOURCES = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    config = write_config(
-        tmp_path_factory.mktemp("config") / "sources.yaml",
-        SOURCES,
-        bucket=BUCKET,
-        prefix="raw",
-        start_date="2026-01-01T00:00:00Z",
-        delay="30m",
-        retries=0,
-    )
-
-    def connections(url: str) -> dict:
-        return {
-            **connection_env("gitlab_audit", host=url, password=TOKENS["gitlab"]),
-            **connection_env("atlassian_org", host=url, password=TOKENS["atlassian"]),
-            **connection_env("gws_reports", "google_cloud_platform", host=url, password=TOKENS["google_workspace"]),
-            **connection_env("pagerduty_api", host=url, password=TOKENS["pagerduty"]),
-        }
-
-    with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
-        yield running
+INTERVAL = E2eInterval(SCENARIO, START, END, NOW, tuple(TOKENS.values()))
+stack = stack_fixture(INTERVAL, BUCKET, SOURCES)
+folder, truth = INTERVAL.folder, INTERVAL.truth
 
 
-def run_dag(stack: Stack, source: str) -> list[dict]:
-    stack.api.admin.clear_requests()
-    result = dags_test(f"auditlogs_{source}", END.isoformat(), stack.env)
-    assert result.returncode == 0, result.output[-3000:]
-    assert not [token for token in TOKENS.values() if token in result.output]
-    return stack.api.admin.requests()
-
-
-def folder(source: str, stream: str) -> str:
-    return interval_folder("raw", source, stream, START, END)
-
-
-def truth(source: str) -> list[dict]:
-    return ground_truth(source, START - DELAY, END, SCENARIO, now=NOW)
+def run(stack: Stack, source: str) -> list[dict]:
+    return INTERVAL.run(stack, f"auditlogs_{source}").requests
 
 
 def test_gitlab_collects_the_groups_window_with_keyset_pages(stack):
-    sent = run_dag(stack, "gitlab")
+    sent = run(stack, "gitlab")
     expected = {str(e["id"]) for e in truth("gitlab")}
     manifest = assert_interval_holds(
         stack.gcs, BUCKET, folder("gitlab", "audit_events"), lambda e: str(e["id"]), expected
@@ -112,7 +76,7 @@ def test_gitlab_collects_the_groups_window_with_keyset_pages(stack):
 
 
 def test_atlassian_collects_the_orgs_window_following_links_next(stack):
-    sent = run_dag(stack, "atlassian")
+    sent = run(stack, "atlassian")
     expected = {e["id"] for e in truth("atlassian")}
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder("atlassian", "org_events"), "id", expected)
     assert len(sent) == manifest["requests"]["count"] == manifest["pages"] > 5
@@ -120,7 +84,7 @@ def test_atlassian_collects_the_orgs_window_following_links_next(stack):
 
 
 def test_google_workspace_collects_every_default_application_in_its_own_stream(stack):
-    sent = run_dag(stack, "gws")
+    sent = run(stack, "gws")
     key = SPECS["google_workspace"].event_id
     everything = truth("google_workspace")
     for app in DEFAULT_APPLICATIONS:
@@ -131,7 +95,7 @@ def test_google_workspace_collects_every_default_application_in_its_own_stream(s
 
 
 def test_the_readme_rest_example_collects_pagerduty_audit_records(stack):
-    sent = run_dag(stack, "pagerduty")
+    sent = run(stack, "pagerduty")
     expected = {e["id"] for e in truth("pagerduty")}
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder("pagerduty", "audit_records"), "id", expected)
     assert len(sent) == manifest["pages"] == -(-len(expected) // 1000) > 1  # the minimum at limit 1000

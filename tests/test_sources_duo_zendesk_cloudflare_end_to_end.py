@@ -4,21 +4,12 @@ every Duo request signed and no credential in the output."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
 from auditlogs.sources import SPECS
-from harness import (
-    Stack,
-    assert_interval_holds,
-    connection_env,
-    dags_test_leaking_nothing,
-    interval_folder,
-    running_stack,
-    write_config,
-)
-from sandbox import ground_truth
+from harness import E2eInterval, Stack, assert_interval_holds, stack_fixture
 from sandbox.cloudflare import ACCOUNT_ID, ACCOUNT_ID_AFTER, v1_of
 from sandbox.duo import stream_of
 
@@ -26,7 +17,6 @@ pytestmark = pytest.mark.e2e
 
 UTC = timezone.utc
 BUCKET = "e2e-bucket"
-DELAY = timedelta(minutes=30)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 START, END = datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)
 IKEY, SKEY = "DIE2EINTEGRATIONKEY1", "e2eDuoSecretKey0123456789abcdefghijklmno"
@@ -63,46 +53,17 @@ SOURCES = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    config = write_config(
-        tmp_path_factory.mktemp("config") / "sources.yaml",
-        SOURCES,
-        bucket=BUCKET,
-        prefix="raw",
-        start_date="2026-01-01T00:00:00Z",
-        delay="30m",
-        retries=0,
-    )
-
-    def connections(url: str) -> dict:
-        return {
-            **connection_env("duo_admin", host=url, login=IKEY, password=SKEY),
-            **connection_env("zendesk_api", host=url, login=ZENDESK_LOGIN, password=ZENDESK_TOKEN),
-            **connection_env("cloudflare_api", host=f"{url}/client/v4", password=CLOUDFLARE_TOKEN),
-        }
-
-    with running_stack(SCENARIO, BUCKET, connections, clock=NOW, config=config) as running:
-        yield running
+INTERVAL = E2eInterval(SCENARIO, START, END, NOW, SECRETS)
+stack = stack_fixture(INTERVAL, BUCKET, SOURCES)
+folder, truth = INTERVAL.folder, INTERVAL.truth
 
 
-def run_dag(stack: Stack, source: str) -> list[dict]:
-    stack.api.admin.clear_requests()
-    result = dags_test_leaking_nothing(f"auditlogs_{source}", END, stack.env, SECRETS)
-    assert result.returncode == 0, result.output[-3000:]
-    return stack.api.admin.requests()
-
-
-def folder(source: str, stream: str) -> str:
-    return interval_folder("raw", source, stream, START, END)
-
-
-def truth(source: str) -> list[dict]:
-    return ground_truth(source, START - DELAY, END, SCENARIO, now=NOW)
+def run(stack: Stack, source: str) -> list[dict]:
+    return INTERVAL.run(stack, f"auditlogs_{source}").requests
 
 
 def test_duo_collects_authentication_administrator_and_telephony_with_every_request_signed(stack):
-    sent = run_dag(stack, "duo")
+    sent = run(stack, "duo")
     key = SPECS["duo"].key
     everything = truth("duo")
     for stream in ("authentication", "administrator", "telephony"):
@@ -119,7 +80,7 @@ def test_duo_collects_authentication_administrator_and_telephony_with_every_requ
 
 
 def test_zendesk_collects_the_windows_audit_logs_oldest_first(stack):
-    sent = run_dag(stack, "zendesk")
+    sent = run(stack, "zendesk")
     expected = {e["id"] for e in truth("zendesk")}
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder("zendesk", "audit_logs"), "id", expected)
     assert len(sent) == manifest["pages"] > 3
@@ -127,7 +88,7 @@ def test_zendesk_collects_the_windows_audit_logs_oldest_first(stack):
 
 
 def test_cloudflare_v2_follows_the_cursor_in_result_info_cursors_after(stack):
-    sent = run_dag(stack, "cloudflare")
+    sent = run(stack, "cloudflare")
     expected = {e["id"] for e in truth("cloudflare")}
     manifest = assert_interval_holds(stack.gcs, BUCKET, folder("cloudflare", "audit_logs"), "id", expected)
     assert len(sent) == manifest["pages"] == -(-len(expected) // 1000) > 1
@@ -135,7 +96,7 @@ def test_cloudflare_v2_follows_the_cursor_in_result_info_cursors_after(stack):
 
 
 def test_cloudflare_v1_collects_the_same_window_by_page_number(stack):
-    sent = run_dag(stack, "cloudflare_v1")
+    sent = run(stack, "cloudflare_v1")
     expected = {v1_of(e)["id"] for e in truth("cloudflare")}
     assert_interval_holds(stack.gcs, BUCKET, folder("cloudflare_v1", "audit_logs"), "id", expected)
     assert [r["query"]["page"][0] for r in sent] == [str(n) for n in range(1, len(sent) + 1)]

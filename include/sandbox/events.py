@@ -64,7 +64,14 @@ class EventStore:
         self.source = source
         self.config = config
         self._renderer = renderer
-        self._cache_key = (seed, source, config.events_per_hour, config.burst_fraction, config.lag)
+        self._cache_key = (
+            seed,
+            source,
+            config.events_per_hour,
+            config.burst_fraction,
+            config.lag,
+            config.malformed_times,
+        )
 
     def bucket(self, hour: int) -> list[Event]:
         """All events of epoch hour `hour`, ascending by (ts, id), regardless of visibility."""
@@ -128,6 +135,7 @@ class EventStore:
         p_late = cfg.lag.p_late if cfg.lag else 0.0
         max_lag = cfg.lag.max_lag_seconds if cfg.lag else 0
         render = self._renderer
+        malformed = cfg.malformed_times
         dumps = orjson.dumps
         events = []
         for second in seconds:
@@ -137,10 +145,24 @@ class EventStore:
             late, lag_draw = rng.random(), rng.random()
             lag = 1 + int(lag_draw * max_lag) if late < p_late else 0
             # orjson hands back a 4 KiB allocation for a ~700 B body; an exact-size copy keeps the cache 4x smaller.
-            payload = bytes(memoryview(dumps(render(rng, ts, event_id))))
+            body = render(rng, ts, event_id)
+            if malformed is not None and malformed.start <= ts < malformed.end:
+                _set_field(body, malformed.field, malformed.value)
+            payload = bytes(memoryview(dumps(body)))
             events.append(Event(ts, event_id, lag, payload))
         events.sort()
         return events
+
+
+def _set_field(body: dict[str, Any], dotted: str, value: Any) -> None:
+    """`value` in place of the (nested) field, if the body has it: other event kinds keep theirs."""
+    *parents, name = dotted.split(".")
+    for key in parents:
+        body = body.get(key)
+        if not isinstance(body, dict):
+            return
+    if name in body:
+        body[name] = value
 
 
 def _burst_seconds(rng: random.Random, budget: int) -> list[int]:

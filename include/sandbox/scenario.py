@@ -26,6 +26,17 @@ class LagProfile:
 
 
 @dataclass(frozen=True)
+class MalformedTimes:
+    """For the hostile tier: every event in [start, end) (Unix seconds) whose body has the dotted `field` carries
+    `value` there instead, a time no calendar holds or none at all; everything else about it is unchanged."""
+
+    field: str
+    value: str | int | float | None
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     events_per_hour: float = 600
     burst_fraction: float = 0.2
@@ -35,6 +46,7 @@ class SourceConfig:
     lag: LagProfile | None = None
     # Events older than now - retention_days are not served; also bounds scans without `oldest`.
     retention_days: int = 90
+    malformed_times: MalformedTimes | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,17 @@ def _source_config(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         _reject_unknown(lag, {"p_late", "max_lag_seconds"}, f"{where}.lag")
         values["lag"] = LagProfile(
             p_late=float(lag.get("p_late", 0.0)), max_lag_seconds=int(lag.get("max_lag_seconds", 0))
+        )
+    malformed = values.get("malformed_times")
+    if malformed is not None:
+        if not isinstance(malformed, Mapping):
+            raise ValueError(f"{where}.malformed_times must be a mapping or null")
+        _reject_unknown(malformed, {"field", "value", "start", "end"}, f"{where}.malformed_times")
+        value = malformed.get("value")
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{where}.malformed_times.value must be a string, a number or null")
+        values["malformed_times"] = MalformedTimes(
+            str(malformed["field"]), value, int(malformed["start"]), int(malformed["end"])
         )
     cfg = SourceConfig(**values)
     if cfg.events_per_hour < 0:

@@ -79,13 +79,13 @@ def snapshot(store: EventStore, now: float, limit: int) -> list[dict[str, Any]]:
             rows[key] = {
                 "allowed": attempt["allowed"],
                 "auth_method": attempt["auth_method"],
-                "first_at": event.ts,
+                "first_at": attempt["at"],  # the event's time (a scenario's malformed_times can replace it)
                 "ip": attempt["ip"],
-                "last_at": event.ts,
+                "last_at": attempt["at"],
                 "location": attempt["location"],
             }
         else:
-            row["first_at"] = event.ts
+            row["first_at"] = attempt["at"]
     ordered = sorted(rows.values(), key=lambda r: (-r["last_at"], r["ip"], r["auth_method"]))
     return ordered[:limit]
 

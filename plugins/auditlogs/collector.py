@@ -16,10 +16,10 @@ from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
 from auditlogs.client.pagination import BadPage, PagingState, paginate
 from auditlogs.config import SourceConfig
-from auditlogs.errors import MalformedEventError, MalformedResponseError, PaginationError, excerpt
+from auditlogs.errors import PaginationError
 from auditlogs.sink.parts import EventWriter
 from auditlogs.sink.window_ids import WindowIds
-from auditlogs.sources.base import BadEventError, Order, SourceSpec
+from auditlogs.sources.base import BadEventError, Order, SourceSpec, malformed_event, page_events
 from auditlogs.window import Window
 
 log = logging.getLogger(__name__)
@@ -326,12 +326,9 @@ def _collect_window(
                         moment = spec.event_time(timed)
                     timed_before = timed
                 except BadEventError as exc:
-                    raise MalformedEventError(
-                        f"page {result.pages}, event {result.fetched}: {exc}",
-                        where=client.where,
-                        status=response.status if response is not None else None,
-                        body_excerpt=excerpt(exact_json.line(event), client.secrets),
-                    ) from None
+                    position = f"page {result.pages}, event {result.fetched}"
+                    status = response.status if response is not None else None
+                    raise malformed_event(exc, position, event, client, status) from None
                 oldest = moment if oldest is None or moment < oldest else oldest
                 if not piece.contains(moment):
                     result.outside_window += 1
@@ -402,13 +399,7 @@ def _events(
     lists content blobs, each record of each listed blob with its listing entry (one blob held at a time).
     `response` None is the `carried` blobs of a page an earlier try left; `between_blobs(listed, n)` is told
     of each moment between two blobs, before blob n is fetched."""
-    if response is None:
-        listed: Iterable[dict] = carried
-    else:
-        try:
-            listed = spec.events(response.body)
-        except BadEventError as exc:
-            raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
+    listed: Iterable[dict] = carried if response is None else page_events(spec, client, response)
     if spec.blob is None:
         for event in listed:
             yield event, event

@@ -1,5 +1,6 @@
 """Atlassian source against a hostile API (`sandbox.hostile`): an API that reads `from`/`to` in seconds
-while the collector sends milliseconds, and a next link to another host."""
+while the collector sends milliseconds (and then answers the check in seconds with a time no calendar holds), and
+a next link to another host."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from auditlogs.errors import IncompleteWindowError, PaginationError
+from auditlogs.errors import IncompleteWindowError, MalformedEventError, MalformedResponseError, PaginationError
 from auditlogs.window import Window
 from harness import Connection, collect_window
 from sandbox.hostile import HostileRequest, HostileServer, Reply
@@ -49,6 +50,39 @@ def test_milliseconds_sent_to_an_api_that_reads_seconds_fail_naming_the_unit(tmp
     assert "epoch_unit: s" in str(failure.value)
     assert [r.query["from"] for r in api.requests] == [["1772337599000"], ["1772337599"]]
     assert {r.headers["authorization"] for r in api.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_a_time_no_calendar_holds_in_the_answer_to_the_other_units_check_fails_at_once_naming_it(tmp_path):
+    """The check of an empty window reads the times of another request's answer: a bad one there is the same
+    non-retried error as on a page, never a bare ValueError that Airflow would retry."""
+
+    def script(request: HostileRequest) -> Reply:
+        if request.number == 1:
+            return body([])
+        reply = body(TIMES)
+        page = json.loads(reply.body)
+        page["data"][1]["attributes"]["time"] = "0001-01-01T00:00:00+00:30"
+        return Reply(200, body=json.dumps(page).encode(), headers=reply.headers)
+
+    with HostileServer(script) as api:
+        with pytest.raises(MalformedEventError) as failure:
+            collect(api.url, tmp_path)
+    assert (
+        "the check in epoch_unit 's', event 2: 'attributes.time' is '0001-01-01T00:00:00+00:30', not a real date and "
+        "time within the years 1 to 9999 UTC" in str(failure.value)
+    )
+    assert not failure.value.retryable and f"e{TIMES[1]}" in failure.value.body_excerpt
+    assert [r.query["from"] for r in api.requests] == [["1772337599000"], ["1772337599"]]
+
+
+def test_an_answer_to_the_other_units_check_without_its_data_list_is_a_broken_page(tmp_path):
+    def script(request: HostileRequest) -> Reply:
+        return body([]) if request.number == 1 else Reply(200, b'{"links": {}}', {"Content-Type": "application/json"})
+
+    with HostileServer(script) as api:
+        with pytest.raises(MalformedResponseError, match="page has no 'data' list"):
+            collect(api.url, tmp_path)
+    assert len(api.requests) == 2
 
 
 def test_a_next_link_to_another_host_is_refused_and_the_key_never_leaves(tmp_path):

@@ -7,17 +7,34 @@ on failure."""
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from auditlogs import exact_json
 from auditlogs.client.pagination import MAX_PAGES_WITHOUT_PROGRESS
-from auditlogs.errors import MalformedEventError, PaginationError
+from auditlogs.errors import MalformedEventError, PaginationError, excerpt
 from auditlogs.window import Window
-from harness import Connection, collect_window, source_config
+from harness import Connection, collect_window, readme_rest_example, source_config
+from sandbox import (
+    DEFAULT_SCENARIO_PATH,
+    SandboxServer,
+    atlassian,
+    cloudflare,
+    github,
+    gitlab,
+    ground_truth,
+    load_scenario,
+    microsoft365,
+    sendgrid,
+)
+from sandbox.connections import sandbox_connection
 from sandbox.hostile import HostileServer, Reply
+from sandbox.sources import event_store
 
 UTC = timezone.utc
 WINDOW = Window(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
@@ -196,90 +213,127 @@ def test_the_sweep_reads_stored_events_back_with_the_keys_the_collector_compared
 
 
 # --- Times no calendar holds: a clear error, at once -----------------------------------------------------
+# Every source type against its own sandbox API, with the sandbox's `malformed_times` writing a time no
+# calendar holds into the time field of every event in the middle ten minutes of a real, recent hour (SendGrid's
+# snapshot and Office 365's seven days only answer for recent windows).
 
+RECENT_END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+RECENT = Window(RECENT_END - timedelta(hours=1), RECENT_END)
+TAMPERED = (int(RECENT.start.timestamp()) + 1200, int(RECENT.start.timestamp()) + 1800)
+REST = {k: v for k, v in readme_rest_example()["pagerduty"].items() if k not in ("type", "conn_id")}
+#: source type: (YAML options, stream, the sandbox event's time field, the value written there). Office 365's
+#: event time is not a field of its records: see the test after this one.
 OUT_OF_RANGE = {
-    "github": (
-        "GET",
-        lambda: [{"_document_id": "ok", "@timestamp": START * 1000 + 5}, {"_document_id": "bad", "@timestamp": 10**18}],
-        "'@timestamp' is 1000000000000000000",
+    "slack": ({}, "audit", "date_create", 1e300),
+    "onepassword": ({}, "signinattempts", "timestamp", "9999-12-31T23:59:59-01:00"),
+    "github": ({"org": github.ORG}, "audit", "@timestamp", 10**18),
+    "okta": ({}, "systemlog", "published", "0001-01-01T00:00:00.000+01:00"),
+    "twilio": ({}, "events", "event_date", "9999-12-31T23:59:59-00:30"),
+    "sendgrid": ({}, "access_attempts", "at", 10**18),  # each row's last attempt is its `last_at`
+    "google_workspace": ({"applications": ["login"]}, "login", "id.time", "0001-01-01T00:00:00+00:01"),
+    "entra_id": ({}, "sign_ins", "createdDateTime", "9999-12-31T23:59:59-01:00"),
+    "zoom": ({}, "activities", "time", "0001-01-01T00:00:00+01:00"),  # whole days asked, each record's time read
+    "gitlab": ({"group": gitlab.GROUP_PATH}, "audit_events", "created_at", "9999-12-31T23:59:59.999-00:01"),
+    "atlassian": ({"org_id": atlassian.ORG_ID}, "org_events", "attributes.time", "0001-01-01T00:00:00+00:30"),
+    "box": ({}, "admin_logs", "created_at", "0001-01-01T00:00:00+08:00"),
+    "dropbox": ({}, "team_events", "timestamp", "9999-12-31T23:59:59-02:00"),
+    "duo": ({"streams": ["authentication"]}, "authentication", "isotimestamp", "0001-01-01T00:00:00+01:00"),
+    "zendesk": ({}, "audit_logs", "created_at", "9999-12-31T23:59:59-10:00"),
+    "cloudflare": (
+        {"account_id": cloudflare.ACCOUNT_ID_AFTER},
+        "audit_logs",
+        "action.time",
+        "0001-01-01T00:00:00+05:30",
     ),
-    "slack": (
-        "GET",
-        lambda: {"ok": True, "entries": [{"id": "ok", "date_create": START + 5}, {"id": "bad", "date_create": 1e300}]},
-        "'date_create' is 1e+300",
-    ),
-    "okta": (
-        "GET",
-        lambda: [
-            {"uuid": "ok", "published": iso(START + 5)},
-            {"uuid": "bad", "published": "0001-01-01T00:00:00.000+01:00"},
-        ],
-        "'published' is '0001-01-01T00:00:00.000+01:00'",
-    ),
-    "onepassword": (
-        "POST",
-        lambda: {
-            "cursor": "c",
-            "has_more": False,
-            "items": [signin("ok", START + 5), signin("bad", 0) | {"timestamp": "9999-12-31T23:59:59-01:00"}],
-        },
-        "'timestamp' is '9999-12-31T23:59:59-01:00'",
-    ),
-    "google_workspace": (
-        "GET",
-        lambda: {
-            "items": [
-                {
-                    "id": {
-                        "time": iso(START + 5),
-                        "uniqueQualifier": "1",
-                        "applicationName": "login",
-                        "customerId": "C1",
-                    }
-                },
-                {
-                    "id": {
-                        "time": "0001-01-01T00:00:00Z",
-                        "uniqueQualifier": "2",
-                        "applicationName": "login",
-                        "customerId": "C1",
-                    }
-                },
-                {
-                    "id": {
-                        "time": "0001-01-01T00:00:00+00:01",
-                        "uniqueQualifier": "3",
-                        "applicationName": "login",
-                        "customerId": "C1",
-                    }
-                },
-            ]
-        },
-        "'id.time' is '0001-01-01T00:00:00+00:01'",
-    ),
-    "twilio": (
-        "GET",
-        lambda: {
-            "events": [
-                {"sid": "AE1", "event_date": iso(START + 5)},
-                {"sid": "AE2", "event_date": "9999-12-31T23:59:59-00:30"},
-            ],
-            "meta": {"next_page_url": None},
-        },
-        "'event_date' is '9999-12-31T23:59:59-00:30'",
-    ),
+    "rest": (REST, "audit_records", "execution_time", "9999-12-31T23:59:59-01:00"),
 }
+#: Where the product's name for the time differs from the sandbox event's field (SendGrid's rows aggregate attempts).
+SHOWN = {"sendgrid": "last_at"}
+
+
+def malformed_scenario(api: str, field: str, value, span: tuple[int, int]) -> dict:
+    token = load_scenario(DEFAULT_SCENARIO_PATH).sources[api].token
+    malformed = {"field": field, "value": value, "start": span[0], "end": span[1]}
+    events = {"events_per_hour": 240, "burst_fraction": 0.3, "rate_limit_per_minute": 0}
+    return {"seed": 53, "sources": {api: {**events, "token": token, "malformed_times": malformed}}}
+
+
+@contextmanager
+def sandbox_with_malformed_times(source: str, field: str, value, span: tuple[int, int] = TAMPERED):
+    """The sandbox API of `source` (PagerDuty for `type: rest`) with every event of `span` carrying `value` in
+    `field`, its clock just after RECENT; yields the server, `collect(options, stream, staging)` and the scenario."""
+    api = "pagerduty" if source == "rest" else source
+    scenario = malformed_scenario(api, field, value, span)
+    with SandboxServer(scenario) as server:
+        server.clock.set(RECENT.end.timestamp() + 600)
+        fields = sandbox_connection(source, server.url, scenario["sources"][api]["token"])
+        connection = Connection(
+            f"{source}_conn",
+            fields["host"],
+            fields["password"],
+            fields.get("login"),
+            extra_dejson=fields.get("extra", {}),
+        )
+
+        def collect(options: dict, stream: str, staging):
+            return collect_window(source, options, stream, connection, RECENT, staging)
+
+        yield server, collect, scenario
 
 
 @pytest.mark.parametrize("source", sorted(OUT_OF_RANGE))
 def test_a_time_no_calendar_holds_fails_at_once_naming_page_and_event(tmp_path, source):
-    method, body, shown = OUT_OF_RANGE[source]
-    event = 3 if source == "google_workspace" else 2  # Google's year-1 event in UTC is a real, out-of-window time
-    with HostileServer(lambda request: json_reply(body())) as api, pytest.raises(MalformedEventError) as raised:
-        collect(api, tmp_path, source)
+    options, stream, field, value = OUT_OF_RANGE[source]
+    with sandbox_with_malformed_times(source, field, value) as (server, collect, scenario):
+        with pytest.raises(MalformedEventError) as raised:
+            collect(options, stream, tmp_path)
+        sent = [(r["method"], r["path"], r["query"], r["body"]) for r in server.requests.entries()]
     error = raised.value
-    assert f"page 1, event {event}: {shown}, not a real date and time within the years 1 to 9999 UTC" in str(error)
-    assert not error.retryable and len(api.requests) == 1 and api.requests[0].method == method
+    named = re.search(
+        rf"page (\d+), event (\d+): '{re.escape(SHOWN.get(source, field))}' is {re.escape(repr(value))}, "
+        "not a real date and time within the years 1 to 9999 UTC",
+        str(error),
+    )
+    assert named, str(error)
+    assert not error.retryable and str(error).endswith("report it with this excerpt, nothing was written")
+    # Failed at once: no request sent twice, and the page it names is the last one asked for.
+    assert len(set(map(repr, sent))) == len(sent)
+    assert len([r for r in sent if r[1] == sent[-1][1]]) == int(named[1])
+    tampered = [e for e in served(scenario, server.clock.now()) if value in json_values(e)]
+    assert error.body_excerpt in {excerpt(exact_json.line(e)) for e in tampered}  # the event it names, as served
+
+
+def test_office_365_windows_on_when_a_blob_became_available_so_a_record_time_no_calendar_holds_is_stored_as_is(
+    tmp_path,
+):
+    """Office 365's event time is its blob's `contentCreated` in the listing, not a field of the record (records
+    reach a blob an hour or more after they happen): a record's `CreationTime` is never read, so one no calendar
+    holds is stored unchanged, like every other field of an event."""
+    value = "9999-12-31T23:59:60"
+    happened = tuple(moment - microsoft365.LATENCY for moment in TAMPERED)  # available within RECENT
+    with sandbox_with_malformed_times("microsoft365", "CreationTime", value, happened) as (server, collect, scenario):
+        collected = collect({"content_types": ["Audit.Exchange"]}, "audit_exchange", tmp_path)
+        truth = {e["Id"]: e for e in ground_truth("microsoft365", *happened, scenario, now=server.clock.now())}
+    stored = [e for e in collected.events if e["CreationTime"] == value]
+    assert stored and all(e == truth[e["Id"]] for e in stored)
+    assert collected.result.written == len(collected.events) > len(stored)
+
+
+def served(scenario: dict, now: float) -> list[dict]:
+    """The events the scenario's API serves for TAMPERED (SendGrid: its snapshot's rows, which aggregate them)."""
+    api = next(iter(scenario["sources"]))
+    if api == "sendgrid":
+        return sendgrid.snapshot(event_store(load_scenario(scenario), api), now, 1000)
+    return ground_truth(api, *TAMPERED, scenario, now=now)
+
+
+def json_values(event) -> list:
+    """Every scalar of a JSON object, nested ones included."""
+    if isinstance(event, dict):
+        return [v for item in event.values() for v in json_values(item)]
+    if isinstance(event, list):
+        return [v for item in event for v in json_values(item)]
+    return [event]
 
 
 # --- Bounds sent outward: an API reading them as exclusive still gives the edge events --------------------

@@ -18,7 +18,16 @@ from auditlogs.client.pagination import BodyNextUrl
 from auditlogs.config import SourceConfig
 from auditlogs.errors import IncompleteWindowError
 from auditlogs.sources.auth import bearer_token
-from auditlogs.sources.base import Order, SourceSpec, events_at, field, rfc3339
+from auditlogs.sources.base import (
+    BadEventError,
+    Order,
+    SourceSpec,
+    events_at,
+    field,
+    malformed_event,
+    page_events,
+    rfc3339,
+)
 from auditlogs.window import Window
 
 #: Padding on both bounds, in case the API's unit or inclusiveness is coarser than assumed; trimmed locally.
@@ -61,7 +70,14 @@ def check_empty_window(client: ApiClient, config: AtlassianConfig, stream: str, 
         return
     other = "s" if config.epoch_unit == "ms" else "ms"
     probe = first_request(config.model_copy(update={"epoch_unit": other}), stream, window)
-    found = sum(window.contains(SPEC.event_time(event)) for event in SPEC.events(client.send(probe).body))
+    answer = client.send(probe)
+    found = 0
+    for number, event in enumerate(page_events(SPEC, client, answer), 1):
+        try:
+            found += window.contains(SPEC.event_time(event))
+        except BadEventError as exc:
+            position = f"the check in epoch_unit '{other}', event {number}"
+            raise malformed_event(exc, position, event, client, answer.status) from None
     if found:
         raise IncompleteWindowError(
             f"the window came back empty with 'from'/'to' in the configured epoch_unit '{config.epoch_unit}', but "

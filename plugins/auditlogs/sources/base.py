@@ -24,7 +24,7 @@ from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiRequest, RateLimitFloor, RateLimitTest, RefusalTest
 from auditlogs.client.pagination import Paginator
 from auditlogs.config import SourceConfig
-from auditlogs.errors import IncompleteWindowError
+from auditlogs.errors import IncompleteWindowError, MalformedEventError, MalformedResponseError, excerpt
 from auditlogs.window import Window
 
 #: How far a bound whose inclusiveness the vendor does not document is moved outward: an exclusive bound
@@ -63,6 +63,27 @@ class Order(enum.Enum):
 
 class BadEventError(ValueError):
     """An event lacks its id or time, or the time does not parse: never dropped silently."""
+
+
+def page_events(spec: SourceSpec, client: ApiClient, response: Any) -> Iterable[dict]:
+    """The events of an answer (a page, a source's own check), or the error for a page without them."""
+    try:
+        return spec.events(response.body)
+    except BadEventError as exc:
+        raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
+
+
+def malformed_event(
+    exc: BadEventError, position: str, event: dict, client: ApiClient, status: int | None
+) -> MalformedEventError:
+    """The task's error for a bad event wherever its time is read (a page, a source's own check): where it sat
+    and the event, scrubbed. The same answer comes back on a retry, so it is not retried."""
+    return MalformedEventError(
+        f"{position}: {exc}",
+        where=client.where,
+        status=status,
+        body_excerpt=excerpt(exact_json.line(event), client.secrets),
+    )
 
 
 @dataclass(frozen=True)
