@@ -175,9 +175,12 @@ def collect(
     now: datetime | None = None,
     admit: Callable[[str, datetime], bool] | None = None,
     progress: Progress | None = None,
+    repeated: Callable[[str, datetime], None] | None = None,
 ) -> CollectResult:
-    """`admit(event_id, event_time)` returning False skips an in-window event that another run stored.
-    `progress` starts from a saved position (a resumed try) and is told each moment between pages."""
+    """`admit(event_id, event_time)` returning False skips an in-window event that another run stored;
+    `repeated(event_id, event_time)` is told of each in-window repeat dropped, whose time can differ from the
+    first copy's (Office 365's blobs), so the overlap knows it too. `progress` starts from a saved position
+    (a resumed try) and is told each moment between pages."""
     progress = progress or Progress()
     start = progress.start
     result = CollectResult.from_json(start["result"]) if start else CollectResult()
@@ -186,7 +189,9 @@ def collect(
     # An unsorted API (Dropbox) has no edge to de-duplicate at: its repeats are dropped window-wide as well.
     ids = (progress.window_ids or WindowIds(writer.staging_dir)) if window_wide(spec, config) else None
     with ids or nullcontext() as anywhere:
-        _collect_window(spec, config, stream, client, window, writer, max_pages, now, admit, result, anywhere, progress)
+        _collect_window(
+            spec, config, stream, client, window, writer, max_pages, now, admit, repeated, result, anywhere, progress
+        )
         if anywhere is not None:
             result.window_ids = anywhere.stats()
             log.info("%s: window de-duplication: %s", client.where, result.window_ids)
@@ -203,6 +208,7 @@ def _collect_window(
     max_pages: int,
     now: datetime | None,
     admit: Callable[[str, datetime], bool] | None,
+    repeated: Callable[[str, datetime], None] | None,
     result: CollectResult,
     anywhere: WindowIds | None,
     progress: Progress,
@@ -338,6 +344,8 @@ def _collect_window(
                 repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
                 if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
                     result.duplicates += 1
+                    if repeated is not None:
+                        repeated(event_id, moment)
                     continue
                 if repeat is None:
                     result.out_of_order += 1  # new or a repeat behind the edge: kept, but not counted as progress

@@ -200,6 +200,7 @@ def collect_interval(
                     now=started_at,
                     admit=overlap.admit,
                     progress=progress,
+                    repeated=overlap.seen_again,
                 )
             except Exception as exc:
                 staged.keep(progress, extra, exc)

@@ -1,8 +1,10 @@
 """De-duplication across overlapping runs, and the measurement of late arrivals, on the manifests.
 
 A run for `[start, end)` fetches `[start - delay, end)`, so its window overlaps the windows of the runs
-before it. Each manifest records, compactly, the events its run wrote in its *tail* `[end - delay, end)`:
-the only part of its window a later run can fetch again. A run reads the manifests of the earlier
+before it. Each manifest records, compactly, the events its run wrote in its *tail* `[end - delay, end)`,
+the only part of its window a later run can fetch again, and the repeats of stored events it dropped there
+(Office 365 repeats a record in a later blob, at that blob's time: the next run lists that blob again and
+must skip the repeat even when the copy stored sits before the tail). A run reads the manifests of the earlier
 intervals its window reaches into (derived from the schedule, so several when `delay` is longer than the
 schedule interval) and skips the events recorded there. The state is bounded by the events in the overlap,
 never by the window.
@@ -198,8 +200,8 @@ def load_earlier(
 class Overlap:
     """Decides, per event, whether this run writes it; counts late arrivals; records this run's tail.
 
-    `admit` is handed to the collector. With `skip=False` (the source's `dedup: false`) nothing is skipped,
-    but the record, the counts and the lateness are the same, so the delay advice works either way.
+    `admit` and `seen_again` are handed to the collector. With `skip=False` (the source's `dedup: false`) nothing
+    is skipped, but the record, the counts and the lateness are the same, so the delay advice works either way.
     """
 
     def __init__(
@@ -212,7 +214,8 @@ class Overlap:
         self.seen: set[tuple[str, int]] = set()
         for run in self.earlier:
             self.seen |= run.entries
-        self.recorded: list[str] = []
+        #: Tail entries as `digest@ms after the tail's start`: at most one per event fetched in the tail.
+        self.recorded: set[str] = set()
         self.already_stored = 0
         self.skipped = 0
         self.uncovered = 0
@@ -232,14 +235,22 @@ class Overlap:
                 self.late.add((max(fetched_by) - moment).total_seconds())
             else:
                 self.uncovered += 1
-        if self.tail.contains(moment):
-            self.recorded.append(f"{entry[0]}@{entry[1] - self._tail_base}")
+        self._record(entry, moment)
         return True
+
+    def seen_again(self, key: str, moment: datetime) -> None:
+        """A repeat the collector dropped: the event is stored (by this run, or by an earlier one that this run
+        skipped it for), so a repeat in the tail is recorded like a written event, for the next run to skip."""
+        self._record((digest(key), epoch_ms(moment)), moment)
+
+    def _record(self, entry: tuple[str, int], moment: datetime) -> None:
+        if self.tail.contains(moment):
+            self.recorded.add(f"{entry[0]}@{entry[1] - self._tail_base}")
 
     def state(self) -> dict:
         """What this run decided so far, for a checkpoint: the next try of the run continues from it."""
         return {
-            "recorded": list(self.recorded),
+            "recorded": sorted(self.recorded),
             "already_stored": self.already_stored,
             "skipped": self.skipped,
             "uncovered": self.uncovered,
@@ -257,7 +268,7 @@ class Overlap:
         counts = (state["already_stored"], state["skipped"], state["uncovered"], late["count"])
         if not all(isinstance(n, int) and n >= 0 for n in counts):
             raise ValueError("an overlap count is not a whole number")
-        self.recorded = list(recorded)
+        self.recorded = set(recorded)
         self.already_stored, self.skipped, self.uncovered = counts[:3]
         self.late = Lateness(
             late["count"], float(late["max_seconds"]), {str(int(k)): int(v) for k, v in late["histogram"].items()}
