@@ -8,7 +8,8 @@ its Microsoft identity platform token endpoint, as the fact sheet's checklist ha
 * `GET subscriptions/content`: the blobs whose `contentCreated` is in `[startTime, endTime)` (both needed,
   at most 24 h apart, start at most 7 days back, else 400 AF20055), oldest first, PAGE_BLOBS a page, the next
   page in the `NextPageUri` header (an `/api/v1/` path, `endtime` downcased on every other page, `nextPage=`;
-  an unknown one is AF20031); a blob is listed once its `contentCreated` has passed.
+  an unknown one is AF20031); a blob is listed once its `contentCreated` has passed, or, for the scenario's
+  `listing_lag` fraction of blobs, 1..max_lag_seconds later (Microsoft lists some blobs late).
 * `GET {contentUri}`: a bare array of records in random order: the records whose availability (their time,
   the scenario's lag, LATENCY) falls in the blob's BLOB_SECONDS; a record repeated inside every blob (its
   last), and every record whose id ends in '0' again in the next blob. Blob ids contain `$`; an expired
@@ -98,6 +99,15 @@ def created(slot: int) -> int:
     return (slot + 1) * BLOB_SECONDS
 
 
+def listed_at(store: EventStore, content_type: str, slot: int) -> int:
+    """When a blob becomes listable (and fetchable): its `contentCreated`, later for a late-listed one."""
+    lag = store.config.listing_lag
+    if lag is None:
+        return created(slot)
+    rng = random.Random(f"{store.seed}:{content_type}:{slot}:listed")
+    return created(slot) + (rng.randint(1, lag.max_lag_seconds) if rng.random() < lag.p_late else 0)
+
+
 def _slot_events(store: EventStore, slot: int, now: float) -> list[Event]:
     max_lag = store.config.lag.max_lag_seconds if store.config.lag else 0
     lo, hi = slot * BLOB_SECONDS, (slot + 1) * BLOB_SECONDS
@@ -122,7 +132,11 @@ def slots(content_type: str, store: EventStore, start: float, end: float, now: f
     first = -(-int(start) // BLOB_SECONDS) - 1
     slot = first
     while created(slot) < end and created(slot) <= now:
-        if created(slot) >= start and blob(store, content_type, slot, now):
+        if (
+            created(slot) >= start
+            and listed_at(store, content_type, slot) <= now
+            and blob(store, content_type, slot, now)
+        ):
             yield slot
         slot += 1
 
@@ -255,7 +269,7 @@ class Microsoft365Api:
         now = self._clock.now()
         if created(slot) + RETENTION <= now:
             return af_error(404, "AF20051", "Content requested with the key has already expired.")
-        if created(slot) > now:
+        if listed_at(self._store, content_type, slot) > now:
             return af_error(404, "AF20050", "The specified content does not exist.")
         events = blob(self._store, content_type, slot, now)
         return Response(200, b"[" + b",".join(e.payload for e in events) + b"]", {"Content-Type": "application/json"})

@@ -44,6 +44,8 @@ class SourceConfig:
     # None or 0 disables rate limiting.
     rate_limit_per_minute: int | None = 50
     lag: LagProfile | None = None
+    # APIs that list content blobs (Office 365): a seeded fraction of blobs is listed late, after its time.
+    listing_lag: LagProfile | None = None
     # Events older than now - retention_days are not served; also bounds scans without `oldest`.
     retention_days: int = 90
     malformed_times: MalformedTimes | None = None
@@ -85,14 +87,15 @@ def _source_config(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         raise ValueError(f"{where} must be a mapping")
     _reject_unknown(raw, {f.name for f in dataclasses.fields(SourceConfig)}, where)
     values = dict(raw)
-    lag = values.get("lag")
-    if lag is not None:
-        if not isinstance(lag, Mapping):
-            raise ValueError(f"{where}.lag must be a mapping or null")
-        _reject_unknown(lag, {"p_late", "max_lag_seconds"}, f"{where}.lag")
-        values["lag"] = LagProfile(
-            p_late=float(lag.get("p_late", 0.0)), max_lag_seconds=int(lag.get("max_lag_seconds", 0))
-        )
+    for name in ("lag", "listing_lag"):
+        lag = values.get(name)
+        if lag is not None:
+            if not isinstance(lag, Mapping):
+                raise ValueError(f"{where}.{name} must be a mapping or null")
+            _reject_unknown(lag, {"p_late", "max_lag_seconds"}, f"{where}.{name}")
+            values[name] = LagProfile(
+                p_late=float(lag.get("p_late", 0.0)), max_lag_seconds=int(lag.get("max_lag_seconds", 0))
+            )
     malformed = values.get("malformed_times")
     if malformed is not None:
         if not isinstance(malformed, Mapping):
@@ -109,8 +112,9 @@ def _source_config(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         raise ValueError(f"{where}.events_per_hour must be >= 0")
     if not 0 <= cfg.burst_fraction <= 1:
         raise ValueError(f"{where}.burst_fraction must be within [0, 1]")
-    if cfg.lag is not None and (not 0 <= cfg.lag.p_late <= 1 or cfg.lag.max_lag_seconds < 1):
-        raise ValueError(f"{where}.lag needs 0 <= p_late <= 1 and max_lag_seconds >= 1")
+    for name, lag in (("lag", cfg.lag), ("listing_lag", cfg.listing_lag)):
+        if lag is not None and (not 0 <= lag.p_late <= 1 or lag.max_lag_seconds < 1):
+            raise ValueError(f"{where}.{name} needs 0 <= p_late <= 1 and max_lag_seconds >= 1")
     return cfg
 
 

@@ -10,6 +10,10 @@ What counts as stored: the events (with event time in the range) in the parts of
 window reaches into the range, and of earlier sweeps whose ranges overlap it. Those parts are read back from
 GCS one at a time, and only a 64-bit digest and time per event is held. Every such interval must be
 complete: a missing manifest fails the task (retried), since the sweep recovers late arrivals, not gaps.
+
+A source whose window is its blobs' availability (Office 365, `spec.blob`) windows on the listing entry's
+`contentCreated`, which a stored record does not hold: there every record of those parts counts, by id alone
+(its digest), and a re-listed record is compared by id too.
 """
 
 from __future__ import annotations
@@ -52,13 +56,19 @@ def sweep_range_of(source: SourceConfig, run_interval: Window) -> Window:
 
 
 class StoredEvents:
-    """Digest and millisecond of every stored event in a range, read back from the interval parts."""
+    """Digest and millisecond of every stored event in a range, read back from the interval parts; for a
+    source that lists blobs, the digest of every record of the parts read (see the module docstring)."""
 
     def __init__(self, source: SourceConfig, sweep_range: Window, hook: Any):
         self.source, self.range, self.hook = source, sweep_range, hook
         self.spec = spec_for(source)
-        self.keys: set[tuple[str, int]] = set()
+        self.by_id = self.spec.blob is not None
+        self.keys: set[str | tuple[str, int]] = set()
         self.objects_read = 0
+
+    def holds(self, key: str, moment: datetime) -> bool:
+        """Whether a re-fetched event is stored, compared the way the stored side is kept."""
+        return (digest(key) if self.by_id else (digest(key), epoch_ms(moment))) in self.keys
 
     def add_folder(self, location: IntervalLocation, manifest: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="auditlogs-sweep-") as staging:
@@ -69,8 +79,9 @@ class StoredEvents:
                 with gzip.open(local, "rb") as lines:
                     for line in lines:
                         event = exact_json.loads(line)
-                        moment = self.spec.event_time(event)
-                        if self.range.contains(moment):
+                        if self.by_id:
+                            self.keys.add(digest(self.spec.key(event)))
+                        elif self.range.contains(moment := self.spec.event_time(event)):
                             self.keys.add((digest(self.spec.key(event)), epoch_ms(moment)))
                 local.unlink()
 
@@ -129,7 +140,7 @@ def sweep(
     late = Lateness()
 
     def admit(key: str, moment: datetime) -> bool:
-        if (digest(key), epoch_ms(moment)) in stored.keys:
+        if stored.holds(key, moment):
             return False
         covering = [started for window, started in fetched_by if window.contains(moment)]
         if covering:
