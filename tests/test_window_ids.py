@@ -49,6 +49,19 @@ def test_an_id_differing_only_in_case_type_tag_or_a_lone_surrogate_is_a_differen
         assert feed(window_ids, stream) == ["Ab-1", "ab-1", "\0number:1", "1", "\ud800x", "\udc00x"]
 
 
+def test_an_id_with_any_character_json_escapes_is_found_again_once_spilled(tmp_path):
+    """Spilled ids go to the table as one JSON batch, NUL-holding ones (the type tag's) and lone surrogates
+    row by row: whichever way an id went in, its exact repeat is found and a one-character neighbour is not."""
+    rng = random.Random(5)
+    alphabet = [chr(c) for c in range(1, 0x80)] + ["\u2028", "\u00e9", "\U0001f600", "\ufeff", "\\u0000"]
+    distinct = list(dict.fromkeys("".join(rng.choices(alphabet, k=rng.randint(1, 12))) for _ in range(3_000)))
+    distinct = ["\0number:7", *distinct, "\0string:\ud800", "x\udfff"]  # NULs and surrogates in other batches
+    neighbours = [event_id + "\u00ff" for event_id in distinct]  # a character the ids never hold
+    with WindowIds(tmp_path, memory_ids=100, bloom_bits=64) as window_ids:
+        assert feed(window_ids, distinct + distinct[::-1] + neighbours) == distinct + neighbours
+        assert window_ids.stats()["spilled"] > 2 * len(distinct) - 100
+
+
 def test_memory_stays_within_the_structures_bound_whatever_the_window_size(tmp_path):
     """Ten and a hundred times the ids it holds in memory: the same resident entries and bytes, within its
     stated bound, and the Python heap it allocates (tracemalloc) within that bound too."""

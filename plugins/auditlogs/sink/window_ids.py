@@ -17,7 +17,8 @@ positive costs one lookup, never an event. Memory is the set (`memory_ids` ids) 
 (`bloom_bits` / 8) + SQLite's cache (`cache_bytes`), fixed at construction. With 2^27 bits (16 MB) about
 0.7% of new ids cost a lookup at 1M spilled ids and 7% at 10M; past that more and more go to the table:
 the window slows down gracefully, it neither grows in memory nor loses an event. A spill costs about 1 µs
-an id (sorted inserts, 65,536 a transaction).
+an id (65,536 sorted ids a transaction, handed to SQLite as JSON arrays it splits itself: one statement per
+16,384 ids, not one Python call per id).
 
 Why not the alternatives: a Bloom filter alone drops a distinct event on each false positive; a digest set
 is ~100 bytes an id in CPython (what Office 365 paid: 117 MB at 1M records) and still grows with the window;
@@ -28,15 +29,18 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
 import tempfile
 from pathlib import Path
+
+import orjson
 
 log = logging.getLogger(__name__)
 
 MEMORY_IDS = 65_536
 BLOOM_BITS = 1 << 27
 CACHE_BYTES = 8 * 1024 * 1024
+#: Ids per insert statement: 65,536 GUIDs are a 2.5 MB JSON batch, about what the sorted list itself holds.
+_BATCH_IDS = 16_384
 #: A CPython set's slot (hash + pointer) at its lowest fill after a resize, for the resident bound.
 _SET_SLOT_BYTES = 16 * 3
 
@@ -90,7 +94,7 @@ class WindowIds:
     def resident_bytes(self) -> int:
         """What this structure holds in memory now: the recent ids and their set, the filter, SQLite's cache
         (its configured ceiling, once the table exists)."""
-        ids = sum(map(sys.getsizeof, self.recent))
+        ids = sum(map(str.__sizeof__, self.recent))  # sys.getsizeof of a str (never GC-tracked), 4x faster
         return (
             ids
             + _SET_SLOT_BYTES * len(self.recent)
@@ -112,8 +116,10 @@ class WindowIds:
         for bit in map(hash, self.recent):
             bit &= mask
             bloom[bit >> 3] |= 1 << (bit & 7)
+        spilling = sorted(self.recent)
         with db:
-            db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(map(_stored, sorted(self.recent))))
+            for start in range(0, len(spilling), _BATCH_IDS):
+                _insert(db, spilling[start : start + _BATCH_IDS])
         self.spilled += len(self.recent)
         self.recent = set()
 
@@ -124,7 +130,7 @@ class WindowIds:
         self.bloom = bytearray(self._bloom_bits // 8)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.executescript(
-            f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            f"PRAGMA page_size=16384; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
             f"PRAGMA cache_size=-{max(self.cache_bytes // 1024, 64)};"
             "CREATE TABLE ids (id BLOB PRIMARY KEY) WITHOUT ROWID;"
         )
@@ -155,6 +161,28 @@ class WindowIds:
         self.close()
 
 
-def _stored(event_id: str) -> bytes:
-    """The id's exact bytes, lone surrogates included (a TEXT column would refuse them), compared bytewise."""
+def _insert(db: sqlite3.Connection, ids: list[str]) -> None:
+    """One statement for a batch of ids: SQLite splits a JSON array of them itself, so the insert runs in C
+    without a Python round trip per id (half the cost of `executemany`). A batch holding an id that its JSON
+    would not carry exactly (a NUL, a lone surrogate) goes in row by row."""
+    try:
+        batch: bytes | None = orjson.dumps(ids)
+    except orjson.JSONEncodeError:  # a lone surrogate
+        batch = None
+    if batch is None or b"\\u0000" in batch:  # a NUL (or a backslash before "u0000": row by row too)
+        db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(map(_stored, ids)))
+    else:
+        db.execute("INSERT OR IGNORE INTO ids SELECT value FROM json_each(?)", (batch,))
+
+
+def _stored(event_id: str) -> str | bytes:
+    """What the table holds for an id, compared bytewise: the text itself, as the JSON batch stores it, or,
+    for an id holding a NUL or a lone surrogate (which SQLite's JSON or TEXT would not keep), its exact
+    bytes as a BLOB. SQLite never finds a TEXT equal to a BLOB, so the two cannot be confused."""
+    if "\0" not in event_id:
+        try:
+            event_id.encode()
+            return event_id
+        except UnicodeEncodeError:
+            pass
     return event_id.encode("utf-8", "surrogatepass")
