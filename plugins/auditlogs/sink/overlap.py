@@ -212,6 +212,9 @@ class Overlap:
         self.seen: set[tuple[str, int]] = set()
         for run in self.earlier:
             self.seen |= run.entries
+        #: An event from this instant on shares no millisecond with a recorded one (they lie before a tail's end).
+        ends = [run.tail.end for run in self.earlier if run.entries]
+        self._recorded_before = max(ends) + _MS if ends else None
         self.recorded: list[str] = []
         self.already_stored = 0
         self.skipped = 0
@@ -220,8 +223,13 @@ class Overlap:
         self._tail_base = epoch_ms(self.tail.start)
 
     def admit(self, key: str, moment: datetime) -> bool:
-        entry = (digest(key), epoch_ms(moment))
-        if entry in self.seen:
+        """Called once an event, so its digest is made only where it can matter: in this run's tail (to
+        record it) and before the end of the earlier runs' recorded tails (to look it up); without a delay,
+        the default, that is nowhere."""
+        in_tail = self.tail.contains(moment)
+        looked_up = self._recorded_before is not None and moment < self._recorded_before
+        entry = (digest(key), epoch_ms(moment)) if in_tail or looked_up else None
+        if entry is not None and looked_up and entry in self.seen:
             self.already_stored += 1
             if self.skip:
                 self.skipped += 1
@@ -232,7 +240,7 @@ class Overlap:
                 self.late.add((max(fetched_by) - moment).total_seconds())
             else:
                 self.uncovered += 1
-        if self.tail.contains(moment):
+        if entry is not None and in_tail:
             self.recorded.append(f"{entry[0]}@{entry[1] - self._tail_base}")
         return True
 
