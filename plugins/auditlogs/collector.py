@@ -4,11 +4,10 @@ window once each, stream them into the part writer. Plain Python, driven by the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
@@ -244,56 +243,56 @@ def _collect_window(
         ):
             progress.clean = False
             result.pages += 1
-            kept = listed = 0
-            timed_before: Any = None
-            moment: datetime | None = None
-            for event, timed in _events(spec, config, client, response):
-                listed += 1
-                result.fetched += 1
-                try:
-                    event_id = spec.key(event)
-                    # A blob's records share its listing entry's time: parsed once a blob, not once a record.
-                    if moment is None or timed is not timed_before:
-                        moment = spec.event_time(timed)
-                    timed_before = timed
-                except BadEventError as exc:
-                    raise MalformedEventError(
-                        f"page {result.pages}, event {result.fetched}: {exc}",
-                        where=client.where,
-                        status=response.status,
-                        body_excerpt=excerpt(exact_json.line(event), client.secrets),
-                    ) from None
-                oldest = moment if oldest is None or moment < oldest else oldest
-                if not piece.contains(moment):
-                    result.outside_window += 1
-                    if asked is not None and asked.contains(moment):
-                        result.new += 1  # the padding the API cannot be spared, not a runaway
-                    continue
-                repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
-                if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
-                    result.duplicates += 1
-                    continue
-                if repeat is None:
-                    result.out_of_order += 1  # new or a repeat behind the edge: kept, but not counted as progress
-                else:
-                    result.new += 1
-                if admit is not None and not admit(event_id, moment):
-                    result.already_stored += 1
-                    continue
-                writer.write(exact_json.line(event))
-                result.note_time(moment)
-                kept += 1
+            kept, fetched = 0, result.fetched
+            for events, shared in _events(spec, config, client, response):
+                moment: datetime | None = None
+                for event in events:
+                    result.fetched += 1
+                    try:
+                        event_id = spec.key(event)
+                        # A blob's records share its listing entry's time: read once a blob, not once a record.
+                        if shared is None or moment is None:
+                            moment = spec.event_time(event if shared is None else shared)
+                            oldest = moment if oldest is None or moment < oldest else oldest
+                            inside = piece.contains(moment)
+                    except BadEventError as exc:
+                        raise MalformedEventError(
+                            f"page {result.pages}, event {result.fetched}: {exc}",
+                            where=client.where,
+                            status=response.status,
+                            body_excerpt=excerpt(exact_json.line(event), client.secrets),
+                        ) from None
+                    if not inside:
+                        result.outside_window += 1
+                        if asked is not None and asked.contains(moment):
+                            result.new += 1  # the padding the API cannot be spared, not a runaway
+                        continue
+                    repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
+                    if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
+                        result.duplicates += 1
+                        continue
+                    if repeat is None:
+                        result.out_of_order += 1  # new or a repeat behind the edge: kept, not counted as progress
+                    else:
+                        result.new += 1
+                    if admit is not None and not admit(event_id, moment):
+                        result.already_stored += 1
+                        continue
+                    writer.write(exact_json.line(event))
+                    result.note_time(moment)
+                    kept += 1
+                del events  # before the next blob is fetched: one held at a time
             result.written += kept
             log.info(
                 "%s: page %d: %d events, %d kept (%d written so far)",
                 client.where,
                 result.pages,
-                listed,
+                result.fetched - fetched,
                 kept,
                 result.written,
             )
             # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
-            response = event = timed = timed_before = None  # type: ignore[assignment]
+            response = event = shared = None  # type: ignore[assignment]
     progress.clean = False
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
@@ -318,17 +317,17 @@ def _wait_until_visible(buffer: timedelta, window: Window, now: datetime, client
 
 def _events(
     spec: SourceSpec, config: SourceConfig, client: ApiClient, response: ApiResponse
-) -> Iterator[tuple[dict, dict]]:
-    """(event, what its time is read from) for each event of a page: the event itself, or, for an API that
-    lists content blobs, each record of each listed blob with its listing entry (one blob held at a time)."""
+) -> Iterator[tuple[Iterable[dict], dict | None]]:
+    """A page's events as (events, what they share their time with): the page's own events, each timed by
+    itself (None), or, for an API that lists content blobs, each listed blob's records with its listing
+    entry (one blob held at a time). Handed over a list at a time, not an event at a time: this runs for
+    every event of a window."""
     try:
         listed = spec.events(response.body)
     except BadEventError as exc:
         raise MalformedResponseError(str(exc), where=client.where, status=response.status) from None
     if spec.blob is None:
-        for event in listed:
-            yield event, event
+        yield listed, None
         return
     for entry in listed:
-        for record in spec.blob(client, config, entry):
-            yield record, entry
+        yield spec.blob(client, config, entry), entry
