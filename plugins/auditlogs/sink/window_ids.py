@@ -27,9 +27,11 @@ sorting staged parts after the fetch would need a second pass over the gzip part
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -163,16 +165,34 @@ class WindowIds:
 
 def _insert(db: sqlite3.Connection, ids: list[str]) -> None:
     """One statement for a batch of ids: SQLite splits a JSON array of them itself, so the insert runs in C
-    without a Python round trip per id (half the cost of `executemany`). A batch holding an id that its JSON
-    would not carry exactly (a NUL, a lone surrogate) goes in row by row."""
-    try:
-        batch: bytes | None = orjson.dumps(ids)
-    except orjson.JSONEncodeError:  # a lone surrogate
-        batch = None
-    if batch is None or b"\\u0000" in batch:  # a NUL (or a backslash before "u0000": row by row too)
+    without a Python round trip per id (half the cost of `executemany`). A batch its JSON would not carry
+    exactly, or a SQLite without JSON, goes in row by row."""
+    batch = _json_array(ids) if _splits_json() else None
+    if batch is None:
         db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(map(_stored, ids)))
     else:
         db.execute("INSERT OR IGNORE INTO ids SELECT value FROM json_each(?)", (batch,))
+
+
+def _json_array(ids: list[str]) -> bytes | None:
+    """The ids as a JSON array whose strings SQLite reads back exactly; None when one holds a lone surrogate
+    (not UTF-8) or a NUL (as the type tag of a non-string id does: SQLite's JSON text would end there)."""
+    try:
+        batch = orjson.dumps(ids)
+    except orjson.JSONEncodeError:
+        return None
+    return None if b"\\u0000" in batch else batch  # a backslash before "u0000" goes row by row too: still exact
+
+
+@functools.cache
+def _splits_json() -> bool:
+    """Whether this SQLite has `json_each` (built in since 3.38, a compile option before)."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        try:
+            db.execute("SELECT value FROM json_each('[]')")
+        except sqlite3.OperationalError:
+            return False
+    return True
 
 
 def _stored(event_id: str) -> str | bytes:
