@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +16,7 @@ from pathlib import Path
 
 from bench.dataset import SHAPES
 from bench.pipelines import BUCKET, PIPELINES
-from bench.run import RESULTS, ApiServer
+from bench.run import RESULTS, ApiServer, pipeline_env
 
 
 def _frame(raw: str) -> str:
@@ -73,15 +71,7 @@ def main() -> None:
         server = ApiServer(args.shape, args.events, workdir)
         try:
             with GcsEmulatorProcess((BUCKET,)) as gcs:
-                env = {
-                    **os.environ,
-                    **gcs.connection_env(),
-                    "AIRFLOW_HOME": str(workdir / "home"),
-                    "AIRFLOW_CONN_BENCH_API": json.dumps(
-                        {"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}
-                    ),
-                    "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": server.url}),
-                }
+                env = pipeline_env(server, gcs, workdir)
                 collapsed = workdir / "stacks.txt"
                 subprocess.run(
                     [

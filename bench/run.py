@@ -64,6 +64,27 @@ class ApiServer:
         self.proc.wait(30)
 
 
+def pipeline_env(server: ApiServer, gcs, workdir: Path) -> dict:
+    """A pipeline process's environment: the connections to the bench server (the Office 365 one exchanges
+    its client secret at the server's token endpoint) and to the GCS emulator."""
+    from sandbox.connections import sandbox_connection
+
+    return {
+        **os.environ,
+        **gcs.connection_env(),
+        "AIRFLOW_HOME": str(workdir / "airflow_home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_BENCH_API": json.dumps(
+            {"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}
+        ),
+        "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": server.url}),
+        "AIRFLOW_CONN_BENCH_OFFICE365": json.dumps(sandbox_connection("microsoft365", server.url, O365_CLIENT)),
+        "RUNTIME__LOG_LEVEL": "WARNING",
+        "DLT_TELEMETRY": "false",
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+    }
+
+
 def run_pipeline(name: str, shape: str, events: int, server: ApiServer, env: dict, workdir: Path) -> dict:
     """One pipeline's measurements, with the 1-minute load average before it: on a shared machine wall time
     depends on the others' load, CPU seconds (user + sys) much less."""
@@ -159,7 +180,6 @@ def main() -> None:
     parser.add_argument("--no-parse-time", action="store_true")
     args = parser.parse_args()
 
-    from sandbox.connections import sandbox_connection
     from sandbox.gcs import GcsEmulatorProcess
 
     started = datetime.now(timezone.utc)
@@ -172,22 +192,7 @@ def main() -> None:
                 server = ApiServer(shape, n, workdir)
                 try:
                     with GcsEmulatorProcess((BUCKET,)) as gcs:
-                        env = {
-                            **os.environ,
-                            **gcs.connection_env(),
-                            "AIRFLOW_HOME": str(workdir / "airflow_home"),
-                            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                            "AIRFLOW_CONN_BENCH_API": json.dumps(
-                                {"conn_type": "http", "host": server.url, "password": "bench-token-not-a-secret"}
-                            ),
-                            "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": server.url}),
-                            "AIRFLOW_CONN_BENCH_OFFICE365": json.dumps(
-                                sandbox_connection("microsoft365", server.url, O365_CLIENT)
-                            ),
-                            "RUNTIME__LOG_LEVEL": "WARNING",
-                            "DLT_TELEMETRY": "false",
-                            "RUNTIME__DLTHUB_TELEMETRY": "false",
-                        }
+                        env = pipeline_env(server, gcs, workdir)
                         floor_rate = floor_cpu_rate = None
                         for name in [p for p in ORDER if p in args.pipelines]:
                             if SHAPES[shape].blobs and name in SINGLE_LEVEL_ONLY:

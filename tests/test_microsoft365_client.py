@@ -5,15 +5,18 @@ errors a user sees."""
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from auditlogs.errors import AuthError, IncompleteWindowError, RateLimitedError
 from auditlogs.sink import window_ids
-from auditlogs.sources.microsoft365 import Microsoft365Config
+from auditlogs.sources import spec_for
+from auditlogs.sources.microsoft365 import Microsoft365Config, blob_records
 from auditlogs.window import Window
-from harness import Connection, collect_window, sandbox_fixtures
+from harness import Connection, api_client, collect_window, run_collector, sandbox_fixtures, source_config
 from sandbox import microsoft365 as fake
 from sandbox.scenario import load_scenario
 from sandbox.sources import event_store
@@ -111,6 +114,26 @@ def test_the_requests_sent_token_subscription_listing_then_each_blob(api, tmp_pa
     assert len(blobs) == len({r["path"] for r in blobs}) == 12  # one 5-minute blob each, fetched once
     assert all("$" in r["path"] and r["query"] == PUBLISHER and r["auth_ok"] for r in blobs)
     assert len(sent) == 3 + len(listings) + len(blobs)  # one token exchange for the whole task
+
+
+def test_a_blobs_records_are_let_go_before_the_next_blob_is_fetched(api, tmp_path):
+    """Memory is one blob's records (2,000 in a full blob, about 10 MB parsed), never two at once."""
+
+    class Records(list):  # a list that can be weakly referenced
+        pass
+
+    earlier, alive_at_fetch = [], []
+
+    def tracked(client, config, entry):
+        alive_at_fetch.append(sum(ref() is not None for ref in earlier))
+        records = Records(blob_records(client, config, entry))
+        earlier.append(weakref.ref(records))
+        return records
+
+    config = source_config("microsoft365", "o365_audit", content_types=["Audit.Exchange"])
+    spec = replace(spec_for(config), blob=tracked)
+    _, events = run_collector(spec, config, "audit_exchange", api_client(spec, connection(api)), WINDOW, tmp_path)
+    assert alive_at_fetch == [0] * 12 and len(events) > 100
 
 
 def test_an_enabled_subscription_is_not_started_again(api, tmp_path):

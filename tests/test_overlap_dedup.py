@@ -21,7 +21,7 @@ import pytest
 
 from auditlogs.operators.collect import collect_interval
 from auditlogs.operators.sweep import sweep
-from auditlogs.sink.overlap import bin_of
+from auditlogs.sink.overlap import EarlierRun, Overlap, bin_of, digest, epoch_ms
 from auditlogs.sources import SPECS
 from auditlogs.window import Window
 from harness import Connection, api_client
@@ -475,3 +475,26 @@ def test_overhead_report_sums_the_manifests_per_stream(stack):
         assert total["bytes_written"] == sum(p["bytes"] for m in manifests for p in m["parts"])
         figures[dedup] = total["stored_per_unique"]
     assert figures[True] == 1.0 and figures[False] > 1.2
+
+
+def test_an_event_an_earlier_run_recorded_is_skipped_to_the_last_millisecond_of_its_tail_and_not_after():
+    """Only events before the end of the earlier runs' tails can match a record (they are digested to look
+    them up); the same key at the first instant after is a new event."""
+    interval = Window(T0 + HOUR, T0 + 2 * HOUR)
+    window = interval.widened(timedelta(minutes=30))
+    tail = Window(T0 + timedelta(minutes=30), T0 + HOUR)
+    last = T0 + HOUR - timedelta(microseconds=1)
+    earlier = EarlierRun(
+        interval=Window(T0, T0 + HOUR),
+        window=Window(T0 - timedelta(minutes=30), T0 + HOUR),
+        tail=tail,
+        started_at=T0 + HOUR + RUN_AFTER,
+        entries=frozenset({(digest("a"), epoch_ms(last)), (digest("b"), epoch_ms(last))}),
+        manifest={},
+    )
+    overlap = Overlap(interval, window, [earlier], [])
+    assert overlap.admit("a", last) is False
+    assert overlap.admit("b", last - timedelta(microseconds=500)) is False  # the same millisecond
+    assert overlap.admit("a", T0 + HOUR) is True
+    assert overlap.admit("c", last) is True
+    assert (overlap.already_stored, overlap.skipped, overlap.late.count) == (2, 2, 1)

@@ -7,6 +7,9 @@ import random
 import sys
 import tracemalloc
 
+import pytest
+
+from auditlogs.sink import window_ids as window_ids_module
 from auditlogs.sink.window_ids import WindowIds
 
 
@@ -47,6 +50,22 @@ def test_an_id_differing_only_in_case_type_tag_or_a_lone_surrogate_is_a_differen
     stream = ["Ab-1", "ab-1", "\0number:1", "1", "\ud800x", "\udc00x", "Ab-1", "1"] * 3
     with WindowIds(tmp_path, memory_ids=2, bloom_bits=64) as window_ids:
         assert feed(window_ids, stream) == ["Ab-1", "ab-1", "\0number:1", "1", "\ud800x", "\udc00x"]
+
+
+@pytest.mark.parametrize("sqlite_has_json", [True, False])
+def test_an_id_with_any_character_json_escapes_is_found_again_once_spilled(tmp_path, monkeypatch, sqlite_has_json):
+    """Spilled ids go to the table as one JSON batch, NUL-holding ones (the type tag's) and lone surrogates
+    row by row (all of them without SQLite's JSON): whichever way an id went in, its exact repeat is found and
+    a one-character neighbour is not."""
+    monkeypatch.setattr(window_ids_module, "_splits_json", lambda: sqlite_has_json)
+    rng = random.Random(5)
+    alphabet = [chr(c) for c in range(1, 0x80)] + ["\u2028", "\u00e9", "\U0001f600", "\ufeff", "\\u0000"]
+    distinct = list(dict.fromkeys("".join(rng.choices(alphabet, k=rng.randint(1, 12))) for _ in range(3_000)))
+    distinct = ["\0number:7", *distinct, "\0string:\ud800", "x\udfff"]  # NULs and surrogates in other batches
+    neighbours = [event_id + "\u00ff" for event_id in distinct]  # a character the ids never hold
+    with WindowIds(tmp_path, memory_ids=100, bloom_bits=64) as window_ids:
+        assert feed(window_ids, distinct + distinct[::-1] + neighbours) == distinct + neighbours
+        assert window_ids.stats()["spilled"] > 2 * len(distinct) - 100
 
 
 def test_memory_stays_within_the_structures_bound_whatever_the_window_size(tmp_path):

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from itertools import chain
-from typing import Any
 
 from auditlogs import exact_json
 from auditlogs.client.api import ApiClient, ApiRequest, ApiResponse
@@ -318,53 +317,55 @@ def _collect_window(
                     in_page = partial(between_blobs, following)
                 except (BadPage, PaginationError):
                     pass
-            kept = listed = 0
-            timed_before: Any = None
-            moment: datetime | None = None
-            for event, timed in _events(spec, config, client, response, carried, in_page):
+            kept, fetched = 0, result.fetched
+            for events, shared in _events(spec, config, client, response, carried, in_page):
                 progress.clean = False  # within a page, clean again only between two blobs
-                listed += 1
-                result.fetched += 1
-                try:
-                    event_id = spec.key(event)
-                    # A blob's records share its listing entry's time: parsed once a blob, not once a record.
-                    if moment is None or timed is not timed_before:
-                        moment = spec.event_time(timed)
-                    timed_before = timed
-                except BadEventError as exc:
-                    position = f"page {result.pages}, event {result.fetched}"
-                    status = response.status if response is not None else None
-                    raise malformed_event(exc, position, event, client, status) from None
-                oldest = moment if oldest is None or moment < oldest else oldest
-                if not piece.contains(moment):
-                    result.outside_window += 1
-                    if asked is not None and asked.contains(moment):
-                        result.new += 1  # the padding the API cannot be spared, not a runaway
-                    continue
-                repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
-                if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
-                    result.duplicates += 1
-                    if repeated is not None:
-                        repeated(event_id, moment)
-                    continue
-                if repeat is None:
-                    result.out_of_order += 1  # new or a repeat behind the edge: kept, but not counted as progress
-                else:
-                    result.new += 1
-                if admit is not None and not admit(event_id, moment):
-                    result.already_stored += 1
-                    if anywhere is not None:
-                        skipped.append(event_id)
-                    continue
-                writer.write(exact_json.line(event))
-                result.note_time(moment)
-                result.written += 1
-                kept += 1
+                moment: datetime | None = None
+                written_before = kept
+                for event in events:
+                    result.fetched += 1
+                    try:
+                        event_id = spec.key(event)
+                        # A blob's records share its listing entry's time: read once a blob, not once a record.
+                        if shared is None or moment is None:
+                            moment = spec.event_time(event if shared is None else shared)
+                            oldest = moment if oldest is None or moment < oldest else oldest
+                            inside = piece.contains(moment)
+                    except BadEventError as exc:
+                        position = f"page {result.pages}, event {result.fetched}"
+                        status = response.status if response is not None else None
+                        raise malformed_event(exc, position, event, client, status) from None
+                    if not inside:
+                        result.outside_window += 1
+                        if asked is not None and asked.contains(moment):
+                            result.new += 1  # the padding the API cannot be spared, not a runaway
+                        continue
+                    repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
+                    if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
+                        result.duplicates += 1
+                        if repeated is not None:
+                            repeated(event_id, moment)
+                        continue
+                    if repeat is None:
+                        result.out_of_order += 1  # new or a repeat behind the edge: kept, not counted as progress
+                    else:
+                        result.new += 1
+                    if admit is not None and not admit(event_id, moment):
+                        result.already_stored += 1
+                        if anywhere is not None:
+                            skipped.append(event_id)
+                        continue
+                    writer.write(exact_json.line(event))
+                    result.note_time(moment)
+                    kept += 1
+                # Counted before the next blob is asked for: a checkpoint between two blobs reads it.
+                result.written += kept - written_before
+                del events  # before the next blob is fetched: one held at a time
             log.info(
                 "%s: page %d: %d events, %d kept (%d written so far)",
                 client.where,
                 result.pages,
-                listed,
+                result.fetched - fetched,
                 kept,
                 result.written,
             )
@@ -372,7 +373,7 @@ def _collect_window(
                 between(request, paging)
                 carried = []
             # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
-            response = event = timed = timed_before = in_page = None  # type: ignore[assignment]
+            response = event = shared = in_page = None  # type: ignore[assignment]
     progress.clean = False
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)
@@ -402,19 +403,18 @@ def _events(
     response: ApiResponse | None,
     carried: list,
     between_blobs: Callable[[list, int], None] | None,
-) -> Iterator[tuple[dict, dict]]:
-    """(event, what its time is read from) for each event of a page: the event itself, or, for an API that
-    lists content blobs, each record of each listed blob with its listing entry (one blob held at a time).
-    `response` None is the `carried` blobs of a page an earlier try left; `between_blobs(listed, n)` is told
-    of each moment between two blobs, before blob n is fetched."""
+) -> Iterator[tuple[Iterable[dict], dict | None]]:
+    """A page's events as (events, what they share their time with): the page's own events, each timed by
+    itself (None), or, for an API that lists content blobs, each listed blob's records with its listing
+    entry (one blob held at a time). Handed over a list at a time, not an event at a time: this runs for
+    every event of a window. `response` None is the `carried` blobs of a page an earlier try left;
+    `between_blobs(listed, n)` is told of each moment between two blobs, before blob n is fetched."""
     listed: Iterable[dict] = carried if response is None else page_events(spec, client, response)
     if spec.blob is None:
-        for event in listed:
-            yield event, event
+        yield listed, None
         return
     listed = list(listed)
     for number, entry in enumerate(listed):
         if between_blobs is not None:
             between_blobs(listed, number)
-        for record in spec.blob(client, config, entry):
-            yield record, entry
+        yield spec.blob(client, config, entry), entry

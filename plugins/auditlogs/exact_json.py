@@ -30,7 +30,7 @@ def loads(content: bytes | bytearray) -> Any:
 def line(event: object) -> bytes:
     """One stored line: the event as compact JSON and a newline."""
     try:
-        return orjson.dumps(event) + b"\n"
+        return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)  # no second copy to add the newline
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
         return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 

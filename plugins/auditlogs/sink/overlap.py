@@ -216,6 +216,9 @@ class Overlap:
             self.seen |= run.entries
         #: Tail entries as `digest@ms after the tail's start`: at most one per event fetched in the tail.
         self.recorded: set[str] = set()
+        #: An event from this instant on shares no millisecond with a recorded one (they lie before a tail's end).
+        ends = [run.tail.end for run in self.earlier if run.entries]
+        self._recorded_before = max(ends) + _MS if ends else None
         self.already_stored = 0
         self.skipped = 0
         self.uncovered = 0
@@ -223,8 +226,13 @@ class Overlap:
         self._tail_base = epoch_ms(self.tail.start)
 
     def admit(self, key: str, moment: datetime) -> bool:
-        entry = (digest(key), epoch_ms(moment))
-        if entry in self.seen:
+        """Called once an event, so its digest is made only where it can matter: in this run's tail (to
+        record it) and before the end of the earlier runs' recorded tails (to look it up); without a delay,
+        the default, that is nowhere."""
+        in_tail = self.tail.contains(moment)
+        looked_up = self._recorded_before is not None and moment < self._recorded_before
+        entry = (digest(key), epoch_ms(moment)) if in_tail or looked_up else None
+        if entry is not None and looked_up and entry in self.seen:
             self.already_stored += 1
             if self.skip:
                 self.skipped += 1
@@ -235,17 +243,18 @@ class Overlap:
                 self.late.add((max(fetched_by) - moment).total_seconds())
             else:
                 self.uncovered += 1
-        self._record(entry, moment)
+        if entry is not None and in_tail:
+            self._record(entry)
         return True
 
     def seen_again(self, key: str, moment: datetime) -> None:
         """A repeat the collector dropped: the event is stored (by this run, or by an earlier one that this run
         skipped it for), so a repeat in the tail is recorded like a written event, for the next run to skip."""
-        self._record((digest(key), epoch_ms(moment)), moment)
-
-    def _record(self, entry: tuple[str, int], moment: datetime) -> None:
         if self.tail.contains(moment):
-            self.recorded.add(f"{entry[0]}@{entry[1] - self._tail_base}")
+            self._record((digest(key), epoch_ms(moment)))
+
+    def _record(self, entry: tuple[str, int]) -> None:
+        self.recorded.add(f"{entry[0]}@{entry[1] - self._tail_base}")
 
     def state(self) -> dict:
         """What this run decided so far, for a checkpoint: the next try of the run continues from it."""

@@ -75,8 +75,9 @@ class PartWriter:
         #: Lines handed to `write` so far.
         self.lines = 0
         self.parts: list[StagedPart] = []
-        self._lines: list[bytes] = []
-        self._buffered = 0
+        #: The chunk being filled, and its lines: one growing buffer, not a list of lines joined at the end.
+        self._chunk = bytearray()
+        self._chunk_lines = 0
         self._chunk_bytes = min(CHUNK_BYTES, part_size)
         self._error: BaseException | None = None
         self._chunks: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
@@ -89,15 +90,15 @@ class PartWriter:
     def __exit__(self, *exc: object) -> None:
         """Stops the thread when the window failed before `close` (a no-op after it)."""
         if self._thread.is_alive():
-            self._lines = []
+            self._chunk = bytearray()
             self._chunks.put(None)
             self._thread.join()
 
     def write(self, line: bytes) -> None:
         self.lines += 1
-        self._lines.append(line)
-        self._buffered += len(line)
-        if self._buffered >= self._chunk_bytes:
+        self._chunk += line
+        self._chunk_lines += 1
+        if len(self._chunk) >= self._chunk_bytes:
             self._flush()
 
     def close(self) -> list[StagedPart]:
@@ -109,9 +110,9 @@ class PartWriter:
         return self.parts
 
     def _flush(self) -> None:
-        if self._lines:
-            self._put((b"".join(self._lines), len(self._lines)))
-            self._lines, self._buffered = [], 0
+        if self._chunk_lines:
+            self._put((self._chunk, self._chunk_lines))  # handed over whole: the thread owns it from here
+            self._chunk, self._chunk_lines = bytearray(), 0
 
     def _put(self, item) -> None:
         if self._error is not None:
