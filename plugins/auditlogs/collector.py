@@ -4,7 +4,7 @@ window once each, stream them into the part writer. Plain Python, driven by the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
@@ -302,78 +302,84 @@ def _collect_window(
             )
         # None: the blobs a try left of its last page, carried in its position (that page's paging counts
         # are kept; the loop's no-progress guard leaves the page out).
-        for response in chain([None], pages) if carried else pages:
-            progress.clean = False
-            if response is not None:
-                result.pages += 1
-            in_page = None
-            if spec.blob is not None:
-                # The request after the page, read before its blobs are fetched so that a failure on one can be
-                # continued at it. A malformed one leaves no position inside the page: the loop reports it after.
-                following, sent = request, paging.current  # the page's own request, as paginate sent it
-                try:
-                    if response is not None and sent is not None:
-                        following = spec.paginator.next_request(sent, response)
-                    in_page = partial(between_blobs, following)
-                except (BadPage, PaginationError):
-                    pass
-            kept, fetched = 0, result.fetched
-            for events, shared in _events(spec, config, client, response, carried, in_page):
-                progress.clean = False  # within a page, clean again only between two blobs
-                moment: datetime | None = None
-                written_before = kept
-                for event in events:
-                    result.fetched += 1
+        try:
+            for response in chain([None], pages) if carried else pages:
+                progress.clean = False
+                if response is not None:
+                    result.pages += 1
+                in_page = None
+                if spec.blob is not None:
+                    # The request after the page, read before its blobs are fetched so that a failure on one can be
+                    # continued at it. A malformed one leaves no position inside the page: the loop reports it after.
+                    following, sent = request, paging.current  # the page's own request, as paginate sent it
                     try:
-                        event_id = spec.key(event)
-                        # A blob's records share its listing entry's time: read once a blob, not once a record.
-                        if shared is None or moment is None:
-                            moment = spec.event_time(event if shared is None else shared)
-                            oldest = moment if oldest is None or moment < oldest else oldest
-                            inside = piece.contains(moment)
-                    except BadEventError as exc:
-                        position = f"page {result.pages}, event {result.fetched}"
-                        status = response.status if response is not None else None
-                        raise malformed_event(exc, position, event, client, status) from None
-                    if not inside:
-                        result.outside_window += 1
-                        if asked is not None and asked.contains(moment):
-                            result.new += 1  # the padding the API cannot be spared, not a runaway
-                        continue
-                    repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
-                    if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
-                        result.duplicates += 1
-                        if repeated is not None:
-                            repeated(event_id, moment)
-                        continue
-                    if repeat is None:
-                        result.out_of_order += 1  # new or a repeat behind the edge: kept, not counted as progress
-                    else:
-                        result.new += 1
-                    if admit is not None and not admit(event_id, moment):
-                        result.already_stored += 1
-                        if anywhere is not None:
-                            skipped.append(event_id)
-                        continue
-                    writer.write(exact_json.line(event))
-                    result.note_time(moment)
-                    kept += 1
-                # Counted before the next blob is asked for: a checkpoint between two blobs reads it.
-                result.written += kept - written_before
-                del events  # before the next blob is fetched: one held at a time
-            log.info(
-                "%s: page %d: %d events, %d kept (%d written so far)",
-                client.where,
-                result.pages,
-                result.fetched - fetched,
-                kept,
-                result.written,
-            )
-            if response is None:  # the carried blobs are handled: where that try's page left paging
-                between(request, paging)
-                carried = []
-            # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
-            response = event = shared = in_page = None  # type: ignore[assignment]
+                        if response is not None and sent is not None:
+                            following = spec.paginator.next_request(sent, response)
+                        in_page = partial(between_blobs, following)
+                    except (BadPage, PaginationError):
+                        pass
+                kept, fetched = 0, result.fetched
+                for events, shared in _events(spec, config, client, response, carried, in_page):
+                    progress.clean = False  # within a page, clean again only between two blobs
+                    moment: datetime | None = None
+                    written_before = kept
+                    for event in events:
+                        result.fetched += 1
+                        try:
+                            event_id = spec.key(event)
+                            # A blob's records share its listing entry's time: read once a blob, not once a record.
+                            if shared is None or moment is None:
+                                moment = spec.event_time(event if shared is None else shared)
+                                oldest = moment if oldest is None or moment < oldest else oldest
+                                inside = piece.contains(moment)
+                        except BadEventError as exc:
+                            position = f"page {result.pages}, event {result.fetched}"
+                            status = response.status if response is not None else None
+                            raise malformed_event(exc, position, event, client, status) from None
+                        if not inside:
+                            result.outside_window += 1
+                            if asked is not None and asked.contains(moment):
+                                result.new += 1  # the padding the API cannot be spared, not a runaway
+                            continue
+                        repeat = dedup.is_repeat(event_id, moment) if dedup is not None else False
+                        if repeat or (anywhere is not None and anywhere.is_repeat(event_id)):
+                            result.duplicates += 1
+                            if repeated is not None:
+                                repeated(event_id, moment)
+                            continue
+                        if repeat is None:
+                            result.out_of_order += 1  # new or a repeat behind the edge: kept, not counted as progress
+                        else:
+                            result.new += 1
+                        if admit is not None and not admit(event_id, moment):
+                            result.already_stored += 1
+                            if anywhere is not None:
+                                skipped.append(event_id)
+                            continue
+                        writer.write(exact_json.line(event))
+                        result.note_time(moment)
+                        kept += 1
+                    # Counted before the next blob is asked for: a checkpoint between two blobs reads it.
+                    result.written += kept - written_before
+                    del events  # before the next blob is fetched: one held at a time
+                log.info(
+                    "%s: page %d: %d events, %d kept (%d written so far)",
+                    client.where,
+                    result.pages,
+                    result.fetched - fetched,
+                    kept,
+                    result.written,
+                )
+                if response is None:  # the carried blobs are handled: where that try's page left paging
+                    between(request, paging)
+                    carried = []
+                # Let the page go before the next: memory is one page (None is no ApiResponse, hence the ignore).
+                response = event = shared = in_page = None  # type: ignore[assignment]
+        finally:
+            # A failure mid-page leaves paginate suspended inside its page with the cyclic GC paused: closed
+            # here, not whenever the traceback that holds this frame (and `pages`) is let go.
+            if isinstance(pages, Generator):
+                pages.close()
     progress.clean = False
     if spec.check_window is not None:
         spec.check_window(client, config, stream, window, result.fetched - result.outside_window)

@@ -6,6 +6,7 @@ on failure."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import tracemalloc
@@ -287,6 +288,7 @@ def test_a_time_no_calendar_holds_fails_at_once_naming_page_and_event(tmp_path, 
     with sandbox_with_malformed_times(source, field, value) as (server, collect, scenario):
         with pytest.raises(MalformedEventError) as raised:
             collect(options, stream, tmp_path)
+        assert gc.isenabled()  # the page that failed does not leave the GC paused while its traceback lives
         sent = [(r["method"], r["path"], r["query"], r["body"]) for r in server.requests.entries()]
     error = raised.value
     named = re.search(
