@@ -226,6 +226,21 @@ def _collect_window(
     skipped: list[str] = list(start["skipped_ids"]) if start else []
     if anywhere is not None:
         anywhere.remember(skipped)
+
+    def resume_position(piece: int, following: ApiRequest | None, paging: dict, blobs: list, edge: object) -> dict:
+        """Where a resumed try continues: the piece, its next request, paging's guard state, the listed blobs
+        still to fetch and the edge, with the counts, skipped ids and oldest time as they are when it is read."""
+        return {
+            "piece": piece,
+            "request": request_json(following),
+            "paging": paging,
+            "blobs": blobs,
+            "edge": edge,
+            "result": result.to_json(),
+            "skipped_ids": list(skipped),
+            "oldest": oldest and oldest.isoformat(),
+        }
+
     # Pieces tile the window (an API that limits how long a window one request may ask for); each is paged
     # and trimmed on its own, so a piece's padding never brings back what the piece before it wrote.
     for index, piece in enumerate(window.pieces(spec.max_window)):
@@ -248,18 +263,11 @@ def _collect_window(
         ) -> None:
             positions, counts = len(state.sent), (state.pages, state.stalled)
             edge = dedup.to_json() if dedup is not None else None
-            done = following is None
-            progress.at(
-                lambda: {  # read when a checkpoint is made: nothing changes while the position is clean
-                    "piece": index + 1 if done else index,
-                    "request": request_json(following),
-                    "paging": {**PagingState(state.sent, *counts).to_json(positions)},
-                    "blobs": [],
-                    "edge": edge,
-                    "result": result.to_json(),
-                    "skipped_ids": list(skipped),
-                    "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
-                }
+            piece_next = index + 1 if following is None else index
+            progress.at(  # read when a checkpoint is made: nothing changes while the position is clean
+                lambda: resume_position(
+                    piece_next, following, PagingState(state.sent, *counts).to_json(positions), [], edge
+                )
             )
 
         def between_blobs(
@@ -272,17 +280,14 @@ def _collect_window(
         ) -> None:
             """Between two blobs of a page: paging continues at `following` once the page's blobs from
             `next_blob` on are handled; the position carries those entries, so the page is not asked again."""
-            progress.at(
-                lambda: {  # read when a checkpoint is made, like the position between pages
-                    "piece": index,
-                    "request": request_json(following),
-                    "paging": state.to_json(),
-                    "blobs": listed[next_blob:],
-                    "edge": dedup.to_json() if dedup is not None else None,
-                    "result": result.to_json(),
-                    "skipped_ids": list(skipped),
-                    "oldest": oldest and oldest.isoformat(),  # noqa: B023 - read late on purpose
-                }
+            progress.at(  # read when a checkpoint is made, like the position between pages
+                lambda: resume_position(
+                    index,
+                    following,
+                    state.to_json(),
+                    listed[next_blob:],
+                    dedup.to_json() if dedup is not None else None,
+                )
             )
 
         if resumed is not None:
