@@ -295,11 +295,12 @@ def test_a_missed_deadline_fires_its_callback_through_the_triggerer(live):
     assert notification["kind"] == "deadline_missed" and notification["dag_id"] == dag_id
     assert notification["details"]["deadline"].startswith("1s after the interval ends")
     assert "created after its deadline had passed" in notification["details"]["note"]
-    # The callback's trigger row is cleared once it has run, so only its type and state say who ran it.
+    # The webhook got the notification (above); the callback's state and trigger row lag or are cleared once it
+    # has run, so its type alone says who ran it.
     callbacks = live.db.query(
-        "SELECT c.type, c.state FROM deadline d JOIN dag_run dr ON dr.id = d.dagrun_id "
+        "SELECT c.type FROM deadline d JOIN dag_run dr ON dr.id = d.dagrun_id "
         "JOIN callback c ON c.id = d.callback_id WHERE dr.run_id = %s",
         (run_id,),
     )
-    assert callbacks and callbacks[0][0] == "triggerer" and callbacks[0][1] in ("running", "success"), callbacks
+    assert callbacks == [("triggerer",)], callbacks
     wait_until_finished(live, dag_id, 1, "the late run", run_type="manual")
